@@ -1,0 +1,193 @@
+# urpoll: one plain Makefile. `make help` lists the targets.
+#
+#   make                 library (shared + static) and tools, under build/
+#   make check           install missing packages, then build and run every test:
+#                        plain, ASan+UBSan, TSan, the Spin model, install and probe checks
+#   make run             install missing packages, build, run the main job
+#   make install         PREFIX=/usr/local DESTDIR=
+#   SANITIZE=address,undefined | SANITIZE=thread   sanitizer builds (in their own build dir)
+#   URP_PROBES=0         compile the USDT probes out
+#   V=1                  show commands
+
+VERSION_MAJOR := 0
+VERSION_MINOR := 1
+VERSION_PATCH := 0
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+CC ?= gcc
+PKG_CONFIG ?= pkg-config
+SANITIZE ?=
+comma := ,
+URP_PROBES ?= 1
+
+ifneq ($(SANITIZE),)
+BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
+else ifeq ($(URP_PROBES),0)
+BUILD := build/noprobes
+else
+BUILD := build
+endif
+
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+	-Wno-unused-parameter
+CFLAGS ?= -O2 -g
+URP_CFLAGS := -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -MMD -MP
+ifneq ($(SANITIZE),)
+URP_CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+URP_LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+ifeq ($(URP_PROBES),0)
+URP_CFLAGS += -DURP_NO_PROBES
+endif
+LIB_CFLAGS := $(URP_CFLAGS) -fPIC -fvisibility=hidden
+
+CORE_SRCS := core/io.c core/readiness.c core/ready.c core/probes.c
+LIB_SRCS := $(CORE_SRCS)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+
+SONAME := liburpoll.so.$(VERSION_MAJOR)
+SHLIB := $(BUILD)/liburpoll.so.$(VERSION)
+STLIB := $(BUILD)/liburpoll.a
+PCFILE := $(BUILD)/urpoll.pc
+
+CRITERION_LIBS := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lcriterion)
+TEST_CFLAGS :=
+# Criterion's runner cannot start under TSan (tests/shim/criterion/criterion.h says why): TSan
+# builds of the tests use that stand-in instead.
+ifeq ($(SANITIZE),thread)
+CRITERION_LIBS := -lm
+TEST_CFLAGS := -Itests/shim
+endif
+TEST_NAMES := $(patsubst tests/%.c,%,$(wildcard tests/core_*.c))
+# Suites that also run under ThreadSanitizer: all of them (the single-threaded ones are cheap).
+THREADED_TESTS := $(TEST_NAMES)
+TEST_BINS := $(TEST_NAMES:%=$(BUILD)/tests/%)
+
+TOOLS := urpoll-demo
+TOOL_BINS := $(TOOLS:%=$(BUILD)/tools/%)
+
+.PHONY: all lib tools tests check run deps install uninstall clean help \
+	test-unit test-plain test-asan test-tsan test-model test-install test-probes
+
+all: lib tools
+
+lib: $(SHLIB) $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so $(STLIB) $(PCFILE)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(LIB_CFLAGS) -c $< -o $@
+
+$(SHLIB): $(LIB_OBJS) core/urpoll.map
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=core/urpoll.map \
+		-Wl,--no-undefined $(URP_LDFLAGS) -o $@ $(LIB_OBJS) -lpthread
+
+$(BUILD)/$(SONAME): $(SHLIB)
+	$(Q)ln -sf $(notdir $<) $@
+
+$(BUILD)/liburpoll.so: $(BUILD)/$(SONAME)
+	$(Q)ln -sf $(notdir $<) $@
+
+$(STLIB): $(LIB_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(PCFILE): Makefile
+	@mkdir -p $(dir $@)
+	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+		'Name: urpoll' 'Description: readiness poller driven by io_uring alone' \
+		'Version: $(VERSION)' 'Libs: -L$${libdir} -lurpoll' 'Libs.private: -lpthread' \
+		'Cflags: -I$${includedir}' > $@
+
+# Tools and tests link the shared library, as users do.
+LINK_LIB := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lurpoll
+
+tools: $(TOOL_BINS)
+
+$(BUILD)/tools/%: tools/%.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -o $@ $< $(URP_LDFLAGS) $(LINK_LIB) -lpthread
+
+tests: $(TEST_BINS)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -o $@ $< $(URP_LDFLAGS) $(LINK_LIB) \
+		$(CRITERION_LIBS) -lpthread
+
+deps:
+	$(Q)tools/install-deps.sh
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(BUILD)/tools/urpoll-demo
+
+# The suites below are run by `make check` through tests/run-suite.sh, which prints one
+# closing line: "check: N passed, N failed".
+test-unit: tests
+	$(Q)tests/run-suite.sh $(BUILD) $(or $(RUN_TESTS),$(TEST_NAMES))
+
+test-plain:
+	$(Q)$(MAKE) --no-print-directory test-unit
+
+test-asan:
+	$(Q)$(MAKE) --no-print-directory SANITIZE=address,undefined test-unit
+
+test-tsan:
+	$(Q)$(MAKE) --no-print-directory SANITIZE=thread RUN_TESTS="$(THREADED_TESTS)" test-unit
+
+test-model:
+	$(Q)if tests/model/run.sh $(BUILD); then tests/run-suite.sh --record model pass; \
+	else tests/run-suite.sh --record model fail; exit 1; fi
+
+test-install: lib
+	$(Q)tests/install-test.sh $(BUILD)
+
+test-probes: lib
+	$(Q)$(MAKE) --no-print-directory URP_PROBES=0 lib
+	$(Q)tests/probes-test.sh $(SHLIB) build/noprobes/liburpoll.so.$(VERSION)
+
+check: deps
+	$(Q)rm -f build/check-results
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory -k test-plain test-asan test-tsan test-model test-install \
+		test-probes; status=$$?; tests/run-suite.sh --summary build/check-results; \
+		exit $$status
+
+install: lib
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 0755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf liburpoll.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liburpoll.so
+	install -m 0644 $(STLIB) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 include/urpoll.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 0644 $(PCFILE) $(DESTDIR)$(PKGCONFIGDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/liburpoll.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+		$(DESTDIR)$(LIBDIR)/liburpoll.so $(DESTDIR)$(LIBDIR)/liburpoll.a \
+		$(DESTDIR)$(INCLUDEDIR)/urpoll.h $(DESTDIR)$(PKGCONFIGDIR)/urpoll.pc
+
+clean:
+	rm -rf build
+
+help:
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+
+-include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d)

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Every atomic access of the library goes through here, so a TSan or model-checking build has
+ * one place to hook. Callers name, next to each acquire, the release it pairs with.
+ */
+#ifndef URP_CORE_ATOMIC_H
+#define URP_CORE_ATOMIC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+static inline uint32_t urp__load_acquire(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline uint32_t urp__load_relaxed(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static inline void urp__store_release(uint32_t *p, uint32_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+/* On failure *expected is refreshed with an acquire load. */
+static inline bool urp__cas_acq_rel(uint32_t *p, uint32_t *expected, uint32_t desired)
+{
+	return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_ACQ_REL,
+					   __ATOMIC_ACQUIRE);
+}
+
+static inline uint32_t urp__fetch_or_acq_rel(uint32_t *p, uint32_t bits)
+{
+	return __atomic_fetch_or(p, bits, __ATOMIC_ACQ_REL);
+}
+
+static inline uint32_t urp__xchg_acq_rel(uint32_t *p, uint32_t v)
+{
+	return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL);
+}
+
+static inline void *urp__ptr_load_acquire(void *const *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline bool urp__ptr_cas_release(void **p, void **expected, void *desired)
+{
+	return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_RELEASE,
+					   __ATOMIC_RELAXED);
+}
+
+static inline void *urp__ptr_xchg_acquire(void **p, void *v)
+{
+	return __atomic_exchange_n(p, v, __ATOMIC_ACQUIRE);
+}
+
+/* A full barrier between a store and the loads after it (Dekker-style handshakes). */
+static inline uint32_t urp__xchg_seq_cst(uint32_t *p, uint32_t v)
+{
+	return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
+}
+
+/* Statistics: monotonic counts read by anyone, ordering nothing. */
+static inline void urp__count(uint64_t *c, uint64_t n)
+{
+	__atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t urp__count_read(const uint64_t *c)
+{
+	return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
+static inline void urp__count_sub(uint64_t *c, uint64_t n)
+{
+	__atomic_fetch_sub(c, n, __ATOMIC_RELAXED);
+}
+
+/* A count with a single writer (the driver thread): a plain add, readable from anywhere. */
+static inline void urp__count_local(uint64_t *c, uint64_t n)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+#endif /* URP_CORE_ATOMIC_H */

@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One readiness word and its waiters: tokio's ScheduledIo in C.
+ *
+ * Lost-wakeup freedom rests on two orders. A waiter loads the word, locks, registers, and
+ * loads it again under the lock. The driver updates the word, then locks to collect wakers.
+ * Either the waiter's second load sees the update, or the driver's collection sees the waiter.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic.h"
+#include "io.h"
+#include "probes.h"
+#include "word.h"
+
+#define URP__DIR_READ_MASK  (URP_READABLE | URP_READ_CLOSED)
+#define URP__DIR_WRITE_MASK (URP_WRITABLE | URP_WRITE_CLOSED)
+
+/* Detached entries (urp_io_new) count here. */
+static struct urp__counters detached_counters;
+static uint64_t detached_live;
+
+static uintptr_t io_token(const struct urp_io *io)
+{
+	return (uintptr_t)io;
+}
+
+int urp__io_alloc(struct urp_io **out, struct urp__counters *counters,
+		  void (*release)(struct urp_io *io))
+{
+	struct urp_io *io;
+
+	io = aligned_alloc(URP__CACHE_PAIR, sizeof(*io));
+	if (!io)
+		return -ENOMEM;
+	memset(io, 0, sizeof(*io));
+	urp__list_init(&io->link);
+	urp__list_init(&io->waiters);
+	pthread_mutex_init(&io->lock, NULL);
+	io->counters = counters;
+	io->release = release;
+	io->fd = -1;
+	*out = io;
+	return 0;
+}
+
+void urp__io_destroy(struct urp_io *io)
+{
+	pthread_mutex_destroy(&io->lock);
+	free(io);
+}
+
+void urp__io_release(struct urp_io *io)
+{
+	bool now;
+
+	pthread_mutex_lock(&io->lock);
+	now = io->wakes_running == 0;
+	io->release_pending = !now;
+	pthread_mutex_unlock(&io->lock);
+	if (now)
+		io->release(io);
+}
+
+static void detached_release(struct urp_io *io)
+{
+	urp__count_sub(&detached_live, 1);
+	urp__io_destroy(io);
+}
+
+int urp_io_new(struct urp_io **io)
+{
+	int ret;
+
+	if (!io)
+		return -EINVAL;
+	ret = urp__io_alloc(io, &detached_counters, detached_release);
+	if (ret == 0)
+		urp__count(&detached_live, 1);
+	return ret;
+}
+
+void urp_io_free(struct urp_io *io)
+{
+	if (!io)
+		return;
+	urp_io_shutdown(io);
+	urp__io_release(io);
+}
+
+int urp_detached_stats(struct urp_stats *st)
+{
+	if (!st)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	st->stale_rejects = urp__count_read(&detached_counters.stale_rejects);
+	st->wake_batches = urp__count_read(&detached_counters.wake_batches);
+	st->wakes = urp__count_read(&detached_counters.wakes);
+	st->live = urp__count_read(&detached_live);
+	return 0;
+}
+
+uint32_t urp_io_word(const struct urp_io *io)
+{
+	/* Pairs with the release half of the CAS in urp_io_set_readiness(). */
+	return urp__load_acquire(&io->readiness);
+}
+
+static void take_slot(struct urp_waker *slot, struct urp_waker *batch, unsigned *n)
+{
+	if (slot->wake)
+		batch[(*n)++] = *slot;
+	slot->wake = NULL;
+	slot->arg = NULL;
+}
+
+/*
+ * Collect, under the lock, the wakers ready concerns, at most URP__WAKE_BATCH of them. Returns
+ * how many, and sets *more when the array filled up (others may still match).
+ */
+static unsigned __collect_wakers(struct urp_io *io, unsigned ready, bool first,
+				 struct urp_waker *batch, bool *more)
+{
+	struct urp__list_head *pos, *tmp;
+	unsigned n = 0;
+
+	if (first && (ready & URP__DIR_READ_MASK))
+		take_slot(&io->reader, batch, &n);
+	if (first && (ready & URP__DIR_WRITE_MASK))
+		take_slot(&io->writer, batch, &n);
+	*more = false;
+	urp__list_for_each_safe(pos, tmp, &io->waiters)
+	{
+		struct urp__waiter *w = urp__container_of(pos, struct urp__waiter, node);
+
+		if (!(urp_ready_from_interest(w->interest) & ready))
+			continue;
+		if (n == URP__WAKE_BATCH) {
+			*more = true;
+			break;
+		}
+		urp__list_del_init(&w->node);
+		take_slot(&w->waker, batch, &n);
+	}
+	return n;
+}
+
+static void __count_batch(struct urp_io *io, unsigned n, unsigned ready)
+{
+	urp__count(&io->counters->wake_batches, 1);
+	urp__count(&io->counters->wakes, n);
+	urp__probe_wake_batch(io_token(io), n, ready);
+}
+
+/*
+ * Wake every waiter that ready concerns, never calling a waker with the lock held: a woken task
+ * may cancel, poll, deregister or free at once. When the array fills, the lock is dropped to
+ * call the batch and taken again, restarting from the list head (woken nodes are unlinked).
+ * While the lock is dropped with more to do, wakes_running keeps the entry's memory alive
+ * (urp__io_release() defers to us); after the last batch nothing touches io again.
+ */
+static void io_wake(struct urp_io *io, unsigned ready)
+{
+	struct urp_waker batch[URP__WAKE_BATCH];
+	bool first = true, more, release;
+	unsigned n, i;
+
+	pthread_mutex_lock(&io->lock);
+	for (;;) {
+		n = __collect_wakers(io, ready, first, batch, &more);
+		first = false;
+		if (n == 0) {
+			pthread_mutex_unlock(&io->lock);
+			return;
+		}
+		__count_batch(io, n, ready);
+		if (!more) {
+			pthread_mutex_unlock(&io->lock);
+			for (i = 0; i < n; i++)
+				batch[i].wake(batch[i].arg);
+			return;
+		}
+		io->wakes_running++;
+		pthread_mutex_unlock(&io->lock);
+		for (i = 0; i < n; i++)
+			batch[i].wake(batch[i].arg);
+		pthread_mutex_lock(&io->lock);
+		io->wakes_running--;
+		release = io->release_pending && io->wakes_running == 0;
+		if (release) {
+			/* Released by a waker while we were out: everything is woken already
+			 * (the release followed a shutdown), and we are the last one here. */
+			pthread_mutex_unlock(&io->lock);
+			io->release(io);
+			return;
+		}
+	}
+}
+
+void urp_io_set_readiness(struct urp_io *io, unsigned ready)
+{
+	uint32_t cur, next;
+
+	ready &= URP_READY_ALL;
+	cur = urp__load_relaxed(&io->readiness);
+	do {
+		next = urp__word_pack(urp__word_shutdown(cur), urp__tick_next(urp__word_tick(cur)),
+				      urp__word_ready(cur) | ready);
+	} while (!urp__cas_acq_rel(&io->readiness, &cur, next));
+	/* The word is updated before anyone is woken, and only the new bits wake: a waiter for
+	 * bits already set has seen them at its own check. */
+	if (ready)
+		io_wake(io, ready);
+}
+
+void urp_io_shutdown(struct urp_io *io)
+{
+	urp__fetch_or_acq_rel(&io->readiness, URP__SHUTDOWN_MASK);
+	io_wake(io, URP_READY_ALL);
+}
+
+static bool interest_valid(unsigned interest)
+{
+	return interest != 0 && (interest & ~URP_INTEREST_ALL) == 0;
+}
+
+int urp_io_ready_event(struct urp_io *io, unsigned interest, struct urp_event *ev)
+{
+	if (!io || !ev || !interest_valid(interest))
+		return -EINVAL;
+	/* Pairs with the release half of the CAS in urp_io_set_readiness(). */
+	urp__word_event(urp__load_acquire(&io->readiness), urp_ready_from_interest(interest), ev);
+	return 0;
+}
+
+int urp_io_clear_readiness(struct urp_io *io, const struct urp_event *ev)
+{
+	unsigned clear;
+	uint32_t cur;
+
+	if (!io || !ev || ev->tick > URP_TICK_MAX)
+		return -EINVAL;
+	/* Closed states are final: the kernel will not report them again, so never forget them. */
+	clear = ev->ready & URP_READY_ALL & ~(URP_READ_CLOSED | URP_WRITE_CLOSED);
+	cur = urp__load_relaxed(&io->readiness);
+	do {
+		if (urp__word_tick(cur) != ev->tick) {
+			/* A completion landed after the snapshot: its edge may be exactly the data
+			 * the caller's EAGAIN missed, and it will not be reported again. */
+			urp__count(&io->counters->stale_rejects, 1);
+			urp__probe_stale_reject(io_token(io), ev->tick, urp__word_tick(cur));
+			return -ESTALE;
+		}
+		if (!(urp__word_ready(cur) & clear))
+			return 0;
+	} while (!urp__cas_acq_rel(&io->readiness, &cur, cur & ~(uint32_t)clear));
+	return 0;
+}
+
+static unsigned direction_mask(enum urp_direction dir)
+{
+	return dir == URP_DIR_READ ? URP__DIR_READ_MASK : URP__DIR_WRITE_MASK;
+}
+
+int urp_io_poll_ready(struct urp_io *io, enum urp_direction dir, const struct urp_waker *w,
+		      struct urp_event *ev)
+{
+	struct urp_waker *slot;
+	unsigned mask;
+	uint32_t word;
+
+	if (!io || !ev || (dir != URP_DIR_READ && dir != URP_DIR_WRITE))
+		return -EINVAL;
+	mask = direction_mask(dir);
+	/* Pairs with the release half of the CAS in urp_io_set_readiness(). */
+	word = urp__load_acquire(&io->readiness);
+	if (!urp__word_done(word, mask) && w) {
+		slot = dir == URP_DIR_READ ? &io->reader : &io->writer;
+		pthread_mutex_lock(&io->lock);
+		*slot = *w;
+		/* Re-check under the lock: a Set that landed after our first load either shows
+		 * here, or its wake takes the lock after us and finds the waker. */
+		word = urp__load_acquire(&io->readiness);
+		pthread_mutex_unlock(&io->lock);
+	}
+	urp__word_event(word, mask, ev);
+	return urp__word_done(word, mask) ? 0 : -EAGAIN;
+}
+
+void urp_io_clear_wakers(struct urp_io *io)
+{
+	if (!io)
+		return;
+	pthread_mutex_lock(&io->lock);
+	memset(&io->reader, 0, sizeof(io->reader));
+	memset(&io->writer, 0, sizeof(io->writer));
+	pthread_mutex_unlock(&io->lock);
+}
+
+ssize_t urp_io_try_io(struct urp_io *io, unsigned interest, ssize_t (*op)(void *arg), void *arg)
+{
+	struct urp_event ev;
+	ssize_t ret;
+
+	if (!op)
+		return -EINVAL;
+	ret = urp_io_ready_event(io, interest, &ev);
+	if (ret < 0)
+		return ret;
+	if (ev.shutdown)
+		return -ESHUTDOWN;
+	if (!ev.ready)
+		return -EAGAIN;
+	ret = op(arg);
+	if (ret == -EAGAIN) {
+		/* Refused (-ESTALE) when a completion raced the operation: then the readiness
+		 * stays and the caller simply tries again. */
+		urp_io_clear_readiness(io, &ev);
+		return -EAGAIN;
+	}
+	return ret;
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The entry behind struct urp_io, and what core/ offers a driver. Not installed: the layout may
+ * change without notice.
+ */
+#ifndef URP_CORE_IO_H
+#define URP_CORE_IO_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "list.h"
+#include "urpoll.h"
+
+/* Two cache lines: adjacent-line prefetch pulls pairs, so one line per entry still shares. */
+#if defined(__x86_64__) || defined(__aarch64__) || defined(__powerpc64__)
+#define URP__CACHE_PAIR 128
+#elif defined(__s390x__)
+#define URP__CACHE_PAIR 256
+#elif defined(__arm__) || defined(__mips__) || defined(__sparc__) || defined(__hexagon__)
+#define URP__CACHE_PAIR 32
+#elif defined(__m68k__)
+#define URP__CACHE_PAIR 16
+#else
+#define URP__CACHE_PAIR 64
+#endif
+
+/* Wakers collected under the lock before it is dropped to call them. */
+#define URP__WAKE_BATCH 32
+
+/* What an entry counts into: its driver's set, or the process-wide set of detached entries.
+ * Updated from any thread, hence atomic. */
+struct urp__counters {
+	uint64_t stale_rejects;
+	uint64_t wake_batches;
+	uint64_t wakes;
+};
+
+/* A waiter on an entry's list (the readiness future's node). Linked while waiting; a wake
+ * unlinks it with del_init under the lock, which is how its owner learns it was woken. */
+struct urp__waiter {
+	struct urp__list_head node;
+	struct urp_waker waker;
+	unsigned interest;
+};
+
+struct urp_io {
+	/* The driver's list of live registrations; unused by core. */
+	struct urp__list_head link;
+	/* The packed word (core/word.h). Written only through CAS / fetch-or. */
+	uint32_t readiness;
+	/* Guarded by lock: wakes running with the lock dropped between batches, and whether the
+	 * owner released the entry meanwhile (the last such wake then frees it). */
+	uint32_t wakes_running;
+	bool release_pending;
+	struct urp__counters *counters;
+	void (*release)(struct urp_io *io);
+	pthread_mutex_t lock;
+	struct urp__list_head waiters;
+	struct urp_waker reader;
+	struct urp_waker writer;
+	/* Owned by the driver (uring/); core never touches them. */
+	void *owner;
+	struct urp_io *cmd_next;  /* link in the driver's command queue */
+	uint32_t cmd;		  /* commands pending for the driver (atomic) */
+	uint32_t magic;		  /* set while the driver owns a live entry */
+	int fd;
+	unsigned interest;
+	unsigned driver_state;	  /* driver thread only */
+	unsigned polls_armed;	  /* polls in flight carrying this address */
+	unsigned quick_ends;	  /* polls that ended on their first CQE, in a row */
+} __attribute__((aligned(URP__CACHE_PAIR)));
+
+_Static_assert(_Alignof(struct urp_io) == URP__CACHE_PAIR, "urp_io not cache-pair aligned");
+_Static_assert(sizeof(struct urp_io) % URP__CACHE_PAIR == 0, "urp_io shares its last line");
+
+/* Allocate a zeroed entry counting into counters; release is called to free its memory once
+ * urp__io_release() was called and no wake still runs on it. Returns 0 or -ENOMEM. */
+int urp__io_alloc(struct urp_io **io, struct urp__counters *counters,
+		  void (*release)(struct urp_io *io));
+/* Free an entry's memory now (the release callbacks end here). */
+void urp__io_destroy(struct urp_io *io);
+/* The owner is done with io: free it now, or when the last wake running on it returns. */
+void urp__io_release(struct urp_io *io);
+
+#endif /* URP_CORE_IO_H */

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The readiness future: a caller-owned waiter node moving Init -> Waiting -> Done, for any
+ * number of tasks waiting on one entry (tokio's Readiness future).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "atomic.h"
+#include "io.h"
+#include "word.h"
+
+enum readiness_state { READINESS_INIT, READINESS_WAITING, READINESS_DONE };
+
+struct readiness {
+	struct urp__waiter waiter;
+	struct urp_io *io;
+	enum readiness_state state;
+};
+
+_Static_assert(sizeof(struct readiness) <= sizeof(struct urp_readiness),
+	       "struct urp_readiness is too small for the future");
+_Static_assert(_Alignof(struct readiness) <= _Alignof(struct urp_readiness),
+	       "struct urp_readiness is not aligned enough for the future");
+
+static struct readiness *to_readiness(struct urp_readiness *r)
+{
+	return (struct readiness *)r->opaque;
+}
+
+void urp_readiness_init(struct urp_readiness *r, struct urp_io *io, unsigned interest)
+{
+	struct readiness *rd = to_readiness(r);
+
+	memset(rd, 0, sizeof(*rd));
+	urp__list_init(&rd->waiter.node);
+	rd->waiter.interest = interest;
+	rd->io = io;
+	rd->state = READINESS_INIT;
+}
+
+static void waker_store(struct urp_waker *slot, const struct urp_waker *w)
+{
+	if (w)
+		*slot = *w;
+	else
+		memset(slot, 0, sizeof(*slot));
+}
+
+int urp_readiness_poll(struct urp_readiness *r, const struct urp_waker *w, struct urp_event *ev)
+{
+	struct readiness *rd;
+	struct urp_io *io;
+	unsigned mask;
+	uint32_t word;
+
+	if (!r || !ev)
+		return -EINVAL;
+	rd = to_readiness(r);
+	io = rd->io;
+	if (!io || rd->waiter.interest == 0 || (rd->waiter.interest & ~URP_INTEREST_ALL))
+		return -EINVAL;
+	mask = urp_ready_from_interest(rd->waiter.interest);
+
+	switch (rd->state) {
+	case READINESS_INIT:
+		/* Pairs with the release half of the CAS in urp_io_set_readiness(). */
+		word = urp__load_acquire(&io->readiness);
+		if (urp__word_done(word, mask))
+			break;
+		pthread_mutex_lock(&io->lock);
+		/* Re-check under the lock: a Set after our first load either shows here, or its
+		 * wake takes the lock after us and finds the node. */
+		word = urp__load_acquire(&io->readiness);
+		if (urp__word_done(word, mask)) {
+			pthread_mutex_unlock(&io->lock);
+			break;
+		}
+		waker_store(&rd->waiter.waker, w);
+		urp__list_add_tail(&rd->waiter.node, &io->waiters);
+		rd->state = READINESS_WAITING;
+		pthread_mutex_unlock(&io->lock);
+		return -EAGAIN;
+	case READINESS_WAITING:
+		pthread_mutex_lock(&io->lock);
+		if (!urp__list_empty(&rd->waiter.node)) {
+			waker_store(&rd->waiter.waker, w);
+			pthread_mutex_unlock(&io->lock);
+			return -EAGAIN;
+		}
+		/* Unlinked by a wake: done. */
+		pthread_mutex_unlock(&io->lock);
+		break;
+	case READINESS_DONE:
+		break;
+	}
+	/* Done reports the current readiness, which may be empty again by now: callers loop. */
+	rd->state = READINESS_DONE;
+	urp__word_event(urp__load_acquire(&io->readiness), mask, ev);
+	return 0;
+}
+
+void urp_readiness_cancel(struct urp_readiness *r)
+{
+	struct readiness *rd;
+
+	if (!r)
+		return;
+	rd = to_readiness(r);
+	if (rd->state == READINESS_WAITING) {
+		pthread_mutex_lock(&rd->io->lock);
+		/* A wake may have unlinked it already (del_init): then there is nothing to do. */
+		if (!urp__list_empty(&rd->waiter.node))
+			urp__list_del_init(&rd->waiter.node);
+		pthread_mutex_unlock(&rd->io->lock);
+	}
+	memset(&rd->waiter.waker, 0, sizeof(rd->waiter.waker));
+	rd->state = READINESS_INIT;
+}
