@@ -36,6 +36,16 @@ static inline uint32_t urp__fetch_or_acq_rel(uint32_t *p, uint32_t bits)
 	return __atomic_fetch_or(p, bits, __ATOMIC_ACQ_REL);
 }
 
+static inline uint32_t urp__fetch_sub_acq_rel(uint32_t *p, uint32_t v)
+{
+	return __atomic_fetch_sub(p, v, __ATOMIC_ACQ_REL);
+}
+
+static inline void urp__fetch_add_relaxed(uint32_t *p, uint32_t v)
+{
+	__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+
 static inline uint32_t urp__xchg_acq_rel(uint32_t *p, uint32_t v)
 {
 	return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL);

@@ -7,6 +7,7 @@
  * Either the waiter's second load sees the update, or the driver's collection sees the waiter.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,14 +55,36 @@ void urp__io_destroy(struct urp_io *io)
 
 void urp__io_release(struct urp_io *io)
 {
-	bool now;
-
-	pthread_mutex_lock(&io->lock);
-	now = io->wakes_running == 0;
-	io->release_pending = !now;
-	pthread_mutex_unlock(&io->lock);
-	if (now)
+	/* Pairs with the release half of the decrement in calls_put(). */
+	if (!(urp__fetch_or_acq_rel(&io->calls, URP__IO_RELEASED) & URP__IO_CALLS_MASK))
 		io->release(io);
+}
+
+/* One wake is done calling wakers it took from io. The last one after a release frees it. */
+static void calls_put(struct urp_io *io)
+{
+	if (urp__fetch_sub_acq_rel(&io->calls, 1) == (URP__IO_RELEASED | 1))
+		io->release(io);
+}
+
+/* The wakes this thread is calling wakers for, innermost first (they nest: a waker may Set). */
+struct wake_frame {
+	const struct urp_io *io;
+	struct wake_frame *outer;
+};
+
+static __thread struct wake_frame *wake_frames;
+
+void urp__io_wait_calls(struct urp_io *io)
+{
+	struct wake_frame *f;
+	uint32_t own = 0;
+
+	for (f = wake_frames; f; f = f->outer)
+		own += f->io == io;
+	/* Pairs with the release half of the decrement in calls_put(). */
+	while ((urp__load_acquire(&io->calls) & URP__IO_CALLS_MASK) > own)
+		sched_yield();
 }
 
 static void detached_release(struct urp_io *io)
@@ -108,12 +131,21 @@ uint32_t urp_io_word(const struct urp_io *io)
 	return urp__load_acquire(&io->readiness);
 }
 
-static void take_slot(struct urp_waker *slot, struct urp_waker *batch, unsigned *n)
+static void take_waker(struct urp_waker *slot, struct urp_waker *batch, unsigned *n)
 {
 	if (slot->wake)
 		batch[(*n)++] = *slot;
 	slot->wake = NULL;
 	slot->arg = NULL;
+}
+
+static void __take_slot(struct urp_io *io, unsigned which, struct urp_waker *batch, unsigned *n)
+{
+	struct urp_waker *slot = which == URP__SLOT_READ_TAKEN ? &io->reader : &io->writer;
+
+	if (slot->wake)
+		io->slots_taken |= which;
+	take_waker(slot, batch, n);
 }
 
 /*
@@ -127,9 +159,9 @@ static unsigned __collect_wakers(struct urp_io *io, unsigned ready, bool first,
 	unsigned n = 0;
 
 	if (first && (ready & URP__DIR_READ_MASK))
-		take_slot(&io->reader, batch, &n);
+		__take_slot(io, URP__SLOT_READ_TAKEN, batch, &n);
 	if (first && (ready & URP__DIR_WRITE_MASK))
-		take_slot(&io->writer, batch, &n);
+		__take_slot(io, URP__SLOT_WRITE_TAKEN, batch, &n);
 	*more = false;
 	urp__list_for_each_safe(pos, tmp, &io->waiters)
 	{
@@ -142,7 +174,7 @@ static unsigned __collect_wakers(struct urp_io *io, unsigned ready, bool first,
 			break;
 		}
 		urp__list_del_init(&w->node);
-		take_slot(&w->waker, batch, &n);
+		take_waker(&w->waker, batch, &n);
 	}
 	return n;
 }
@@ -154,49 +186,54 @@ static void __count_batch(struct urp_io *io, unsigned n, unsigned ready)
 	urp__probe_wake_batch(io_token(io), n, ready);
 }
 
+static void call_wakers(struct urp_io *io, const struct urp_waker *batch, unsigned n)
+{
+	struct wake_frame frame = { io, wake_frames };
+	unsigned i;
+
+	wake_frames = &frame;
+	for (i = 0; i < n; i++)
+		batch[i].wake(batch[i].arg);
+	wake_frames = frame.outer;
+}
+
 /*
  * Wake every waiter that ready concerns, never calling a waker with the lock held: a woken task
  * may cancel, poll, deregister or free at once. When the array fills, the lock is dropped to
  * call the batch and taken again, restarting from the list head (woken nodes are unlinked).
- * While the lock is dropped with more to do, wakes_running keeps the entry's memory alive
- * (urp__io_release() defers to us); after the last batch nothing touches io again.
+ *
+ * From the first waker taken until the last one returns, the wake holds one count in io->calls:
+ * it keeps the entry's memory alive (a release defers the free to calls_put()), and lets a
+ * cancel or clear wait for wakers already taken (urp__io_wait_calls()). After calls_put() the
+ * wake touches nothing.
  */
 static void io_wake(struct urp_io *io, unsigned ready)
 {
 	struct urp_waker batch[URP__WAKE_BATCH];
-	bool first = true, more, release;
-	unsigned n, i;
+	bool more;
+	unsigned n;
 
 	pthread_mutex_lock(&io->lock);
+	n = __collect_wakers(io, ready, true, batch, &more);
+	if (n == 0) {
+		pthread_mutex_unlock(&io->lock);
+		return;
+	}
+	urp__fetch_add_relaxed(&io->calls, 1);
 	for (;;) {
-		n = __collect_wakers(io, ready, first, batch, &more);
-		first = false;
+		__count_batch(io, n, ready);
+		pthread_mutex_unlock(&io->lock);
+		call_wakers(io, batch, n);
+		if (!more)
+			break;
+		pthread_mutex_lock(&io->lock);
+		n = __collect_wakers(io, ready, false, batch, &more);
 		if (n == 0) {
 			pthread_mutex_unlock(&io->lock);
-			return;
-		}
-		__count_batch(io, n, ready);
-		if (!more) {
-			pthread_mutex_unlock(&io->lock);
-			for (i = 0; i < n; i++)
-				batch[i].wake(batch[i].arg);
-			return;
-		}
-		io->wakes_running++;
-		pthread_mutex_unlock(&io->lock);
-		for (i = 0; i < n; i++)
-			batch[i].wake(batch[i].arg);
-		pthread_mutex_lock(&io->lock);
-		io->wakes_running--;
-		release = io->release_pending && io->wakes_running == 0;
-		if (release) {
-			/* Released by a waker while we were out: everything is woken already
-			 * (the release followed a shutdown), and we are the last one here. */
-			pthread_mutex_unlock(&io->lock);
-			io->release(io);
-			return;
+			break;
 		}
 	}
+	calls_put(io);
 }
 
 void urp_io_set_readiness(struct urp_io *io, unsigned ready)
@@ -267,8 +304,8 @@ static unsigned direction_mask(enum urp_direction dir)
 int urp_io_poll_ready(struct urp_io *io, enum urp_direction dir, const struct urp_waker *w,
 		      struct urp_event *ev)
 {
+	unsigned mask, which, taken;
 	struct urp_waker *slot;
-	unsigned mask;
 	uint32_t word;
 
 	if (!io || !ev || (dir != URP_DIR_READ && dir != URP_DIR_WRITE))
@@ -277,13 +314,19 @@ int urp_io_poll_ready(struct urp_io *io, enum urp_direction dir, const struct ur
 	/* Pairs with the release half of the CAS in urp_io_set_readiness(). */
 	word = urp__load_acquire(&io->readiness);
 	if (!urp__word_done(word, mask) && w) {
+		which = dir == URP_DIR_READ ? URP__SLOT_READ_TAKEN : URP__SLOT_WRITE_TAKEN;
 		slot = dir == URP_DIR_READ ? &io->reader : &io->writer;
 		pthread_mutex_lock(&io->lock);
 		*slot = *w;
+		taken = io->slots_taken & which;
+		io->slots_taken &= ~which;
 		/* Re-check under the lock: a Set that landed after our first load either shows
 		 * here, or its wake takes the lock after us and finds the waker. */
 		word = urp__load_acquire(&io->readiness);
 		pthread_mutex_unlock(&io->lock);
+		/* The previous waker was taken by a wake: it is replaced only once it returned. */
+		if (taken)
+			urp__io_wait_calls(io);
 	}
 	urp__word_event(word, mask, ev);
 	return urp__word_done(word, mask) ? 0 : -EAGAIN;
@@ -291,12 +334,18 @@ int urp_io_poll_ready(struct urp_io *io, enum urp_direction dir, const struct ur
 
 void urp_io_clear_wakers(struct urp_io *io)
 {
+	uint32_t taken;
+
 	if (!io)
 		return;
 	pthread_mutex_lock(&io->lock);
 	memset(&io->reader, 0, sizeof(io->reader));
 	memset(&io->writer, 0, sizeof(io->writer));
+	taken = io->slots_taken;
+	io->slots_taken = 0;
 	pthread_mutex_unlock(&io->lock);
+	if (taken)
+		urp__io_wait_calls(io);
 }
 
 ssize_t urp_io_try_io(struct urp_io *io, unsigned interest, ssize_t (*op)(void *arg), void *arg)

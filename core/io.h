@@ -28,6 +28,11 @@
 /* Wakers collected under the lock before it is dropped to call them. */
 #define URP__WAKE_BATCH 32
 
+#define URP__IO_RELEASED    0x80000000u /* urp_io.calls: the owner released the entry */
+#define URP__IO_CALLS_MASK  0x7fffffffu
+#define URP__SLOT_READ_TAKEN  0x1u
+#define URP__SLOT_WRITE_TAKEN 0x2u
+
 /* What an entry counts into: its driver's set, or the process-wide set of detached entries.
  * Updated from any thread, hence atomic. */
 struct urp__counters {
@@ -49,10 +54,11 @@ struct urp_io {
 	struct urp__list_head link;
 	/* The packed word (core/word.h). Written only through CAS / fetch-or. */
 	uint32_t readiness;
-	/* Guarded by lock: wakes running with the lock dropped between batches, and whether the
-	 * owner released the entry meanwhile (the last such wake then frees it). */
-	uint32_t wakes_running;
-	bool release_pending;
+	/* Wakes that took wakers and have not finished calling them (atomic), plus
+	 * URP__IO_RELEASED once the owner let go: the last such wake then frees the entry. */
+	uint32_t calls;
+	/* Guarded by lock: slots whose waker a wake took (URP__SLOT_*_TAKEN). */
+	uint32_t slots_taken;
 	struct urp__counters *counters;
 	void (*release)(struct urp_io *io);
 	pthread_mutex_t lock;
@@ -82,5 +88,12 @@ int urp__io_alloc(struct urp_io **io, struct urp__counters *counters,
 void urp__io_destroy(struct urp_io *io);
 /* The owner is done with io: free it now, or when the last wake running on it returns. */
 void urp__io_release(struct urp_io *io);
+/*
+ * Wait until no other thread is still calling wakers it took from io (wakes on this thread's
+ * stack do not count: a waker may cancel its own future). After this, a waker that was taken
+ * before the caller's unlink or clear has returned, so its arg may be invalidated. Wakers
+ * must not block, so this is a short wait that only happens in that race window.
+ */
+void urp__io_wait_calls(struct urp_io *io);
 
 #endif /* URP_CORE_IO_H */

@@ -88,8 +88,10 @@ int urp_readiness_poll(struct urp_readiness *r, const struct urp_waker *w, struc
 			pthread_mutex_unlock(&io->lock);
 			return -EAGAIN;
 		}
-		/* Unlinked by a wake: done. */
 		pthread_mutex_unlock(&io->lock);
+		/* Unlinked by a wake: done, once the waker it took has returned, so that the
+		 * caller may drop the waker's arg as soon as it sees Done. */
+		urp__io_wait_calls(io);
 		break;
 	case READINESS_DONE:
 		break;
@@ -103,16 +105,21 @@ int urp_readiness_poll(struct urp_readiness *r, const struct urp_waker *w, struc
 void urp_readiness_cancel(struct urp_readiness *r)
 {
 	struct readiness *rd;
+	bool woken;
 
 	if (!r)
 		return;
 	rd = to_readiness(r);
 	if (rd->state == READINESS_WAITING) {
 		pthread_mutex_lock(&rd->io->lock);
-		/* A wake may have unlinked it already (del_init): then there is nothing to do. */
-		if (!urp__list_empty(&rd->waiter.node))
+		woken = urp__list_empty(&rd->waiter.node);
+		if (!woken)
 			urp__list_del_init(&rd->waiter.node);
 		pthread_mutex_unlock(&rd->io->lock);
+		/* A wake unlinked it already (del_init) and may still be calling its waker:
+		 * return only once it has, so the caller may free the waker's arg. */
+		if (woken)
+			urp__io_wait_calls(rd->io);
 	}
 	memset(&rd->waiter.waker, 0, sizeof(rd->waiter.waker));
 	rd->state = READINESS_INIT;
