@@ -74,7 +74,7 @@ struct urp_io {
 	unsigned interest;
 	unsigned driver_state;	  /* driver thread only */
 	unsigned polls_armed;	  /* polls in flight carrying this address */
-	unsigned quick_ends;	  /* polls that ended on their first CQE, in a row */
+	struct urp_io *rearm_next; /* driver thread: link in the list of polls to re-arm */
 } __attribute__((aligned(URP__CACHE_PAIR)));
 
 _Static_assert(_Alignof(struct urp_io) == URP__CACHE_PAIR, "urp_io not cache-pair aligned");

@@ -143,6 +143,95 @@ struct urp_stats {
  * wakes and live; the driver fields stay 0. Returns 0 or -EINVAL. */
 int urp_detached_stats(struct urp_stats *st);
 
+/* ---- driver: one io_uring, turned by one thread ---- */
+
+struct urp_driver;
+
+/* urp_driver_opts.flags */
+#define URP_DRIVER_TIER_COOP  0x1u /* skip the SINGLE_ISSUER|DEFER_TASKRUN tier */
+#define URP_DRIVER_TIER_BASIC 0x2u /* plain ring: skip both tuned tiers */
+#define URP_DRIVER_SQPOLL     0x4u /* opt-in kernel SQ polling thread (spins a core) */
+#define URP_DRIVER_OVERCOMMIT 0x8u /* no registration limit: CQ overflow is recovered (and
+				      counted), at the cost of extra enters and re-arms */
+
+/* Zeroed fields take defaults: 256 SQ entries, 16384 CQ entries. Unless URP_DRIVER_OVERCOMMIT
+ * is set, a driver accepts at most cq_entries / 2 - 1 registrations (-ENOSPC beyond), so the
+ * CQ holds two completions per registration plus the unpark poll and never overflows. */
+struct urp_driver_opts {
+	unsigned sq_entries;
+	unsigned cq_entries;
+	unsigned flags;
+};
+
+/* Setup tiers, tried in order. */
+enum urp_tier {
+	URP_TIER_DEFER,	 /* SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL|CQSIZE */
+	URP_TIER_COOP,	 /* COOP_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL|CQSIZE */
+	URP_TIER_BASIC,	 /* CQSIZE */
+	URP_TIER_SQPOLL, /* SQPOLL|CQSIZE, only when asked for */
+};
+
+struct urp_driver_info {
+	enum urp_tier tier;
+	const char *tier_name; /* "defer", "coop", "basic", "sqpoll" */
+	unsigned setup_flags;  /* the IORING_SETUP_* flags in use */
+	unsigned features;     /* the kernel's IORING_FEAT_* flags */
+	unsigned sq_entries;
+	unsigned cq_entries;
+	unsigned max_registrations;
+};
+
+/*
+ * Create a driver (opts may be NULL). The ring is turned by the first thread that calls
+ * urp_driver_turn(); until then registrations queue. Returns 0, or:
+ *   -EPERM   io_uring disabled (kernel.io_uring_disabled) or blocked by a seccomp filter
+ *   -ENOSYS  no io_uring in this kernel (or hidden by seccomp)
+ *   -ENOMEM, -EMFILE, -ENFILE   out of memory or descriptors
+ *   -EOPNOTSUPP  the kernel lacks poll add, async cancel or IORING_FEAT_NODROP
+ *   -EINVAL  bad options
+ * urp_strerror() turns each into a sentence a user can act on.
+ */
+int urp_driver_new(struct urp_driver **drv, const struct urp_driver_opts *opts);
+/* Shut down and free every entry still live, then the ring. Callable from any thread once no
+ * other thread uses drv; in a forked child it frees only the child's copies. */
+void urp_driver_free(struct urp_driver *drv);
+/*
+ * One turn: queue pending commands, submit and wait once for up to timeout_ms (-1: no limit,
+ * 0: do not block), dispatch every completion (Set then Wake), re-arm polls that ended.
+ * Returns the number of readiness events dispatched, or -ECHILD (after fork), -EEXIST (another
+ * thread turns this driver), -EBUSY (called from inside a turn), -EINVAL. EINTR is retried.
+ */
+int urp_driver_turn(struct urp_driver *drv, int timeout_ms);
+/* Make the current or next turn return soon. Any thread; coalesced. Returns 0 or -errno. */
+int urp_driver_unpark(struct urp_driver *drv);
+/* Set the shutdown bit of every entry and wake all waiters; later registrations fail with
+ * -ESHUTDOWN. On the turning thread this is done before it returns, otherwise on the next
+ * turn. */
+void urp_driver_shutdown(struct urp_driver *drv);
+int urp_driver_stats(struct urp_driver *drv, struct urp_stats *st);
+int urp_driver_info(struct urp_driver *drv, struct urp_driver_info *info);
+
+/*
+ * Watch fd (which must be O_NONBLOCK) for interest (URP_READABLE, URP_WRITABLE, URP_PRIORITY,
+ * URP_ERROR). Any thread: on the turning thread the poll is armed at once, otherwise on the
+ * next turn. *io stays valid until urp_deregister(). Returns 0, or -EINVAL, -ESHUTDOWN,
+ * -ENOSPC (registration limit, see urp_driver_opts), -ENOMEM, -ECHILD.
+ */
+int urp_register(struct urp_driver *drv, int fd, unsigned interest, struct urp_io **io);
+/*
+ * Stop watching: io is gone for the caller (cancel its futures first). Any thread. The entry
+ * is freed only after the kernel returns the poll's last completion. The fd may be closed as
+ * soon as this returns, and its number reused at once (entries are keyed by address, not by
+ * fd), but the kernel keeps the file open until the poll is removed on the next turn.
+ */
+int urp_deregister(struct urp_io *io);
+/* urp_deregister(), then the driver closes fd once its poll is gone (on the next turn, or the
+ * one after), so a peer sees EOF without another call. Do not close fd yourself. */
+int urp_deregister_close(struct urp_io *io);
+
+/* A sentence for an error returned by urp_driver_new() and friends. Never NULL. */
+const char *urp_strerror(int err);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the uring_* tests: real file descriptors (socketpairs, TCP on loopback),
+ * the readiness word's fields, bounded turn loops, and try_io read/write operations.
+ *
+ * Turn loops never sleep and hope: they turn until a condition holds, at most TURN_TRIES turns
+ * of at most TURN_WAIT_MS each, and the caller asserts the condition afterwards. Negative checks
+ * (something must NOT show up) settle with a few short turns first, since the absence of a
+ * completion cannot be waited for.
+ */
+#ifndef URP_TESTS_URING_UTIL_H
+#define URP_TESTS_URING_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include <urpoll.h>
+
+#define TURN_WAIT_MS 100
+#define TURN_TRIES   50
+#define SETTLE_TURNS 4
+
+/* ---- the packed word: shutdown bit 31 | tick bits 30..16 | readiness bits 15..0 ---- */
+
+static inline unsigned word_ready(uint32_t w)
+{
+	return w & 0xffffu;
+}
+
+static inline unsigned word_tick(uint32_t w)
+{
+	return (w >> 16) & URP_TICK_MAX;
+}
+
+static inline bool word_shutdown(uint32_t w)
+{
+	return (w >> 31) != 0;
+}
+
+static inline unsigned io_ready(struct urp_io *io)
+{
+	return word_ready(urp_io_word(io));
+}
+
+/* "READABLE|WRITABLE" for failure messages; buf must hold 80 bytes. */
+static inline const char *ready_str(unsigned ready, char *buf)
+{
+	static const char *const names[] = {"READABLE",	    "WRITABLE", "READ_CLOSED",
+					    "WRITE_CLOSED", "PRIORITY", "ERROR"};
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < 6; i++) {
+		if (ready & (1u << i))
+			len +=
+			    (size_t)snprintf(buf + len, 80 - len, "%s%s", len ? "|" : "", names[i]);
+	}
+	if (!len)
+		snprintf(buf, 80, "0");
+	return buf;
+}
+
+/* ---- drivers ---- */
+
+static inline struct urp_driver *driver_new(const struct urp_driver_opts *opts)
+{
+	struct urp_driver *drv = NULL;
+	int ret = urp_driver_new(&drv, opts);
+
+	cr_assert_eq(ret, 0, "urp_driver_new: %d (%s)", ret, urp_strerror(ret));
+	cr_assert_not_null(drv);
+	return drv;
+}
+
+static inline struct urp_io *reg_or_fail(struct urp_driver *drv, int fd, unsigned interest)
+{
+	struct urp_io *io = NULL;
+	int ret = urp_register(drv, fd, interest, &io);
+
+	cr_assert_eq(ret, 0, "urp_register(%d, %#x): %d (%s)", fd, interest, ret,
+		     urp_strerror(ret));
+	cr_assert_not_null(io);
+	return io;
+}
+
+static inline struct urp_stats driver_stats(struct urp_driver *drv)
+{
+	struct urp_stats st;
+	int ret = urp_driver_stats(drv, &st);
+
+	cr_assert_eq(ret, 0, "urp_driver_stats: %d", ret);
+	return st;
+}
+
+static inline void assert_no_unknown_tokens(struct urp_driver *drv)
+{
+	struct urp_stats st = driver_stats(drv);
+
+	cr_assert_eq(st.unknown_tokens, 0, "unknown_tokens = %llu (a CQE named no live entry)",
+		     (unsigned long long)st.unknown_tokens);
+}
+
+static inline int turn(struct urp_driver *drv, int timeout_ms)
+{
+	int ret = urp_driver_turn(drv, timeout_ms);
+
+	cr_assert_geq(ret, 0, "urp_driver_turn(%d): %d (%s)", timeout_ms, ret, urp_strerror(ret));
+	return ret;
+}
+
+/* Let completions already on their way land: a few non-blocking turns and short waits. */
+static inline void settle(struct urp_driver *drv)
+{
+	for (int i = 0; i < SETTLE_TURNS; i++)
+		turn(drv, i < SETTLE_TURNS / 2 ? 0 : 10);
+}
+
+/* Turn until every bit of want shows in io's readiness; returns the readiness seen last. */
+static inline unsigned turn_until_ready(struct urp_driver *drv, struct urp_io *io, unsigned want)
+{
+	for (int i = 0; i < TURN_TRIES && (io_ready(io) & want) != want; i++)
+		turn(drv, TURN_WAIT_MS);
+	return io_ready(io);
+}
+
+/* Turn until the driver's live count drops to live. */
+static inline uint64_t turn_until_live(struct urp_driver *drv, uint64_t live)
+{
+	for (int i = 0; i < TURN_TRIES && driver_stats(drv).live != live; i++)
+		turn(drv, 10);
+	return driver_stats(drv).live;
+}
+
+/* Assert io shows all of want and none of forbid. */
+#define assert_ready(io, want, forbid)                                                             \
+	do {                                                                                       \
+		char b1_[80], b2_[80], b3_[80];                                                    \
+		unsigned r_ = io_ready(io);                                                        \
+		cr_assert(((r_ & (want)) == (want)) && !(r_ & (forbid)),                           \
+			  "readiness %s: wanted %s, forbidden %s", ready_str(r_, b1_),             \
+			  ready_str((want), b2_), ready_str((forbid), b3_));                       \
+	} while (0)
+
+/* ---- file descriptors ---- */
+
+static inline void set_nonblock(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	cr_assert_geq(flags, 0);
+	cr_assert_eq(fcntl(fd, F_SETFL, flags | O_NONBLOCK), 0);
+}
+
+static inline void unix_pair(int sv[2])
+{
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0,
+		     "socketpair: %s", strerror(errno));
+}
+
+static inline int tcp_listener(struct sockaddr_in *addr)
+{
+	socklen_t len = sizeof(*addr);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	memset(addr, 0, sizeof(*addr));
+	addr->sin_family = AF_INET;
+	addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)addr, sizeof(*addr)), 0, "bind: %s",
+		     strerror(errno));
+	cr_assert_eq(listen(fd, 16), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)addr, &len), 0);
+	return fd;
+}
+
+/* A connected TCP pair on loopback, both ends non-blocking: sv[0] connected, sv[1] accepted. */
+static inline void tcp_pair(int sv[2])
+{
+	struct sockaddr_in addr;
+	int lfd = tcp_listener(&addr);
+	struct pollfd pfd;
+	int ret;
+
+	sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	cr_assert_geq(sv[0], 0);
+	ret = connect(sv[0], (struct sockaddr *)&addr, sizeof(addr));
+	cr_assert(ret == 0 || errno == EINPROGRESS, "connect: %s", strerror(errno));
+	sv[1] = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	cr_assert_geq(sv[1], 0, "accept4: %s", strerror(errno));
+	pfd = (struct pollfd){.fd = sv[0], .events = POLLOUT};
+	cr_assert_eq(poll(&pfd, 1, 5000), 1, "connect did not complete");
+	close(lfd);
+}
+
+/* A loopback port with nobody listening (bound once, then released). */
+static inline struct sockaddr_in closed_port(void)
+{
+	struct sockaddr_in addr;
+	socklen_t len = sizeof(addr);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	memset(&addr, 0, sizeof(addr));
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+	close(fd);
+	return addr;
+}
+
+static inline void write_all(int fd, const void *buf, size_t len)
+{
+	ssize_t n = write(fd, buf, len);
+
+	cr_assert_eq(n, (ssize_t)len, "write(%d, %zu): %zd (%s)", fd, len, n, strerror(errno));
+}
+
+/* ---- threads and wakers ---- */
+
+/* Run fn(arg) on a new thread and wait for it: "from another thread" in one line. */
+static inline void run_on_thread(void *(*fn)(void *), void *arg)
+{
+	pthread_t thread;
+
+	cr_assert_eq(pthread_create(&thread, NULL, fn, arg), 0);
+	cr_assert_eq(pthread_join(thread, NULL), 0);
+}
+
+/* A waker that counts its calls in the atomic_int at arg. */
+static inline void count_wake(void *arg)
+{
+	atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+/* ---- try_io operations ---- */
+
+struct rw_op {
+	int fd;
+	char *buf;
+	size_t len;
+	int calls;
+};
+
+static inline ssize_t op_read(void *arg)
+{
+	struct rw_op *op = arg;
+	ssize_t n = read(op->fd, op->buf, op->len);
+
+	op->calls++;
+	return n < 0 ? -errno : n;
+}
+
+static inline ssize_t op_write(void *arg)
+{
+	struct rw_op *op = arg;
+	ssize_t n = write(op->fd, op->buf, op->len);
+
+	op->calls++;
+	return n < 0 ? -errno : n;
+}
+
+/*
+ * Read through try_io until it returns -EAGAIN (the read hit EAGAIN and the readiness was
+ * cleared, or the entry was not readable to begin with). Returns the bytes read.
+ */
+static inline size_t drain_try_io(struct urp_io *io, int fd)
+{
+	char buf[4096];
+	struct rw_op op = {.fd = fd, .buf = buf, .len = sizeof(buf)};
+	size_t total = 0;
+	ssize_t n;
+
+	while ((n = urp_io_try_io(io, URP_READABLE, op_read, &op)) > 0)
+		total += (size_t)n;
+	cr_assert_eq(n, -EAGAIN, "try_io read: %zd", n);
+	return total;
+}
+
+/* Read fd (not registered) until EAGAIN or EOF; returns the bytes read. */
+static inline size_t drain_fd(int fd)
+{
+	char buf[65536];
+	size_t total = 0;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		total += (size_t)n;
+	return total;
+}
+
+/* The suite's driver: freed by drv_teardown() after checking that no CQE named a dead entry. */
+static struct urp_driver *drv;
+
+static inline void drv_teardown(void)
+{
+	if (!drv)
+		return;
+	assert_no_unknown_tokens(drv);
+	urp_driver_free(drv);
+	drv = NULL;
+}
+
+#endif /* URP_TESTS_URING_UTIL_H */

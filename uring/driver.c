@@ -1,0 +1,667 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The io_uring driver: multishot poll completions into the readiness words.
+ *
+ * One thread turns the ring. Each registration arms one multishot POLL_ADD whose user_data is
+ * the entry's address; each completion is applied to the entry's word (Set) and wakes its
+ * waiters, with no syscall per event beyond the one io_uring_enter per turn. Other threads
+ * talk to the turning thread through a lock-free command queue and an eventfd unpark.
+ *
+ * Entry lifetime: an entry is freed only when the user deregistered it AND the final CQE (one
+ * without IORING_CQE_F_MORE) of every poll carrying its address has been reaped. close(fd)
+ * does not cancel an armed poll, so nothing else would be safe.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/atomic.h"
+#include "driver.h"
+#include "tsan.h"
+
+static bool forked(const struct urp_driver *drv)
+{
+	return drv->fork_gen != urp__fork_gen();
+}
+
+static bool on_driver_thread(const struct urp_driver *drv)
+{
+	/* Pairs with the release store in enable(). */
+	return urp__load_acquire(&drv->enabled) && pthread_equal(pthread_self(), drv->thread);
+}
+
+static void count(struct urp_driver *drv, uint64_t *counter, uint64_t n)
+{
+	(void)drv;
+	urp__count_local(counter, n);
+}
+
+/* ---- submission ---- */
+
+static struct io_uring_sqe *get_sqe(struct urp_driver *drv)
+{
+	struct io_uring_sqe *sqe;
+	int tries;
+
+	for (tries = 0; tries < 4; tries++) {
+		sqe = io_uring_get_sqe(&drv->ring);
+		if (sqe)
+			return sqe;
+		/* SQ full (a burst of registrations or re-arms): submit what is queued. */
+		io_uring_submit(&drv->ring);
+		count(drv, &drv->st.enters, 1);
+		count(drv, &drv->st.extra_enters, 1);
+	}
+	return NULL;
+}
+
+static unsigned poll_events(unsigned interest)
+{
+	unsigned events = 0;
+
+	/* POLLERR and POLLHUP need no asking. POLLRDHUP makes a peer's FIN visible as
+	 * READ_CLOSED together with POLLIN. */
+	if (interest & URP_READABLE)
+		events |= POLLIN | POLLRDHUP;
+	if (interest & URP_WRITABLE)
+		events |= POLLOUT;
+	if (interest & URP_PRIORITY)
+		events |= POLLPRI;
+	return events;
+}
+
+/*
+ * The poll is gone and will not be re-armed (it failed, or no SQE could be had). Wake every
+ * waiter rather than let one hang: their next operation on the fd reports the error itself.
+ */
+static void poll_failed(struct urp_driver *drv, struct urp_io *io)
+{
+	count(drv, &drv->st.poll_errors, 1);
+	io->driver_state |= URP__IO_DEAD;
+	urp_io_set_readiness(io, URP_ERROR | URP_READ_CLOSED | URP_WRITE_CLOSED);
+}
+
+static void arm(struct urp_driver *drv, struct urp_io *io)
+{
+	struct io_uring_sqe *sqe = get_sqe(drv);
+
+	if (!sqe) {
+		poll_failed(drv, io);
+		return;
+	}
+	io_uring_prep_poll_multishot(sqe, io->fd, poll_events(io->interest));
+	io_uring_sqe_set_data(sqe, io);
+	io->polls_armed++;
+	io->driver_state |= URP__IO_FRESH;
+	/* Pairs with urp__tsan_acquire() in dispatch(). */
+	urp__tsan_release(io);
+}
+
+static void arm_unpark(struct urp_driver *drv)
+{
+	struct io_uring_sqe *sqe = get_sqe(drv);
+
+	/* Without an SQE the next unpark is delayed to the next turn, not lost: the command
+	 * queue is drained every turn and this is retried then. */
+	if (!sqe)
+		return;
+	/* The eventfd is never read: a multishot poll completes on every write's wake-up,
+	 * whatever the count, so an unpark costs the writer one write and the driver nothing. */
+	io_uring_prep_poll_multishot(sqe, drv->unpark_fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, URP__TOKEN_UNPARK);
+	drv->unpark_armed = true;
+}
+
+/* ---- the command queue: a Treiber stack of entries, taken whole by the driver ---- */
+
+static void push_cmd(struct urp_driver *drv, struct urp_io *io, uint32_t bits)
+{
+	void *head;
+
+	/* Already queued: the driver has yet to take its bits, and will see these too. */
+	if (urp__fetch_or_acq_rel(&io->cmd, bits | URP__CMD_QUEUED) & URP__CMD_QUEUED)
+		return;
+	head = urp__ptr_load_acquire(&drv->cmd_head);
+	do {
+		io->cmd_next = head;
+	} while (!urp__ptr_cas_release(&drv->cmd_head, &head, io));
+}
+
+/* Take every queued entry, oldest first, with its command bits cleared and returned through
+ * the callback. */
+static void take_commands(struct urp_driver *drv,
+			  void (*run)(struct urp_driver *drv, struct urp_io *io, uint32_t bits))
+{
+	struct urp_io *io, *next, *fifo = NULL;
+
+	/* Pairs with the release CAS in push_cmd(). */
+	io = urp__ptr_xchg_acquire(&drv->cmd_head, NULL);
+	while (io) {
+		next = io->cmd_next;
+		io->cmd_next = fifo;
+		fifo = io;
+		io = next;
+	}
+	for (io = fifo; io; io = next) {
+		/* Read the link first: clearing QUEUED lets another thread push io again. */
+		next = io->cmd_next;
+		run(drv, io, urp__xchg_acq_rel(&io->cmd, 0));
+	}
+}
+
+static void retire(struct urp_driver *drv, struct urp_io *io)
+{
+	urp__list_del_init(&io->link);
+	urp__list_add_tail(&io->link, &drv->dead);
+}
+
+static void go_live(struct urp_driver *drv, struct urp_io *io)
+{
+	urp__list_add_tail(&io->link, &drv->live);
+	io->driver_state |= URP__IO_LIVE;
+}
+
+static void remove_poll(struct urp_driver *drv, struct urp_io *io)
+{
+	struct io_uring_sqe *sqe = get_sqe(drv);
+
+	if (!sqe) {
+		/* Try again next turn; the entry stays until its poll is gone. */
+		io->driver_state &= ~URP__IO_GONE;
+		push_cmd(drv, io, URP__CMD_REMOVE |
+				       (io->driver_state & URP__IO_CLOSE ? URP__CMD_CLOSE : 0));
+		return;
+	}
+	/* Not POLL_REMOVE: under DEFER_TASKRUN it fails with -EALREADY while a wake-up of the
+	 * poll is pending (it cannot take the request), and the poll stays armed (kernel 6.18).
+	 * ASYNC_CANCEL marks it cancelled; its pending task work then ends it with -ECANCELED. */
+	io_uring_prep_cancel64(sqe, (__u64)(uintptr_t)io, 0);
+	io_uring_sqe_set_data64(sqe, URP__TOKEN_CTL);
+}
+
+static void run_command(struct urp_driver *drv, struct urp_io *io, uint32_t bits)
+{
+	if (bits & URP__CMD_ARM) {
+		go_live(drv, io);
+		/* Registered while a shutdown was on its way: shut it down like the others. */
+		if (urp__load_acquire(&drv->shutdown))
+			urp_io_shutdown(io);
+		else if (!(bits & URP__CMD_REMOVE))
+			arm(drv, io);
+	}
+	if ((bits & URP__CMD_REMOVE) && !(io->driver_state & URP__IO_GONE)) {
+		io->driver_state |= URP__IO_GONE;
+		if (bits & URP__CMD_CLOSE)
+			io->driver_state |= URP__IO_CLOSE;
+		if (io->polls_armed)
+			remove_poll(drv, io);
+		else
+			retire(drv, io);
+	}
+}
+
+static void free_entry(struct urp_driver *drv, struct urp_io *io)
+{
+	urp__list_del_init(&io->link);
+	if (io->driver_state & URP__IO_CLOSE)
+		close(io->fd);
+	io->magic = 0;
+	urp__count_sub(&drv->registered, 1);
+	urp__io_release(io);
+}
+
+static void free_dead(struct urp_driver *drv)
+{
+	while (!urp__list_empty(&drv->dead))
+		free_entry(drv, urp__container_of(drv->dead.next, struct urp_io, link));
+}
+
+static void shutdown_entries(struct urp_driver *drv)
+{
+	struct urp__list_head *pos, *tmp;
+
+	/* Wakers run here; they may deregister (queued) but not register (-ESHUTDOWN), and a
+	 * nested urp_driver_shutdown() returns at once, so the list holds still. */
+	drv->shutting_down = true;
+	urp__list_for_each_safe(pos, tmp, &drv->live)
+	{
+		urp_io_shutdown(urp__container_of(pos, struct urp_io, link));
+	}
+	drv->shutting_down = false;
+}
+
+/* ---- completion ---- */
+
+/*
+ * A fresh poll that ends at its first CQE either has no wait queue to sleep on (a regular file:
+ * vfs_poll() says ready and the multishot poll completes at once without F_MORE) or lost its
+ * CQE to overflow, any number of times in a row. The file's kind tells them apart, on this
+ * rare path only.
+ */
+static bool unpollable(const struct urp_io *io)
+{
+	struct stat st;
+
+	return fstat(io->fd, &st) == 0 &&
+	       (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode));
+}
+
+/* A poll ended (CQE without F_MORE). Unless a removal is pending, re-arm: the new poll
+ * re-checks readiness, so nothing that happened meanwhile is lost. */
+static void poll_ended(struct urp_driver *drv, struct urp_io *io, int res)
+{
+	bool fresh = io->driver_state & URP__IO_FRESH;
+
+	io->polls_armed--;
+	io->driver_state &= ~URP__IO_FRESH;
+	if (io->driver_state & URP__IO_GONE) {
+		if (!io->polls_armed)
+			retire(drv, io);
+		return;
+	}
+	if (res < 0 && res != -ECANCELED) {
+		poll_failed(drv, io);
+		return;
+	}
+	/* Its readiness is final: the entry keeps it, without further polls. */
+	if (res >= 0 && fresh && unpollable(io)) {
+		io->driver_state |= URP__IO_ONESHOT;
+		count(drv, &drv->st.oneshot_files, 1);
+		return;
+	}
+	/* Not yet: while an overflow is being flushed the CQ is full, and a new poll's first
+	 * CQE would overflow and end it again, for ever. rearm_ended() runs after the reap. */
+	io->driver_state |= URP__IO_REARM;
+	io->rearm_next = drv->rearm;
+	drv->rearm = io;
+}
+
+static void rearm_ended(struct urp_driver *drv)
+{
+	struct urp_io *io;
+
+	while ((io = drv->rearm)) {
+		drv->rearm = io->rearm_next;
+		io->driver_state &= ~URP__IO_REARM;
+		/* Deregistered since it ended: its last poll is gone, so it can go. */
+		if (io->driver_state & URP__IO_GONE) {
+			if (!io->polls_armed)
+				retire(drv, io);
+			continue;
+		}
+		arm(drv, io);
+		count(drv, &drv->st.rearms, 1);
+	}
+}
+
+/* Returns 1 when the CQE was a readiness event applied to an entry. */
+static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
+{
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	uint64_t token = cqe->user_data;
+	struct urp_io *io;
+	int events = 0;
+
+	if (token < URP__TOKEN_MIN) {
+		if (token == URP__TOKEN_UNPARK && !more) {
+			drv->unpark_armed = false;
+			arm_unpark(drv);
+			count(drv, &drv->st.rearms, 1);
+		}
+		return 0;
+	}
+	io = (struct urp_io *)(uintptr_t)token;
+	/* Pairs with urp__tsan_release() in arm(). */
+	urp__tsan_acquire(io);
+	/* Entries outlive their polls, so this only fails on a bug; the check is a plausibility
+	 * test (magic and owner), and ASan builds catch the use-after-free it would be. */
+	if (io->magic != URP__IO_MAGIC || io->owner != drv || !io->polls_armed) {
+		count(drv, &drv->st.unknown_tokens, 1);
+		return 0;
+	}
+	if (cqe->res >= 0 && !(io->driver_state & URP__IO_GONE)) {
+		urp_io_set_readiness(io, urp_ready_from_poll((unsigned)cqe->res));
+		events = 1;
+	}
+	if (more) {
+		io->driver_state &= ~URP__IO_FRESH;
+	} else {
+		poll_ended(drv, io, cqe->res);
+	}
+	return events;
+}
+
+static int reap(struct urp_driver *drv)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, seen = 0;
+	int events = 0;
+
+	/* Wakers run inside dispatch() and may register (arming, even submitting when the SQ
+	 * is full): the loop re-reads the tail, and the head moves once at the end. */
+	io_uring_for_each_cqe(&drv->ring, head, cqe)
+	{
+		events += dispatch(drv, cqe);
+		seen++;
+	}
+	io_uring_cq_advance(&drv->ring, seen);
+	return events;
+}
+
+static int reap_all(struct urp_driver *drv)
+{
+	int events = reap(drv);
+
+	/* With IORING_FEAT_NODROP the kernel keeps CQEs that did not fit, and ends the polls
+	 * they belong to (their final CQE lacks F_MORE): flush, reap, and re-arm them. */
+	while (io_uring_cq_has_overflow(&drv->ring)) {
+		count(drv, &drv->st.cq_overflows, 1);
+		io_uring_get_events(&drv->ring);
+		count(drv, &drv->st.enters, 1);
+		count(drv, &drv->st.extra_enters, 1);
+		events += reap(drv);
+	}
+	rearm_ended(drv);
+	count(drv, &drv->st.events, (uint64_t)events);
+	return events;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Submit and wait, once: the timeout rides in EXT_ARG. A signal (EINTR) re-enters with the
+ * time that is left, so callers never see it. */
+static int submit_and_wait(struct urp_driver *drv, int timeout_ms)
+{
+	int64_t deadline = timeout_ms > 0 ? now_ns() + (int64_t)timeout_ms * 1000000 : 0;
+	struct __kernel_timespec ts;
+	struct io_uring_cqe *cqe;
+	int64_t left;
+	int ret;
+
+	/* CQEs already waiting (posted inline while wakers ran): do not block. */
+	if (io_uring_cq_ready(&drv->ring))
+		timeout_ms = 0;
+	for (;;) {
+		count(drv, &drv->st.enters, 1);
+		if (timeout_ms == 0) {
+			ret = io_uring_submit_and_get_events(&drv->ring);
+		} else if (timeout_ms < 0) {
+			ret = io_uring_submit_and_wait_timeout(&drv->ring, &cqe, 1, NULL, NULL);
+		} else {
+			left = deadline - now_ns();
+			if (left < 0)
+				left = 0;
+			ts.tv_sec = left / 1000000000;
+			ts.tv_nsec = left % 1000000000;
+			ret = io_uring_submit_and_wait_timeout(&drv->ring, &cqe, 1, &ts, NULL);
+		}
+		if (ret != -EINTR)
+			break;
+	}
+	/* -ETIME: the timeout expired. -EBUSY/-EAGAIN: the CQ is overflowing; reap it now. */
+	if (ret == -ETIME || ret == -EBUSY || ret == -EAGAIN || ret >= 0)
+		return 0;
+	return ret;
+}
+
+static int enable(struct urp_driver *drv)
+{
+	int ret = urp__ring_enable(drv);
+
+	if (ret < 0)
+		return ret;
+	drv->thread = pthread_self();
+	urp__store_release(&drv->enabled, 1);
+	arm_unpark(drv);
+	return 0;
+}
+
+int urp_driver_turn(struct urp_driver *drv, int timeout_ms)
+{
+	int ret, events;
+
+	if (!drv || timeout_ms < -1)
+		return -EINVAL;
+	if (forked(drv))
+		return -ECHILD;
+	if (!urp__load_acquire(&drv->enabled)) {
+		uint32_t unclaimed = 0;
+
+		/* Two first turns may race: one claims the driver, the other finds it taken. */
+		if (!urp__cas_acq_rel(&drv->claimed, &unclaimed, 1))
+			return -EEXIST;
+		ret = enable(drv);
+		if (ret < 0) {
+			urp__store_release(&drv->claimed, 0);
+			return ret;
+		}
+	} else if (!pthread_equal(pthread_self(), drv->thread)) {
+		return -EEXIST;
+	}
+	if (drv->in_turn)
+		return -EBUSY;
+	drv->in_turn = true;
+
+	/* Clear before draining: an unpark that comes after the drain finds the flag clear and
+	 * writes the eventfd, so its command cannot sit unseen through a blocking wait. */
+	urp__xchg_seq_cst(&drv->notified, 0);
+	take_commands(drv, run_command);
+	if (!drv->unpark_armed)
+		arm_unpark(drv);
+	if (urp__xchg_acq_rel(&drv->shutdown_pending, 0))
+		shutdown_entries(drv);
+	ret = submit_and_wait(drv, timeout_ms);
+	events = reap_all(drv);
+	free_dead(drv);
+	count(drv, &drv->st.turns, 1);
+	drv->in_turn = false;
+	return ret < 0 ? ret : events;
+}
+
+int urp_driver_unpark(struct urp_driver *drv)
+{
+	uint64_t one = 1;
+
+	if (!drv)
+		return -EINVAL;
+	if (forked(drv))
+		return -ECHILD;
+	if (urp__xchg_seq_cst(&drv->notified, 1))
+		return 0;
+	/* EAGAIN: the counter is full, so the eventfd is readable anyway. */
+	if (write(drv->unpark_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 0;
+}
+
+void urp_driver_shutdown(struct urp_driver *drv)
+{
+	if (!drv || forked(drv))
+		return;
+	urp__xchg_acq_rel(&drv->shutdown, 1);
+	if (!on_driver_thread(drv)) {
+		urp__xchg_acq_rel(&drv->shutdown_pending, 1);
+		urp_driver_unpark(drv);
+		return;
+	}
+	if (drv->shutting_down)
+		return;
+	take_commands(drv, run_command);
+	shutdown_entries(drv);
+}
+
+/* ---- registration ---- */
+
+static bool reserve(struct urp_driver *drv)
+{
+	uint64_t n = urp__count_read(&drv->registered);
+
+	do {
+		if (n >= drv->info.max_registrations)
+			return false;
+	} while (!__atomic_compare_exchange_n(&drv->registered, &n, n + 1, false,
+					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	return true;
+}
+
+static void release_entry(struct urp_io *io)
+{
+	urp__io_destroy(io);
+}
+
+int urp_register(struct urp_driver *drv, int fd, unsigned interest, struct urp_io **out)
+{
+	struct urp_io *io;
+	int ret;
+
+	if (!drv || !out || fd < 0 || interest == 0 || (interest & ~URP_INTEREST_ALL))
+		return -EINVAL;
+	if (forked(drv))
+		return -ECHILD;
+	if (urp__load_acquire(&drv->shutdown))
+		return -ESHUTDOWN;
+	if (!reserve(drv))
+		return -ENOSPC;
+	ret = urp__io_alloc(&io, &drv->counters, release_entry);
+	if (ret < 0) {
+		urp__count_sub(&drv->registered, 1);
+		return ret;
+	}
+	io->owner = drv;
+	io->fd = fd;
+	io->interest = interest;
+	io->magic = URP__IO_MAGIC;
+	*out = io;
+	if (on_driver_thread(drv)) {
+		go_live(drv, io);
+		arm(drv, io);
+		return 0;
+	}
+	push_cmd(drv, io, URP__CMD_ARM);
+	urp_driver_unpark(drv);
+	return 0;
+}
+
+static int deregister(struct urp_io *io, uint32_t bits)
+{
+	struct urp_driver *drv;
+
+	if (!io || io->magic != URP__IO_MAGIC || !io->owner)
+		return -EINVAL;
+	drv = io->owner;
+	if (forked(drv))
+		return -ECHILD;
+	/* Always through the queue, even on the turning thread: a waker may deregister the very
+	 * entry being dispatched, so entries change state only between completions. */
+	push_cmd(drv, io, bits);
+	if (!on_driver_thread(drv))
+		urp_driver_unpark(drv);
+	return 0;
+}
+
+int urp_deregister(struct urp_io *io)
+{
+	return deregister(io, URP__CMD_REMOVE);
+}
+
+int urp_deregister_close(struct urp_io *io)
+{
+	return deregister(io, URP__CMD_REMOVE | URP__CMD_CLOSE);
+}
+
+/* ---- lifetime and stats ---- */
+
+int urp_driver_new(struct urp_driver **out, const struct urp_driver_opts *opts)
+{
+	struct urp_driver *drv;
+	int ret;
+
+	if (!out)
+		return -EINVAL;
+	drv = calloc(1, sizeof(*drv));
+	if (!drv)
+		return -ENOMEM;
+	urp__list_init(&drv->live);
+	urp__list_init(&drv->dead);
+	ret = urp__ring_setup(drv, opts);
+	if (ret < 0)
+		goto out_free;
+	drv->unpark_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (drv->unpark_fd < 0) {
+		ret = -errno;
+		goto out_exit_ring;
+	}
+	*out = drv;
+	return 0;
+
+out_exit_ring:
+	io_uring_queue_exit(&drv->ring);
+out_free:
+	free(drv);
+	return ret;
+}
+
+/* In urp_driver_free(): every queued entry becomes live (or gone), nothing is armed. */
+static void adopt_command(struct urp_driver *drv, struct urp_io *io, uint32_t bits)
+{
+	if (bits & URP__CMD_ARM)
+		go_live(drv, io);
+	if (bits & URP__CMD_CLOSE)
+		io->driver_state |= URP__IO_CLOSE;
+}
+
+void urp_driver_free(struct urp_driver *drv)
+{
+	bool child;
+
+	if (!drv)
+		return;
+	child = forked(drv);
+	urp__xchg_acq_rel(&drv->shutdown, 1);
+	take_commands(drv, adopt_command);
+	/* A child holds copies of the parent's entries: free them, wake nobody. */
+	if (!child)
+		shutdown_entries(drv);
+	/* Exiting the ring cancels every poll; no completion can name an entry after this. In
+	 * a child it only unmaps the child's view and closes its copy of the fd. */
+	io_uring_queue_exit(&drv->ring);
+	while (!urp__list_empty(&drv->live))
+		free_entry(drv, urp__container_of(drv->live.next, struct urp_io, link));
+	free_dead(drv);
+	close(drv->unpark_fd);
+	free(drv);
+}
+
+int urp_driver_stats(struct urp_driver *drv, struct urp_stats *st)
+{
+	if (!drv || !st)
+		return -EINVAL;
+	if (forked(drv))
+		return -ECHILD;
+	memset(st, 0, sizeof(*st));
+	st->turns = urp__count_read(&drv->st.turns);
+	st->events = urp__count_read(&drv->st.events);
+	st->stale_rejects = urp__count_read(&drv->counters.stale_rejects);
+	st->wake_batches = urp__count_read(&drv->counters.wake_batches);
+	st->wakes = urp__count_read(&drv->counters.wakes);
+	st->rearms = urp__count_read(&drv->st.rearms);
+	st->cq_overflows = urp__count_read(&drv->st.cq_overflows);
+	st->unknown_tokens = urp__count_read(&drv->st.unknown_tokens);
+	st->live = urp__count_read(&drv->registered);
+	st->enters = urp__count_read(&drv->st.enters);
+	st->extra_enters = urp__count_read(&drv->st.extra_enters);
+	st->poll_errors = urp__count_read(&drv->st.poll_errors);
+	st->oneshot_files = urp__count_read(&drv->st.oneshot_files);
+	return 0;
+}
