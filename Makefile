@@ -54,8 +54,8 @@ URP_CFLAGS += -DURP_NO_PROBES
 endif
 LIB_CFLAGS := $(URP_CFLAGS) -fPIC -fvisibility=hidden
 
-CORE_SRCS := core/io.c core/readiness.c core/ready.c core/probes.c
-URING_SRCS := uring/setup.c uring/driver.c
+CORE_SRCS := core/io.c core/readiness.c core/ready.c core/probes.c core/wait.c
+URING_SRCS := uring/setup.c uring/driver.c uring/loop.c uring/spawn.c
 LIB_SRCS := $(CORE_SRCS) $(URING_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
@@ -73,12 +73,13 @@ ifeq ($(SANITIZE),thread)
 CRITERION_LIBS := -lm
 TEST_CFLAGS := -Itests/shim
 endif
-TEST_NAMES := $(patsubst tests/%.c,%,$(wildcard tests/core_*.c tests/uring_*.c))
+TEST_NAMES := $(patsubst tests/%.c,%,$(wildcard tests/core_*.c tests/uring_*.c tests/loop_*.c \
+	tests/echo_*.c tests/readme_*.c))
 # Suites that also run under ThreadSanitizer: all of them (the single-threaded ones are cheap).
 THREADED_TESTS := $(TEST_NAMES)
 TEST_BINS := $(TEST_NAMES:%=$(BUILD)/tests/%)
 
-TOOLS := urpoll-demo urpoll-pingpong
+TOOLS := $(filter-out urpoll-trace,$(patsubst tools/%.c,%,$(wildcard tools/urpoll-*.c)))
 TOOL_BINS := $(TOOLS:%=$(BUILD)/tools/%)
 
 .PHONY: all lib tools tests check run deps install uninstall clean help \
@@ -145,7 +146,8 @@ run: deps
 
 # The suites below are run by `make check` through tests/run-suite.sh, which prints one
 # closing line: "check: N passed, N failed".
-test-unit: tests
+# Tools too: the end-to-end tests start them from the same build directory.
+test-unit: tests tools
 	$(Q)tests/run-suite.sh $(BUILD) $(or $(RUN_TESTS),$(TEST_NAMES))
 
 test-plain:

@@ -4,7 +4,7 @@
  *
  * The readiness core (tokio's ScheduledIo in C) and the io_uring driver that feeds it. Every
  * int function returns >= 0 on success and a negative errno on failure; bad arguments give
- * -EINVAL. Nothing here sets errno.
+ * -EINVAL. Nothing here reports through errno.
  */
 #ifndef URPOLL_H
 #define URPOLL_H
@@ -231,6 +231,59 @@ int urp_deregister_close(struct urp_io *io);
 
 /* A sentence for an error returned by urp_driver_new() and friends. Never NULL. */
 const char *urp_strerror(int err);
+
+/* ---- blocking waits and a driver on its own thread (thread-per-connection code) ---- */
+
+/*
+ * Park the calling thread until io is ready for interest (returns 0 with *ev), shut down
+ * (-ESHUTDOWN), or timeout_ms passes (-ETIMEDOUT; -1 waits for ever). Another thread must turn
+ * io's driver (see urp_driver_spawn()). -EINVAL on bad arguments. Signals do not end the wait.
+ */
+int urp_io_wait(struct urp_io *io, unsigned interest, int timeout_ms, struct urp_event *ev);
+
+/* Create a driver and a thread that turns it until urp_driver_join(). Returns as
+ * urp_driver_new(), or -EAGAIN when no thread can be started. */
+int urp_driver_spawn(struct urp_driver **drv, const struct urp_driver_opts *opts);
+/* Stop the thread of a spawned driver, then urp_driver_free() it. */
+void urp_driver_join(struct urp_driver *drv);
+
+/* ---- tasks: a single-thread loop over one driver ---- */
+
+struct urp_loop;
+
+/* A task: caller-owned storage, size public, fields private. run() is called on the loop's
+ * thread each time the task was woken. It returns 0, or URP_TASK_DONE once the task has
+ * finished: the loop then never touches it again, so run() may free it (first cancel every
+ * future and clear every slot that holds its waker: those return only after a waker already
+ * taken has returned). */
+struct urp_task {
+	_Alignas(8) unsigned char opaque[48];
+};
+#define URP_TASK_DONE 1
+typedef int (*urp_task_fn)(struct urp_task *task, void *arg);
+
+/* A loop and its driver (opts as urp_driver_new()). Returns 0 or -errno. */
+int urp_loop_new(struct urp_loop **loop, const struct urp_driver_opts *opts);
+/* Free the loop and its driver (not while urp_loop_run() runs). Tasks are the caller's. */
+void urp_loop_free(struct urp_loop *loop);
+/* The loop's driver, to register fds with. */
+struct urp_driver *urp_loop_driver(struct urp_loop *loop);
+/*
+ * Run on the calling thread (which then turns the driver) until urp_loop_stop(): run every
+ * woken task once, in the order woken, then turn the driver (without blocking when tasks are
+ * waiting). A task woken while it runs runs again after the others. Returns 0 once stopped,
+ * -EEXIST on a thread other than the one that ran it first, or the driver's -errno.
+ */
+int urp_loop_run(struct urp_loop *loop);
+/* Make urp_loop_run() return after the current pass. Any thread, also from a task. */
+void urp_loop_stop(struct urp_loop *loop);
+
+/* Prepare a task on loop; it runs once woken. Does not schedule it. */
+void urp_task_init(struct urp_task *task, struct urp_loop *loop, urp_task_fn run, void *arg);
+/* Schedule task from any thread: queued once however often it is woken before it runs. */
+void urp_task_wake(struct urp_task *task);
+/* A waker that calls urp_task_wake(task), for futures, slots and urp_io_try_io() loops. */
+struct urp_waker urp_task_waker(struct urp_task *task);
 
 #pragma GCC visibility pop
 

@@ -35,12 +35,6 @@ static bool on_driver_thread(const struct urp_driver *drv)
 	return urp__load_acquire(&drv->enabled) && pthread_equal(pthread_self(), drv->thread);
 }
 
-static void count(struct urp_driver *drv, uint64_t *counter, uint64_t n)
-{
-	(void)drv;
-	urp__count_local(counter, n);
-}
-
 /* ---- submission ---- */
 
 static struct io_uring_sqe *get_sqe(struct urp_driver *drv)
@@ -54,8 +48,8 @@ static struct io_uring_sqe *get_sqe(struct urp_driver *drv)
 			return sqe;
 		/* SQ full (a burst of registrations or re-arms): submit what is queued. */
 		io_uring_submit(&drv->ring);
-		count(drv, &drv->st.enters, 1);
-		count(drv, &drv->st.extra_enters, 1);
+		urp__count_local(&drv->st.enters, 1);
+		urp__count_local(&drv->st.extra_enters, 1);
 	}
 	return NULL;
 }
@@ -81,8 +75,7 @@ static unsigned poll_events(unsigned interest)
  */
 static void poll_failed(struct urp_driver *drv, struct urp_io *io)
 {
-	count(drv, &drv->st.poll_errors, 1);
-	io->driver_state |= URP__IO_DEAD;
+	urp__count_local(&drv->st.poll_errors, 1);
 	urp_io_set_readiness(io, URP_ERROR | URP_READ_CLOSED | URP_WRITE_CLOSED);
 }
 
@@ -163,7 +156,6 @@ static void retire(struct urp_driver *drv, struct urp_io *io)
 static void go_live(struct urp_driver *drv, struct urp_io *io)
 {
 	urp__list_add_tail(&io->link, &drv->live);
-	io->driver_state |= URP__IO_LIVE;
 }
 
 static void remove_poll(struct urp_driver *drv, struct urp_io *io)
@@ -270,13 +262,11 @@ static void poll_ended(struct urp_driver *drv, struct urp_io *io, int res)
 	}
 	/* Its readiness is final: the entry keeps it, without further polls. */
 	if (res >= 0 && fresh && unpollable(io)) {
-		io->driver_state |= URP__IO_ONESHOT;
-		count(drv, &drv->st.oneshot_files, 1);
+		urp__count_local(&drv->st.oneshot_files, 1);
 		return;
 	}
 	/* Not yet: while an overflow is being flushed the CQ is full, and a new poll's first
 	 * CQE would overflow and end it again, for ever. rearm_ended() runs after the reap. */
-	io->driver_state |= URP__IO_REARM;
 	io->rearm_next = drv->rearm;
 	drv->rearm = io;
 }
@@ -287,7 +277,6 @@ static void rearm_ended(struct urp_driver *drv)
 
 	while ((io = drv->rearm)) {
 		drv->rearm = io->rearm_next;
-		io->driver_state &= ~URP__IO_REARM;
 		/* Deregistered since it ended: its last poll is gone, so it can go. */
 		if (io->driver_state & URP__IO_GONE) {
 			if (!io->polls_armed)
@@ -295,7 +284,7 @@ static void rearm_ended(struct urp_driver *drv)
 			continue;
 		}
 		arm(drv, io);
-		count(drv, &drv->st.rearms, 1);
+		urp__count_local(&drv->st.rearms, 1);
 	}
 }
 
@@ -308,10 +297,16 @@ static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
 	int events = 0;
 
 	if (token < URP__TOKEN_MIN) {
-		if (token == URP__TOKEN_UNPARK && !more) {
+		if (token != URP__TOKEN_UNPARK)
+			return 0;
+		/* The unpark that set the flag has landed: the next one must write again. Whoever
+		 * unparked pushed before setting the flag, so the caller's checks after this turn
+		 * (the command queue, a loop's queue, a stop flag) see it. */
+		urp__xchg_seq_cst(&drv->notified, 0);
+		if (!more) {
 			drv->unpark_armed = false;
 			arm_unpark(drv);
-			count(drv, &drv->st.rearms, 1);
+			urp__count_local(&drv->st.rearms, 1);
 		}
 		return 0;
 	}
@@ -321,7 +316,7 @@ static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
 	/* Entries outlive their polls, so this only fails on a bug; the check is a plausibility
 	 * test (magic and owner), and ASan builds catch the use-after-free it would be. */
 	if (io->magic != URP__IO_MAGIC || io->owner != drv || !io->polls_armed) {
-		count(drv, &drv->st.unknown_tokens, 1);
+		urp__count_local(&drv->st.unknown_tokens, 1);
 		return 0;
 	}
 	if (cqe->res >= 0 && !(io->driver_state & URP__IO_GONE)) {
@@ -360,14 +355,14 @@ static int reap_all(struct urp_driver *drv)
 	/* With IORING_FEAT_NODROP the kernel keeps CQEs that did not fit, and ends the polls
 	 * they belong to (their final CQE lacks F_MORE): flush, reap, and re-arm them. */
 	while (io_uring_cq_has_overflow(&drv->ring)) {
-		count(drv, &drv->st.cq_overflows, 1);
+		urp__count_local(&drv->st.cq_overflows, 1);
 		io_uring_get_events(&drv->ring);
-		count(drv, &drv->st.enters, 1);
-		count(drv, &drv->st.extra_enters, 1);
+		urp__count_local(&drv->st.enters, 1);
+		urp__count_local(&drv->st.extra_enters, 1);
 		events += reap(drv);
 	}
 	rearm_ended(drv);
-	count(drv, &drv->st.events, (uint64_t)events);
+	urp__count_local(&drv->st.events, (uint64_t)events);
 	return events;
 }
 
@@ -393,7 +388,7 @@ static int submit_and_wait(struct urp_driver *drv, int timeout_ms)
 	if (io_uring_cq_ready(&drv->ring))
 		timeout_ms = 0;
 	for (;;) {
-		count(drv, &drv->st.enters, 1);
+		urp__count_local(&drv->st.enters, 1);
 		if (timeout_ms == 0) {
 			ret = io_uring_submit_and_get_events(&drv->ring);
 		} else if (timeout_ms < 0) {
@@ -453,9 +448,6 @@ int urp_driver_turn(struct urp_driver *drv, int timeout_ms)
 		return -EBUSY;
 	drv->in_turn = true;
 
-	/* Clear before draining: an unpark that comes after the drain finds the flag clear and
-	 * writes the eventfd, so its command cannot sit unseen through a blocking wait. */
-	urp__xchg_seq_cst(&drv->notified, 0);
 	take_commands(drv, run_command);
 	if (!drv->unpark_armed)
 		arm_unpark(drv);
@@ -464,7 +456,7 @@ int urp_driver_turn(struct urp_driver *drv, int timeout_ms)
 	ret = submit_and_wait(drv, timeout_ms);
 	events = reap_all(drv);
 	free_dead(drv);
-	count(drv, &drv->st.turns, 1);
+	urp__count_local(&drv->st.turns, 1);
 	drv->in_turn = false;
 	return ret < 0 ? ret : events;
 }

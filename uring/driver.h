@@ -26,13 +26,9 @@
 #define URP__CMD_QUEUED 0x8u /* on the command queue (set by whoever pushes it) */
 
 /* urp_io.driver_state, driver thread only. */
-#define URP__IO_LIVE	 0x01u /* on drv->live */
-#define URP__IO_GONE	 0x02u /* deregistered: free after the last poll's final CQE */
-#define URP__IO_CLOSE	 0x04u /* close fd when freed */
-#define URP__IO_FRESH	 0x08u /* armed, no CQE with F_MORE yet */
-#define URP__IO_ONESHOT	 0x10u /* file cannot be polled: reported ready once */
-#define URP__IO_DEAD	 0x20u /* poll failed: not re-armed */
-#define URP__IO_REARM	 0x40u /* poll ended: on drv->rearm, re-armed after the reap */
+#define URP__IO_GONE	 0x01u /* deregistered: free after the last poll's final CQE */
+#define URP__IO_CLOSE	 0x02u /* close fd when freed */
+#define URP__IO_FRESH	 0x04u /* armed, no CQE with F_MORE yet */
 #define URP__IO_MAGIC	 0x75727030u /* "urp0": urp_io.magic while the driver owns it */
 
 struct urp__driver_counts {
@@ -60,6 +56,9 @@ struct urp_driver {
 	struct urp__list_head live;	/* driver thread: registered entries */
 	struct urp__list_head dead;	/* driver thread: to free at the end of the turn */
 	struct urp_io *rearm;		/* driver thread: polls that ended, to re-arm */
+	pthread_t spawned;		/* urp_driver_spawn(): the thread turning it */
+	bool has_spawned;
+	uint32_t spawn_stop;		/* urp_driver_join() asks it to stop (atomic) */
 	struct urp__counters counters;	/* core counts: any thread */
 	struct urp__driver_counts st;	/* driver thread writes, anyone reads */
 };
