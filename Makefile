@@ -83,7 +83,7 @@ TOOLS := $(filter-out urpoll-trace,$(patsubst tools/%.c,%,$(wildcard tools/urpol
 TOOL_BINS := $(TOOLS:%=$(BUILD)/tools/%)
 
 .PHONY: all lib tools tests check run deps install uninstall clean help \
-	test-unit test-plain test-asan test-tsan test-model test-install test-probes
+	test-unit test-plain test-asan test-tsan test-model test-install test-probes test-readme
 
 all: lib tools
 
@@ -169,6 +169,20 @@ test-model:
 test-install: lib
 	$(Q)tests/install-test.sh $(BUILD)
 
+# The README's echo example is tests/readme_echo.c between its markers, and compiles alone.
+test-readme: lib
+	$(Q)sed -n '/README:begin/,/README:end/{/README:/d;p}' tests/readme_echo.c \
+		>$(BUILD)/readme-example.c
+	$(Q)awk '/^<!-- example: tests\/readme_echo.c -->$$/ { f = 1; next } \
+		f && /^```c$$/ { p = 1; next } p && /^```$$/ { exit } p' README.md \
+		>$(BUILD)/readme-block.c
+	$(Q)if cmp -s $(BUILD)/readme-example.c $(BUILD)/readme-block.c && \
+		$(CC) -std=c11 $(WARNINGS) -Werror -Iinclude $(BUILD)/readme-example.c \
+			-o $(BUILD)/readme-example $(LINK_LIB); then \
+		tests/run-suite.sh --record readme pass; \
+	else diff -u $(BUILD)/readme-block.c $(BUILD)/readme-example.c; \
+		tests/run-suite.sh --record readme fail; exit 1; fi
+
 test-probes: lib
 	$(Q)$(MAKE) --no-print-directory URP_PROBES=0 lib
 	$(Q)tests/probes-test.sh $(SHLIB) build/noprobes/liburpoll.so.$(VERSION)
@@ -177,7 +191,7 @@ check: deps
 	$(Q)rm -f build/check-results
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory -k test-plain test-asan test-tsan test-model test-install \
-		test-probes; status=$$?; tests/run-suite.sh --summary build/check-results; \
+		test-probes test-readme; status=$$?; tests/run-suite.sh --summary build/check-results; \
 		exit $$status
 
 install: lib

@@ -840,9 +840,16 @@ Test(uring_lifecycle, waker_registers_new_entry)
 	close(b[1]);
 }
 
-/* A registration whose poll fails (the fd is not open) reports ERROR and counts a poll error,
- * instead of leaving its waiters asleep. */
-Test(uring_lifecycle, register_closed_fd_reports_error)
+static ssize_t eagain_op(void *arg)
+{
+	(void)arg;
+	return -EAGAIN;
+}
+
+/* A registration whose poll fails (the fd is not open) reports ERROR, counts a poll error and
+ * shuts the entry down, instead of leaving its waiters asleep. It used to report ERROR and both
+ * closed bits for good, so a task loop retrying an operation that answered EAGAIN spun. */
+Test(uring_lifecycle, failed_poll_shuts_entry_down)
 {
 	struct urp_io *io;
 	int sv[2];
@@ -853,7 +860,9 @@ Test(uring_lifecycle, register_closed_fd_reports_error)
 	close(sv[0]);
 	io = reg(sv[0], URP_READABLE);
 	turn_until_ready(drv, io, URP_ERROR);
-	assert_ready(io, URP_ERROR | URP_READ_CLOSED, 0);
+	assert_ready(io, URP_ERROR, URP_READ_CLOSED | URP_WRITE_CLOSED);
+	cr_assert(urp_io_word(io) & 0x80000000u, "a dead poll must shut its entry down");
+	cr_assert_eq(urp_io_try_io(io, URP_READABLE, eagain_op, NULL), -ESHUTDOWN);
 	cr_assert_eq(driver_stats(drv).poll_errors, 1);
 	cr_assert_eq(urp_deregister(io), 0);
 	cr_assert_eq(turn_until_live(drv, 0), 0);

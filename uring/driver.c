@@ -70,13 +70,16 @@ static unsigned poll_events(unsigned interest)
 }
 
 /*
- * The poll is gone and will not be re-armed (it failed, or no SQE could be had). Wake every
- * waiter rather than let one hang: their next operation on the fd reports the error itself.
+ * The poll is gone and will not be re-armed (it failed, or no SQE could be had): the entry can
+ * never report readiness again. Say ERROR and shut it down, which wakes every waiter and makes
+ * urp_io_try_io() answer -ESHUTDOWN: an entry left "ready" would have a task loop spinning on
+ * an fd that keeps answering EAGAIN.
  */
 static void poll_failed(struct urp_driver *drv, struct urp_io *io)
 {
 	urp__count_local(&drv->st.poll_errors, 1);
-	urp_io_set_readiness(io, URP_ERROR | URP_READ_CLOSED | URP_WRITE_CLOSED);
+	urp_io_set_readiness(io, URP_ERROR);
+	urp_io_shutdown(io);
 }
 
 static void arm(struct urp_driver *drv, struct urp_io *io)
