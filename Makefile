@@ -81,9 +81,12 @@ TEST_BINS := $(TEST_NAMES:%=$(BUILD)/tests/%)
 
 TOOLS := $(filter-out urpoll-trace,$(patsubst tools/%.c,%,$(wildcard tools/urpoll-*.c)))
 TOOL_BINS := $(TOOLS:%=$(BUILD)/tools/%)
+# The eBPF tracer links libbpf, not the library: its own rules below.
+TRACE_BIN := $(BUILD)/tools/urpoll-trace
 
 .PHONY: all lib tools tests check run deps install uninstall clean help \
-	test-unit test-plain test-asan test-tsan test-model test-install test-probes test-readme
+	test-unit test-plain test-asan test-tsan test-model test-install test-probes test-readme \
+	bpf test-trace
 
 all: lib tools
 
@@ -119,7 +122,7 @@ $(PCFILE): Makefile
 # Tools and tests link the shared library, as users do.
 LINK_LIB := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lurpoll
 
-tools: $(TOOL_BINS)
+tools: $(TOOL_BINS) $(TRACE_BIN)
 
 $(BUILD)/tools/%: tools/%.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
 	@mkdir -p $(dir $@)
@@ -133,6 +136,63 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -o $@ $< $(URP_LDFLAGS) $(LINK_LIB) \
 		$(CRITERION_LIBS) -lpthread
+
+# The eBPF tracer: bpf/urpoll.bpf.c -> build/bpf/urpoll.bpf.o -> build/bpf/urpoll.skel.h,
+# compiled into $(BUILD)/tools/urpoll-trace. The BPF outputs do not depend on SANITIZE or
+# URP_PROBES, so every build directory shares build/bpf/.
+
+CLANG ?= clang
+BPFTOOL ?= bpftool
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+BPF_OUT := build/bpf
+# The kernel's name for this architecture (__TARGET_ARCH_*), derived as libbpf-tools does.
+BPF_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/i.86/x86/' -e 's/aarch64.*/arm64/' \
+	-e 's/arm.*/arm/' -e 's/ppc64.*/powerpc/' -e 's/s390x/s390/' -e 's/riscv64/riscv/' \
+	-e 's/loongarch64/loongarch/' -e 's/mips.*/mips/')
+# <asm/types.h> and friends live in the multiarch directory (Debian: /usr/include/<triplet>).
+BPF_MULTIARCH := $(shell $(CC) -dumpmachine)
+BPF_CFLAGS := -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I$(BPF_OUT) -Ibpf \
+	-I/usr/include/$(BPF_MULTIARCH)
+LIBBPF_CFLAGS := $(shell $(PKG_CONFIG) --cflags libbpf 2>/dev/null)
+LIBBPF_LIBS := $(shell $(PKG_CONFIG) --libs libbpf libelf zlib 2>/dev/null || echo -lbpf -lelf -lz)
+
+bpf: $(BPF_OUT)/urpoll.skel.h
+
+# Through a temporary file, so a failed dump never leaves half a header behind.
+$(BPF_OUT)/vmlinux.h: $(wildcard $(VMLINUX_BTF))
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)test -r $(VMLINUX_BTF) || { echo "no kernel BTF at $(VMLINUX_BTF)" >&2; exit 1; }
+	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp && mv $@.tmp $@
+
+$(BPF_OUT)/urpoll.bpf.o: bpf/urpoll.bpf.c bpf/urpoll_trace.h $(BPF_OUT)/vmlinux.h
+	@$(if $(Q),echo "  BPF     $@")
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp.o && mv $@.tmp.o $@
+
+$(BPF_OUT)/urpoll.skel.h: $(BPF_OUT)/urpoll.bpf.o
+	@$(if $(Q),echo "  GENSKEL $@")
+	$(Q)$(BPFTOOL) gen skeleton $< name urpoll_bpf > $@.tmp && mv $@.tmp $@
+
+# An explicit rule, so it wins over the $(BUILD)/tools/% pattern rule. The tracer does not link
+# the library (the library never depends on the tracer, nor the tracer on it).
+$(TRACE_BIN): tools/urpoll-trace.c bpf/urpoll_trace.h $(BPF_OUT)/urpoll.skel.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -I$(BPF_OUT) -Ibpf $(LIBBPF_CFLAGS) \
+		-DURP_LIBDIR='"$(LIBDIR)"' -o $@ $< $(URP_LDFLAGS) $(LIBBPF_LIBS)
+
+# The traced workload: a plain program on the library (the tests pattern rule would also link
+# Criterion, which it does not use).
+$(BUILD)/tests/trace_workload: tests/trace_workload.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -o $@ $< $(URP_LDFLAGS) $(LINK_LIB) -lpthread
+
+# Root, BTF, uprobes and tracefs (the tool mounts tracefs and bpffs when missing); the suite
+# skips, saying which, without them. Plain build only: it tests the tool, not the library.
+test-trace: lib $(TRACE_BIN) $(BUILD)/tests/trace_bpf \
+		$(BUILD)/tests/trace_workload
+	$(Q)tests/run-suite.sh $(BUILD) trace_bpf
 
 deps:
 	$(Q)tools/install-deps.sh
@@ -166,7 +226,7 @@ test-model:
 	$(Q)if tests/model/run.sh $(BUILD); then tests/run-suite.sh --record model pass; \
 	else tests/run-suite.sh --record model fail; exit 1; fi
 
-test-install: lib
+test-install: lib $(TRACE_BIN)
 	$(Q)tests/install-test.sh $(BUILD)
 
 # The README's echo example is tests/readme_echo.c between its markers, and compiles alone.
@@ -191,10 +251,10 @@ check: deps
 	$(Q)rm -f build/check-results
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory -k test-plain test-asan test-tsan test-model test-install \
-		test-probes test-readme; status=$$?; tests/run-suite.sh --summary build/check-results; \
+		test-probes test-readme test-trace; status=$$?; tests/run-suite.sh --summary build/check-results; \
 		exit $$status
 
-install: lib
+install: lib $(TRACE_BIN)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 0755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
 	ln -sf liburpoll.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -202,11 +262,14 @@ install: lib
 	install -m 0644 $(STLIB) $(DESTDIR)$(LIBDIR)/
 	install -m 0644 include/urpoll.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 0644 $(PCFILE) $(DESTDIR)$(PKGCONFIGDIR)/
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(TRACE_BIN) $(DESTDIR)$(BINDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/liburpoll.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/liburpoll.so $(DESTDIR)$(LIBDIR)/liburpoll.a \
-		$(DESTDIR)$(INCLUDEDIR)/urpoll.h $(DESTDIR)$(PKGCONFIGDIR)/urpoll.pc
+		$(DESTDIR)$(INCLUDEDIR)/urpoll.h $(DESTDIR)$(PKGCONFIGDIR)/urpoll.pc \
+		$(DESTDIR)$(BINDIR)/urpoll-trace
 
 clean:
 	rm -rf build
@@ -214,4 +277,4 @@ clean:
 help:
 	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
 
--include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d)
+-include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d
