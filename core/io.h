@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "list.h"
+#include "stack.h"
 #include "urpoll.h"
 
 /* Two cache lines: adjacent-line prefetch pulls pairs, so one line per entry still shares. */
@@ -67,7 +68,7 @@ struct urp_io {
 	struct urp_waker writer;
 	/* Owned by the driver (uring/); core never touches them. */
 	void *owner;
-	struct urp_io *cmd_next;  /* link in the driver's command queue */
+	struct urp__snode cmd_link; /* link in the driver's command queue */
 	uint32_t cmd;		  /* commands pending for the driver (atomic) */
 	uint32_t magic;		  /* set while the driver owns a live entry */
 	int fd;

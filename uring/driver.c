@@ -113,19 +113,14 @@ static void arm_unpark(struct urp_driver *drv)
 	drv->unpark_armed = true;
 }
 
-/* ---- the command queue: a Treiber stack of entries, taken whole by the driver ---- */
+/* ---- the command queue: entries on an MPSC stack (core/stack.h), taken whole each turn ---- */
 
 static void push_cmd(struct urp_driver *drv, struct urp_io *io, uint32_t bits)
 {
-	void *head;
-
 	/* Already queued: the driver has yet to take its bits, and will see these too. */
 	if (urp__fetch_or_acq_rel(&io->cmd, bits | URP__CMD_QUEUED) & URP__CMD_QUEUED)
 		return;
-	head = urp__ptr_load_acquire(&drv->cmd_head);
-	do {
-		io->cmd_next = head;
-	} while (!urp__ptr_cas_release(&drv->cmd_head, &head, io));
+	urp__stack_push(&drv->cmd_head, &io->cmd_link);
 }
 
 /* Take every queued entry, oldest first, with its command bits cleared and returned through
@@ -133,19 +128,13 @@ static void push_cmd(struct urp_driver *drv, struct urp_io *io, uint32_t bits)
 static void take_commands(struct urp_driver *drv,
 			  void (*run)(struct urp_driver *drv, struct urp_io *io, uint32_t bits))
 {
-	struct urp_io *io, *next, *fifo = NULL;
+	struct urp__snode *node, *next;
+	struct urp_io *io;
 
-	/* Pairs with the release CAS in push_cmd(). */
-	io = urp__ptr_xchg_acquire(&drv->cmd_head, NULL);
-	while (io) {
-		next = io->cmd_next;
-		io->cmd_next = fifo;
-		fifo = io;
-		io = next;
-	}
-	for (io = fifo; io; io = next) {
+	for (node = urp__stack_take_fifo(&drv->cmd_head); node; node = next) {
 		/* Read the link first: clearing QUEUED lets another thread push io again. */
-		next = io->cmd_next;
+		next = node->next;
+		io = urp__container_of(node, struct urp_io, cmd_link);
 		run(drv, io, urp__xchg_acq_rel(&io->cmd, 0));
 	}
 }

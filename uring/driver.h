@@ -50,7 +50,7 @@ struct urp_driver {
 	bool shutting_down;		/* shutdown_entries() is walking drv->live */
 	bool unpark_armed;
 	int unpark_fd;
-	void *cmd_head;			/* struct urp_io stack pushed by any thread (atomic) */
+	void *cmd_head;			/* urp_io.cmd_link stack pushed by any thread (atomic) */
 	uint64_t registered;		/* accepted, not yet freed (atomic): the limit */
 	unsigned max_registrations;
 	struct urp__list_head live;	/* driver thread: registered entries */

@@ -26,7 +26,7 @@
 #define TASK_NOTIFIED 4u
 
 struct task {
-	struct task *next;
+	struct urp__snode link;	/* on the loop's FIFO, or on its stack of remote wakes */
 	struct urp_loop *loop;
 	urp_task_fn run;
 	void *arg;
@@ -41,7 +41,7 @@ struct urp_loop {
 	pthread_t thread;
 	uint32_t running;	/* thread is set: urp_loop_run() runs (atomic) */
 	uint32_t stop;		/* atomic */
-	void *remote;		/* struct task stack pushed by other threads (atomic) */
+	void *remote;		/* task.link stack pushed by other threads (atomic) */
 	struct task *head;	/* loop thread: FIFO of queued tasks */
 	struct task *tail;
 	size_t queued;
@@ -60,9 +60,9 @@ static bool on_loop_thread(const struct urp_loop *loop)
 
 static void local_append(struct urp_loop *loop, struct task *task)
 {
-	task->next = NULL;
+	task->link.next = NULL;
 	if (loop->tail)
-		loop->tail->next = task;
+		loop->tail->link.next = &task->link;
 	else
 		loop->head = task;
 	loop->tail = task;
@@ -74,7 +74,6 @@ static void take_remote(struct urp_loop *loop);
 static void enqueue(struct task *task)
 {
 	struct urp_loop *loop = task->loop;
-	void *head;
 
 	if (on_loop_thread(loop)) {
 		/* Wakes from other threads that already returned come first: FIFO overall. */
@@ -82,10 +81,7 @@ static void enqueue(struct task *task)
 		local_append(loop, task);
 		return;
 	}
-	head = urp__ptr_load_acquire(&loop->remote);
-	do {
-		task->next = head;
-	} while (!urp__ptr_cas_release(&loop->remote, &head, task));
+	urp__stack_push(&loop->remote, &task->link);
 	urp_driver_unpark(loop->drv);
 }
 
@@ -126,21 +122,11 @@ struct urp_waker urp_task_waker(struct urp_task *task)
 
 static void take_remote(struct urp_loop *loop)
 {
-	struct task *task, *next, *fifo = NULL;
+	struct urp__snode *node, *next;
 
-	/* Pairs with the release CAS in enqueue(). */
-	if (!urp__ptr_load_acquire(&loop->remote))
-		return;
-	task = urp__ptr_xchg_acquire(&loop->remote, NULL);
-	while (task) {
-		next = task->next;
-		task->next = fifo;
-		fifo = task;
-		task = next;
-	}
-	for (task = fifo; task; task = next) {
-		next = task->next;
-		local_append(loop, task);
+	for (node = urp__stack_take_fifo(&loop->remote); node; node = next) {
+		next = node->next;
+		local_append(loop, urp__container_of(node, struct task, link));
 	}
 }
 
@@ -165,7 +151,8 @@ static void run_pass(struct urp_loop *loop)
 	struct task *task;
 
 	while (n-- && (task = loop->head)) {
-		loop->head = task->next;
+		loop->head = task->link.next ? urp__container_of(task->link.next, struct task, link)
+					     : NULL;
 		if (!loop->head)
 			loop->tail = NULL;
 		loop->queued--;
