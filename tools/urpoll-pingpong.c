@@ -4,7 +4,7 @@
  * Shows the driver's idiom (poll_ready with a waker, try_io, re-poll) and how many syscalls the
  * poller itself makes: run it under `strace -c -f` and compare io_uring_enter with "turns".
  *
- *   urpoll-pingpong [-n PAIRS] [-m MESSAGES] [-s SIZE]
+ *   urpoll-pingpong [-n PAIRS] [-m MESSAGES] [-s SIZE] [-t defer|coop|basic]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -54,17 +54,19 @@ static ssize_t read_op(void *arg)
 static int usage(const char *prog, int status)
 {
 	fprintf(status ? stderr : stdout,
-		"usage: %s [-n PAIRS] [-m MESSAGES] [-s SIZE]\n\n"
+		"usage: %s [-n PAIRS] [-m MESSAGES] [-s SIZE] [-t defer|coop|basic]\n\n"
 		"Bounces one SIZE-byte message per socketpair (default 64 pairs, 64 bytes) until\n"
 		"MESSAGES deliveries (default 200000), on one thread turning one urpoll driver.\n"
 		"Prints turns, io_uring_enter calls and events, so `strace -c -f` can check that the\n"
-		"poller makes no other syscall and at most one enter per turn.\n",
+		"poller makes no other syscall and at most one enter per turn. -t picks the\n"
+		"ring setup tier (default: the best the kernel accepts).\n",
 		prog);
 	return status;
 }
 
 int main(int argc, char **argv)
 {
+	struct urp_driver_opts opts = { 0 };
 	unsigned long messages = 200000;
 	struct urp_driver_info info;
 	struct urp_stats st;
@@ -73,7 +75,7 @@ int main(int argc, char **argv)
 	int pairs = 64, opt, ret, i;
 
 	pp.size = 64;
-	while ((opt = getopt(argc, argv, "n:m:s:h")) != -1) {
+	while ((opt = getopt(argc, argv, "n:m:s:t:h")) != -1) {
 		switch (opt) {
 		case 'n':
 			pairs = atoi(optarg);
@@ -84,6 +86,14 @@ int main(int argc, char **argv)
 		case 's':
 			pp.size = strtoul(optarg, NULL, 0);
 			break;
+		case 't':
+			if (strcmp(optarg, "coop") == 0)
+				opts.flags = URP_DRIVER_TIER_COOP;
+			else if (strcmp(optarg, "basic") == 0)
+				opts.flags = URP_DRIVER_TIER_BASIC;
+			else if (strcmp(optarg, "defer") != 0)
+				return usage(argv[0], 2);
+			break;
 		case 'h':
 			return usage(argv[0], 0);
 		default:
@@ -92,7 +102,7 @@ int main(int argc, char **argv)
 	}
 	if (pairs < 1 || pairs > 4096 || pp.size < 1 || pp.size > 65536 || !messages)
 		return usage(argv[0], 2);
-	ret = urp_driver_new(&drv, NULL);
+	ret = urp_driver_new(&drv, &opts);
 	if (ret < 0) {
 		fprintf(stderr, "urpoll-pingpong: %s\n", urp_strerror(ret));
 		return 1;
