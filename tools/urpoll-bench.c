@@ -70,12 +70,6 @@ static const char *prog = "urpoll-bench";
 /* Voluntary and involuntary context switches at the last cpu_ns() call. */
 static uint64_t ctx_switches[2];
 
-/* Call right after the closing cpu_ns() of a run, with the counts saved after the opening one. */
-static void ctx_switches_since(const uint64_t *start, struct run_result *res)
-{
-	res->vcsw = ctx_switches[0] - start[0];
-	res->ivcsw = ctx_switches[1] - start[1];
-}
 
 static uint64_t now_ns(void)
 {
@@ -94,6 +88,30 @@ static uint64_t cpu_ns(void)
 	ctx_switches[1] = (uint64_t)ru.ru_nivcsw;
 	return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000ull +
 	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
+}
+
+/* The timed region of one run: wall and CPU time, and context switches (from cpu_ns()). */
+struct run_clock {
+	uint64_t t0, c0, csw[2];
+};
+
+static void run_clock_start(struct run_clock *clk)
+{
+	clk->c0 = cpu_ns();
+	memcpy(clk->csw, ctx_switches, sizeof(clk->csw));
+	clk->t0 = now_ns();
+}
+
+static void run_clock_stop(const struct run_clock *clk, struct run_result *res, uint64_t events,
+			   uint64_t waits, uint64_t syscalls)
+{
+	res->wall_ns = now_ns() - clk->t0;
+	res->cpu_ns = cpu_ns() - clk->c0;
+	res->vcsw = ctx_switches[0] - clk->csw[0];
+	res->ivcsw = ctx_switches[1] - clk->csw[1];
+	res->events = events;
+	res->waits = waits;
+	res->syscalls = syscalls;
 }
 
 static void close_fds(int *fds, unsigned n)
@@ -197,7 +215,8 @@ static unsigned notify_pick(uint64_t round, unsigned k, unsigned j)
 static int notify_urpoll(unsigned k, uint64_t events, struct run_result *res)
 {
 	const uint64_t one = 1;
-	uint64_t rounds = (events + k - 1) / k, consumed = 0, writes = 0, t0, c0, csw0[2];
+	uint64_t rounds = (events + k - 1) / k, consumed = 0, writes = 0;
+	struct run_clock clk;
 	struct urp_driver *drv;
 	struct urp_stats st0, st1;
 	struct uend *ends;
@@ -234,9 +253,7 @@ static int notify_urpoll(unsigned k, uint64_t events, struct run_result *res)
 		ends[i].queued = false;
 	op_reads = 0;
 	urp_driver_stats(drv, &st0);
-	c0 = cpu_ns();
-	memcpy(csw0, ctx_switches, sizeof(csw0));
-	t0 = now_ns();
+	run_clock_start(&clk);
 	for (uint64_t round = 0; round < rounds; round++) {
 		uint64_t goal = consumed + k;
 
@@ -274,13 +291,9 @@ static int notify_urpoll(unsigned k, uint64_t events, struct run_result *res)
 			}
 		}
 	}
-	res->wall_ns = now_ns() - t0;
-	res->cpu_ns = cpu_ns() - c0;
-	ctx_switches_since(csw0, res);
 	urp_driver_stats(drv, &st1);
-	res->events = consumed;
-	res->waits = st1.enters - st0.enters;
-	res->syscalls = res->waits + op_reads + writes;
+	run_clock_stop(&clk, res, consumed, st1.enters - st0.enters,
+		       st1.enters - st0.enters + op_reads + writes);
 	ret = 0;
 	goto out_free;
 out_turn:
@@ -294,7 +307,8 @@ static int notify_epoll(unsigned k, uint64_t events, struct run_result *res)
 {
 	const uint64_t one = 1;
 	uint64_t rounds = (events + k - 1) / k, consumed = 0, writes = 0, reads = 0, waits = 0;
-	uint64_t t0, c0, val, csw0[2];
+	struct run_clock clk;
+	uint64_t val;
 	struct epoll_event evs[NOTIFY_FDS];
 	int fds[NOTIFY_FDS], ep, ret = 0;
 	unsigned i;
@@ -316,9 +330,7 @@ static int notify_epoll(unsigned k, uint64_t events, struct run_result *res)
 			goto out_close;
 		}
 	}
-	c0 = cpu_ns();
-	memcpy(csw0, ctx_switches, sizeof(csw0));
-	t0 = now_ns();
+	run_clock_start(&clk);
 	for (uint64_t round = 0; round < rounds; round++) {
 		uint64_t goal = consumed + k;
 
@@ -360,12 +372,7 @@ static int notify_epoll(unsigned k, uint64_t events, struct run_result *res)
 			}
 		}
 	}
-	res->wall_ns = now_ns() - t0;
-	res->cpu_ns = cpu_ns() - c0;
-	ctx_switches_since(csw0, res);
-	res->events = consumed;
-	res->waits = waits;
-	res->syscalls = waits + reads + writes;
+	run_clock_stop(&clk, res, consumed, waits, waits + reads + writes);
 out_close:
 	close_fds(fds, NOTIFY_FDS);
 	close(ep);
@@ -398,7 +405,8 @@ static int pairs_open(int *fds, unsigned pairs)
 
 static int pingpong_urpoll(unsigned pairs, uint64_t messages, struct run_result *res)
 {
-	uint64_t bounces = 0, writes = 0, t0, c0, csw0[2];
+	uint64_t bounces = 0, writes = 0;
+	struct run_clock clk;
 	struct urp_stats st0, st1;
 	struct urp_driver *drv;
 	struct uend *ends;
@@ -438,9 +446,7 @@ static int pingpong_urpoll(unsigned pairs, uint64_t messages, struct run_result 
 		goto out_turn;
 	op_reads = 0;
 	urp_driver_stats(drv, &st0);
-	c0 = cpu_ns();
-	memcpy(csw0, ctx_switches, sizeof(csw0));
-	t0 = now_ns();
+	run_clock_start(&clk);
 	for (i = 0; i < pairs; i++) {
 		writes++;
 		if (write(ends[2 * i].fd, op_buf, PINGPONG_SIZE) != PINGPONG_SIZE) {
@@ -480,13 +486,9 @@ static int pingpong_urpoll(unsigned pairs, uint64_t messages, struct run_result 
 				uend_wake(e);
 		}
 	}
-	res->wall_ns = now_ns() - t0;
-	res->cpu_ns = cpu_ns() - c0;
-	ctx_switches_since(csw0, res);
 	urp_driver_stats(drv, &st1);
-	res->events = bounces;
-	res->waits = st1.enters - st0.enters;
-	res->syscalls = res->waits + op_reads + writes;
+	run_clock_stop(&clk, res, bounces, st1.enters - st0.enters,
+		       st1.enters - st0.enters + op_reads + writes);
 	ret = 0;
 	goto out_free;
 out_turn:
@@ -498,7 +500,8 @@ out_free:
 
 static int pingpong_epoll(unsigned pairs, uint64_t messages, struct run_result *res)
 {
-	uint64_t bounces = 0, writes = 0, reads = 0, waits = 0, t0, c0, csw0[2];
+	uint64_t bounces = 0, writes = 0, reads = 0, waits = 0;
+	struct run_clock clk;
 	struct epoll_event *evs;
 	int *fds, ep, ret;
 	unsigned i;
@@ -528,9 +531,7 @@ static int pingpong_epoll(unsigned pairs, uint64_t messages, struct run_result *
 			goto out_ep;
 		}
 	}
-	c0 = cpu_ns();
-	memcpy(csw0, ctx_switches, sizeof(csw0));
-	t0 = now_ns();
+	run_clock_start(&clk);
 	for (i = 0; i < pairs; i++) {
 		writes++;
 		if (write(fds[2 * i], op_buf, PINGPONG_SIZE) != PINGPONG_SIZE) {
@@ -574,12 +575,7 @@ static int pingpong_epoll(unsigned pairs, uint64_t messages, struct run_result *
 			}
 		}
 	}
-	res->wall_ns = now_ns() - t0;
-	res->cpu_ns = cpu_ns() - c0;
-	ctx_switches_since(csw0, res);
-	res->events = bounces;
-	res->waits = waits;
-	res->syscalls = waits + reads + writes;
+	run_clock_stop(&clk, res, bounces, waits, waits + reads + writes);
 	ret = 0;
 out_ep:
 	close(ep);
