@@ -52,7 +52,9 @@ endif
 ifeq ($(URP_PROBES),0)
 URP_CFLAGS += -DURP_NO_PROBES
 endif
-LIB_CFLAGS := $(URP_CFLAGS) -fPIC -fvisibility=hidden
+# Calls between the library's own exported functions bind locally (no PLT, inlinable): nobody
+# interposes urp_* symbols.
+LIB_CFLAGS := $(URP_CFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition
 
 CORE_SRCS := core/io.c core/readiness.c core/ready.c core/probes.c core/wait.c
 URING_SRCS := uring/setup.c uring/driver.c uring/loop.c uring/spawn.c

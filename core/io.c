@@ -14,6 +14,7 @@
 #include "atomic.h"
 #include "io.h"
 #include "probes.h"
+#include "ready.h"
 #include "word.h"
 
 #define URP__DIR_READ_MASK  (URP_READABLE | URP_READ_CLOSED)
@@ -39,7 +40,7 @@ int urp__io_alloc(struct urp_io **out, struct urp__counters *counters,
 	memset(io, 0, sizeof(*io));
 	urp__list_init(&io->link);
 	urp__list_init(&io->waiters);
-	pthread_mutex_init(&io->lock, NULL);
+	urp__lock_init(&io->lock);
 	io->counters = counters;
 	io->release = release;
 	io->fd = -1;
@@ -49,7 +50,6 @@ int urp__io_alloc(struct urp_io **out, struct urp__counters *counters,
 
 void urp__io_destroy(struct urp_io *io)
 {
-	pthread_mutex_destroy(&io->lock);
 	free(io);
 }
 
@@ -73,7 +73,9 @@ struct wake_frame {
 	struct wake_frame *outer;
 };
 
-static __thread struct wake_frame *wake_frames;
+/* initial-exec: a direct %fs access instead of a __tls_get_addr call on every wake (the
+ * library is linked, not dlopen'ed late; glibc's static TLS surplus covers one pointer). */
+static __thread struct wake_frame *wake_frames __attribute__((tls_model("initial-exec")));
 
 void urp__io_wait_calls(struct urp_io *io)
 {
@@ -167,7 +169,7 @@ static unsigned __collect_wakers(struct urp_io *io, unsigned ready, bool first,
 	{
 		struct urp__waiter *w = urp__container_of(pos, struct urp__waiter, node);
 
-		if (!(urp_ready_from_interest(w->interest) & ready))
+		if (!(urp__ready_from_interest(w->interest) & ready))
 			continue;
 		if (n == URP__WAKE_BATCH) {
 			*more = true;
@@ -213,23 +215,23 @@ static void io_wake(struct urp_io *io, unsigned ready)
 	bool more;
 	unsigned n;
 
-	pthread_mutex_lock(&io->lock);
+	urp__lock(&io->lock);
 	n = __collect_wakers(io, ready, true, batch, &more);
 	if (n == 0) {
-		pthread_mutex_unlock(&io->lock);
+		urp__unlock(&io->lock);
 		return;
 	}
 	urp__fetch_add_relaxed(&io->calls, 1);
 	for (;;) {
 		__count_batch(io, n, ready);
-		pthread_mutex_unlock(&io->lock);
+		urp__unlock(&io->lock);
 		call_wakers(io, batch, n);
 		if (!more)
 			break;
-		pthread_mutex_lock(&io->lock);
+		urp__lock(&io->lock);
 		n = __collect_wakers(io, ready, false, batch, &more);
 		if (n == 0) {
-			pthread_mutex_unlock(&io->lock);
+			urp__unlock(&io->lock);
 			break;
 		}
 	}
@@ -268,7 +270,7 @@ int urp_io_ready_event(struct urp_io *io, unsigned interest, struct urp_event *e
 	if (!io || !ev || !interest_valid(interest))
 		return -EINVAL;
 	/* Pairs with the release half of the CAS in urp_io_set_readiness(). */
-	urp__word_event(urp__load_acquire(&io->readiness), urp_ready_from_interest(interest), ev);
+	urp__word_event(urp__load_acquire(&io->readiness), urp__ready_from_interest(interest), ev);
 	return 0;
 }
 
@@ -316,14 +318,14 @@ int urp_io_poll_ready(struct urp_io *io, enum urp_direction dir, const struct ur
 	if (!urp__word_done(word, mask) && w) {
 		which = dir == URP_DIR_READ ? URP__SLOT_READ_TAKEN : URP__SLOT_WRITE_TAKEN;
 		slot = dir == URP_DIR_READ ? &io->reader : &io->writer;
-		pthread_mutex_lock(&io->lock);
+		urp__lock(&io->lock);
 		*slot = *w;
 		taken = io->slots_taken & which;
 		io->slots_taken &= ~which;
 		/* Re-check under the lock: a Set that landed after our first load either shows
 		 * here, or its wake takes the lock after us and finds the waker. */
 		word = urp__load_acquire(&io->readiness);
-		pthread_mutex_unlock(&io->lock);
+		urp__unlock(&io->lock);
 		/* The previous waker was taken by a wake: it is replaced only once it returned. */
 		if (taken)
 			urp__io_wait_calls(io);
@@ -338,12 +340,12 @@ void urp_io_clear_wakers(struct urp_io *io)
 
 	if (!io)
 		return;
-	pthread_mutex_lock(&io->lock);
+	urp__lock(&io->lock);
 	memset(&io->reader, 0, sizeof(io->reader));
 	memset(&io->writer, 0, sizeof(io->writer));
 	taken = io->slots_taken;
 	io->slots_taken = 0;
-	pthread_mutex_unlock(&io->lock);
+	urp__unlock(&io->lock);
 	if (taken)
 		urp__io_wait_calls(io);
 }

@@ -6,10 +6,10 @@
 #ifndef URP_CORE_IO_H
 #define URP_CORE_IO_H
 
-#include <pthread.h>
 #include <stdint.h>
 
 #include "list.h"
+#include "lock.h"
 #include "stack.h"
 #include "urpoll.h"
 
@@ -62,7 +62,7 @@ struct urp_io {
 	uint32_t slots_taken;
 	struct urp__counters *counters;
 	void (*release)(struct urp_io *io);
-	pthread_mutex_t lock;
+	struct urp__lock lock;
 	struct urp__list_head waiters;
 	struct urp_waker reader;
 	struct urp_waker writer;

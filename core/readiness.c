@@ -8,6 +8,7 @@
 
 #include "atomic.h"
 #include "io.h"
+#include "ready.h"
 #include "word.h"
 
 enum readiness_state { READINESS_INIT, READINESS_WAITING, READINESS_DONE };
@@ -60,7 +61,7 @@ int urp_readiness_poll(struct urp_readiness *r, const struct urp_waker *w, struc
 	io = rd->io;
 	if (!io || rd->waiter.interest == 0 || (rd->waiter.interest & ~URP_INTEREST_ALL))
 		return -EINVAL;
-	mask = urp_ready_from_interest(rd->waiter.interest);
+	mask = urp__ready_from_interest(rd->waiter.interest);
 
 	switch (rd->state) {
 	case READINESS_INIT:
@@ -68,27 +69,27 @@ int urp_readiness_poll(struct urp_readiness *r, const struct urp_waker *w, struc
 		word = urp__load_acquire(&io->readiness);
 		if (urp__word_done(word, mask))
 			break;
-		pthread_mutex_lock(&io->lock);
+		urp__lock(&io->lock);
 		/* Re-check under the lock: a Set after our first load either shows here, or its
 		 * wake takes the lock after us and finds the node. */
 		word = urp__load_acquire(&io->readiness);
 		if (urp__word_done(word, mask)) {
-			pthread_mutex_unlock(&io->lock);
+			urp__unlock(&io->lock);
 			break;
 		}
 		waker_store(&rd->waiter.waker, w);
 		urp__list_add_tail(&rd->waiter.node, &io->waiters);
 		rd->state = READINESS_WAITING;
-		pthread_mutex_unlock(&io->lock);
+		urp__unlock(&io->lock);
 		return -EAGAIN;
 	case READINESS_WAITING:
-		pthread_mutex_lock(&io->lock);
+		urp__lock(&io->lock);
 		if (!urp__list_empty(&rd->waiter.node)) {
 			waker_store(&rd->waiter.waker, w);
-			pthread_mutex_unlock(&io->lock);
+			urp__unlock(&io->lock);
 			return -EAGAIN;
 		}
-		pthread_mutex_unlock(&io->lock);
+		urp__unlock(&io->lock);
 		/* Unlinked by a wake: done, once the waker it took has returned, so that the
 		 * caller may drop the waker's arg as soon as it sees Done. */
 		urp__io_wait_calls(io);
@@ -111,11 +112,11 @@ void urp_readiness_cancel(struct urp_readiness *r)
 		return;
 	rd = to_readiness(r);
 	if (rd->state == READINESS_WAITING) {
-		pthread_mutex_lock(&rd->io->lock);
+		urp__lock(&rd->io->lock);
 		woken = urp__list_empty(&rd->waiter.node);
 		if (!woken)
 			urp__list_del_init(&rd->waiter.node);
-		pthread_mutex_unlock(&rd->io->lock);
+		urp__unlock(&rd->io->lock);
 		/* A wake unlinked it already (del_init) and may still be calling its waker:
 		 * return only once it has, so the caller may free the waker's arg. */
 		if (woken)

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../core/atomic.h"
+#include "../core/ready.h"
 #include "driver.h"
 #include "tsan.h"
 
@@ -312,7 +313,7 @@ static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
 		return 0;
 	}
 	if (cqe->res >= 0 && !(io->driver_state & URP__IO_GONE)) {
-		urp_io_set_readiness(io, urp_ready_from_poll((unsigned)cqe->res));
+		urp_io_set_readiness(io, urp__ready_from_poll((unsigned)cqe->res));
 		events = 1;
 	}
 	if (more) {
