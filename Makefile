@@ -124,6 +124,23 @@ LINK_LIB := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lurpoll
 
 tools: $(TOOL_BINS) $(TRACE_BIN)
 
+# What the servers share (tools/net.c: addresses and listeners; tools/acceptor.c: the listener
+# task), compiled once per build directory and linked into each server.
+SERVER_SRCS := tools/net.c tools/acceptor.c
+SERVER_OBJS := $(SERVER_SRCS:%.c=$(BUILD)/obj/%.o)
+SERVER_BINS := $(BUILD)/tools/urpoll-echo $(BUILD)/tools/urpoll-proxy
+
+$(BUILD)/obj/tools/%.o: tools/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -c $< -o $@
+
+$(SERVER_BINS): $(BUILD)/tools/%: tools/%.c $(SERVER_OBJS) $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -o $@ $< $(SERVER_OBJS) $(URP_LDFLAGS) $(LINK_LIB) \
+		-lpthread
+
 $(BUILD)/tools/%: tools/%.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
@@ -277,4 +294,4 @@ clean:
 help:
 	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
 
--include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d
+-include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d $(SERVER_OBJS:.o=.d)
