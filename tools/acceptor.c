@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "acceptor.h"
+#include "net.h"
 
 #define ACCEPT_BUDGET 64
 
@@ -18,13 +19,6 @@ enum {
 	PAUSED_NOFILE, /* out of descriptors, none left to shed: resumed by a closed connection */
 	STOPPED,       /* acceptor_stop(): never resumed */
 };
-
-static void count(_Atomic uint64_t *counter)
-{
-	/* One writer (the acceptor's loop): a relaxed load and store, not a locked add. */
-	atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-}
 
 /* Wake the acceptors paused for a reason this event removes. */
 static void resume_acceptors(struct acceptor_group *g, bool closed)
@@ -111,7 +105,7 @@ static ssize_t shed_one(struct acceptor *a)
 	fd = urp_io_try_io(a->io, URP_READABLE, accept_op, a);
 	if (fd >= 0) {
 		close((int)fd);
-		count(&a->shed);
+		net_count(&a->shed, 1);
 	}
 	a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return fd >= 0 ? 0 : fd;
@@ -162,7 +156,7 @@ static ssize_t refuse_one(struct acceptor *a)
 
 	if (fd >= 0) {
 		close((int)fd);
-		count(&a->refused);
+		net_count(&a->refused, 1);
 		return 0;
 	}
 	return fd;

@@ -7,7 +7,9 @@
 #define URP_TOOLS_NET_H
 
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -36,5 +38,17 @@ bool net_parse_count(const char *text, unsigned min, unsigned max, unsigned *out
 unsigned net_raise_nofile(void);
 /* CQ entries for a ring that may hold regs registrations (see urp_driver_opts). */
 unsigned net_cq_entries_for(unsigned regs);
+
+/* A counter with one writer, read by other threads: a relaxed load and store, no locked add. */
+static inline void net_count(_Atomic uint64_t *counter, uint64_t n)
+{
+	atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+static inline uint64_t net_counted(_Atomic uint64_t *counter)
+{
+	return atomic_load_explicit(counter, memory_order_relaxed);
+}
 
 #endif /* URP_TOOLS_NET_H */
