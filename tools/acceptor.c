@@ -133,7 +133,7 @@ static bool accept_retryable(ssize_t err)
 	}
 }
 
-/* The acceptor's end, on its loop: the future and the registration go, the socket stays. */
+/* The acceptor's end, on its loop: the future, the registration and the socket go. */
 static int acceptor_finish(struct acceptor *a)
 {
 	int kind = atomic_exchange(&a->paused, STOPPED);
@@ -146,6 +146,9 @@ static int acceptor_finish(struct acceptor *a)
 	if (a->io)
 		urp_deregister(a->io);
 	a->io = NULL;
+	/* New clients now see a refusal, not a backlog that nobody accepts from. */
+	close(a->fd);
+	a->fd = -1;
 	return URP_TASK_DONE;
 }
 

@@ -57,8 +57,8 @@ struct acceptor {
  * acceptor. Returns 0 or the -errno of urp_register(). */
 int acceptor_start(struct acceptor *a, struct acceptor_group *g, struct urp_loop *loop, int fd,
 		   acceptor_fn on_accept, void *arg);
-/* Stop accepting (any thread): the acceptor deregisters its socket on its loop and ends. The
- * socket stays open (the caller's) so queued clients are not reset before the exit. */
+/* Stop accepting (any thread): on its loop, the acceptor deregisters its socket, closes it (so
+ * new clients are refused; those still queued are reset) and sets a->fd to -1. */
 void acceptor_stop(struct acceptor *a);
 /* Give a slot back: a connection closed (closed: a descriptor is free too), or a slot taken in
  * on_accept went unused. Any thread. */

@@ -802,6 +802,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < nthreads; i++) {
 		prx.workers[i].timer_fd = -1;
 		prx.workers[i].acceptor.reserve_fd = -1;
+		prx.workers[i].acceptor.fd = -1;
 	}
 	for (unsigned i = 0; i < nthreads; i++) {
 		struct worker *w = &prx.workers[i];
@@ -816,6 +817,7 @@ int main(int argc, char **argv)
 		prx.nworkers++;
 		ret = acceptor_start(&w->acceptor, &prx.group, w->loop, listen_fds[i], conn_start,
 				     w);
+		listen_fds[i] = -1; /* the acceptor's now: it closes it on the drain */
 		if (ret == 0)
 			ret = timer_start(w);
 		if (ret < 0) {
@@ -873,6 +875,8 @@ out_free:
 				close(c->backend.fd);
 			free(c);
 		}
+		if (w->acceptor.fd >= 0)
+			close(w->acceptor.fd);
 		acceptor_free(&w->acceptor);
 	}
 	for (unsigned i = 0; prx.workers && i < nthreads; i++)
