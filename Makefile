@@ -4,6 +4,7 @@
 #   make check           install missing packages, then build and run every test:
 #                        plain, ASan+UBSan, TSan, the Spin model, install and probe checks
 #   make run             install missing packages, build, run the main job
+#   make bench-proxy     urpoll-proxy vs HAProxy vs direct (tools/bench-proxy.sh, docs/proxy.md)
 #   make install         PREFIX=/usr/local DESTDIR=
 #   SANITIZE=address,undefined | SANITIZE=thread   sanitizer builds (in their own build dir)
 #   URP_PROBES=0         compile the USDT probes out
@@ -88,7 +89,7 @@ TRACE_BIN := $(BUILD)/tools/urpoll-trace
 
 .PHONY: all lib tools tests check run deps install uninstall clean help \
 	test-unit test-plain test-asan test-tsan test-model test-install test-probes test-readme \
-	bpf test-trace
+	bpf test-trace bench-proxy
 
 all: lib tools
 
@@ -216,6 +217,10 @@ test-trace: lib $(TRACE_BIN) $(BUILD)/tests/trace_bpf \
 deps:
 	$(Q)tools/install-deps.sh
 
+# urpoll-proxy against HAProxy and no proxy (docs/proxy.md): a few minutes, pinned with taskset.
+bench-proxy: lib $(BUILD)/tools/urpoll-proxy
+	$(Q)tools/bench-proxy.sh $(BUILD)
+
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(BUILD)/tools/urpoll-demo
@@ -294,6 +299,6 @@ clean:
 	rm -rf build
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d $(SERVER_OBJS:.o=.d)
