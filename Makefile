@@ -4,6 +4,7 @@
 #   make check           install missing packages, then build and run every test:
 #                        plain, ASan+UBSan, TSan, the Spin model, install and probe checks
 #   make run             install missing packages, build, run the main job
+#   make bench-proxy     urpoll-proxy vs HAProxy vs direct (tools/bench-proxy.sh, docs/proxy.md)
 #   make install         PREFIX=/usr/local DESTDIR=
 #   SANITIZE=address,undefined | SANITIZE=thread   sanitizer builds (in their own build dir)
 #   URP_PROBES=0         compile the USDT probes out
@@ -76,9 +77,11 @@ CRITERION_LIBS := -lm
 TEST_CFLAGS := -Itests/shim
 endif
 TEST_NAMES := $(patsubst tests/%.c,%,$(wildcard tests/core_*.c tests/uring_*.c tests/loop_*.c \
-	tests/echo_*.c tests/readme_*.c))
-# Suites that also run under ThreadSanitizer: all of them (the single-threaded ones are cheap).
-THREADED_TESTS := $(TEST_NAMES)
+	tests/echo_*.c tests/proxy_*.c tests/readme_*.c))
+# Suites that also run under ThreadSanitizer: all of them (the single-threaded ones are cheap),
+# but the proxy's: one loop per process there, and redis-benchmark, wrk and 5,000 connections
+# under TSan would take most of `make check`.
+THREADED_TESTS := $(filter-out proxy_e2e,$(TEST_NAMES))
 TEST_BINS := $(TEST_NAMES:%=$(BUILD)/tests/%)
 
 TOOLS := $(filter-out urpoll-trace,$(patsubst tools/%.c,%,$(wildcard tools/urpoll-*.c)))
@@ -88,7 +91,7 @@ TRACE_BIN := $(BUILD)/tools/urpoll-trace
 
 .PHONY: all lib tools tests check run deps install uninstall clean help \
 	test-unit test-plain test-asan test-tsan test-model test-install test-probes test-readme \
-	bpf test-trace
+	bpf test-trace bench-proxy
 
 all: lib tools
 
@@ -125,6 +128,23 @@ $(PCFILE): Makefile
 LINK_LIB := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lurpoll
 
 tools: $(TOOL_BINS) $(TRACE_BIN)
+
+# What the servers share (tools/net.c: addresses and listeners; tools/acceptor.c: the listener
+# task), compiled once per build directory and linked into each server.
+SERVER_SRCS := tools/net.c tools/acceptor.c
+SERVER_OBJS := $(SERVER_SRCS:%.c=$(BUILD)/obj/%.o)
+SERVER_BINS := $(BUILD)/tools/urpoll-echo $(BUILD)/tools/urpoll-proxy
+
+$(BUILD)/obj/tools/%.o: tools/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -c $< -o $@
+
+$(SERVER_BINS): $(BUILD)/tools/%: tools/%.c $(SERVER_OBJS) $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -o $@ $< $(SERVER_OBJS) $(URP_LDFLAGS) $(LINK_LIB) \
+		-lpthread
 
 $(BUILD)/tools/%: tools/%.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
 	@mkdir -p $(dir $@)
@@ -198,6 +218,10 @@ test-trace: lib $(TRACE_BIN) $(BUILD)/tests/trace_bpf \
 
 deps:
 	$(Q)tools/install-deps.sh
+
+# urpoll-proxy against HAProxy and no proxy (docs/proxy.md): a few minutes, pinned with taskset.
+bench-proxy: lib $(BUILD)/tools/urpoll-proxy
+	$(Q)tools/bench-proxy.sh $(BUILD)
 
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -277,6 +301,6 @@ clean:
 	rm -rf build
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
 
--include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d
+-include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d $(SERVER_OBJS:.o=.d)

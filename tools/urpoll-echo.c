@@ -33,36 +33,19 @@
 
 #include <urpoll.h>
 
+#include "acceptor.h"
+#include "net.h"
+
 #define PROG "urpoll-echo"
 
 /* Bytes a connection holds between reading and writing back: the most it ever buffers. */
 #define CONN_BUF      16384
 /* Rounds of a task before it lets the others run (it is queued again behind them). */
 #define CONN_BUDGET   64
-#define ACCEPT_BUDGET 64
 #define MAX_THREADS   256
 #define MAX_LISTENERS 2
 
 struct worker;
-
-/* Why a listener stopped accepting, and what resumes it. */
-enum {
-	RUNNING,
-	PAUSED_FULL,   /* --max-conns reached: resumed by any slot given back */
-	PAUSED_NOFILE, /* out of descriptors, none left to shed: resumed by a closed connection */
-};
-
-/* A listening socket as seen by one loop (the Unix socket is shared by every loop). */
-struct listener {
-	struct urp_task task;
-	struct urp_readiness ready; /* the wait for the next connection */
-	struct worker *worker;
-	struct urp_io *io;
-	int fd;
-	bool tcp;
-	bool waiting;	   /* ready is linked: poll it before initialising it again */
-	atomic_int paused; /* RUNNING, or why it stopped accepting (see listener_pause()) */
-};
 
 struct conn {
 	struct urp_task task;
@@ -80,11 +63,10 @@ struct worker {
 	struct urp_loop *loop;
 	pthread_t thread;
 	unsigned index;
-	struct listener listeners[MAX_LISTENERS];
-	unsigned nlisteners;
-	int reserve_fd; /* given up on EMFILE to shed one pending connection */
+	struct acceptor acceptors[MAX_LISTENERS];
+	unsigned nacceptors;
 	struct conn *conns;
-	uint64_t accepted, bytes, shed, errors;
+	uint64_t accepted, bytes, dropped, errors;
 	int status; /* urp_loop_run()'s result */
 };
 
@@ -99,15 +81,10 @@ struct sigwatch {
 static struct {
 	bool quiet;
 	bool pin;
-	unsigned max_conns; /* 0: no limit */
+	struct acceptor_group group;
 	struct worker *workers;
 	unsigned nworkers;
 	struct sigwatch sig;
-	atomic_uint live;	 /* connection slots taken, in every loop */
-	atomic_uint slots_freed; /* slots given back so far: a pausing listener's re-check */
-	atomic_uint closes;	 /* connections closed (descriptors freed) so far: the same */
-	atomic_uint paused;	 /* listeners paused */
-	atomic_bool warned_nofile;
 	atomic_int exit_status;
 } srv;
 
@@ -119,6 +96,11 @@ static void stop_all(int status)
 		atomic_store(&srv.exit_status, status);
 	for (unsigned i = 0; i < srv.nworkers; i++)
 		urp_loop_stop(srv.workers[i].loop);
+}
+
+static void stop_failed(void)
+{
+	stop_all(1);
 }
 
 static ssize_t sig_read(void *arg)
@@ -147,73 +129,6 @@ static int sigwatch_run(struct urp_task *task, void *arg)
 		if (urp_io_poll_ready(s->io, URP_DIR_READ, &waker, &ev) == -EAGAIN)
 			return 0;
 	}
-}
-
-/* ---- connection slots: --max-conns and running out of descriptors ---- */
-
-/* Wake the listeners paused for a reason this event removes. */
-static void resume_listeners(bool closed)
-{
-	if (!atomic_load(&srv.paused))
-		return;
-	for (unsigned i = 0; i < srv.nworkers; i++) {
-		struct worker *w = &srv.workers[i];
-
-		for (unsigned j = 0; j < w->nlisteners; j++) {
-			struct listener *l = &w->listeners[j];
-			int kind = atomic_load(&l->paused);
-
-			if (kind == RUNNING || (kind == PAUSED_NOFILE && !closed))
-				continue;
-			if (atomic_compare_exchange_strong(&l->paused, &kind, RUNNING)) {
-				atomic_fetch_sub(&srv.paused, 1);
-				urp_task_wake(&l->task);
-			}
-		}
-	}
-}
-
-static bool take_slot(void)
-{
-	if (atomic_fetch_add(&srv.live, 1) < srv.max_conns || !srv.max_conns)
-		return true;
-	atomic_fetch_sub(&srv.live, 1);
-	return false;
-}
-
-/* Give a slot back: a connection closed (closed: a descriptor is free too), or a reservation
- * went unused (another listener may have found the count full meanwhile). */
-static void release_slot(bool closed)
-{
-	atomic_fetch_sub(&srv.live, 1);
-	atomic_fetch_add(&srv.slots_freed, 1);
-	if (closed)
-		atomic_fetch_add(&srv.closes, 1);
-	resume_listeners(closed);
-}
-
-/*
- * Stop accepting until what kind waits for happens: a slot given back (PAUSED_FULL) or a
- * connection closed (PAUSED_NOFILE). No timer: whoever gives the slot back wakes the listener,
- * from whichever loop it runs on. seen is that event's counter (slots_freed or closes) as read
- * before the attempt that failed. Returns false when the event came meanwhile: retry at once.
- */
-static bool listener_pause(struct listener *l, int kind, unsigned seen)
-{
-	atomic_uint *counter = kind == PAUSED_FULL ? &srv.slots_freed : &srv.closes;
-	int cur = kind;
-
-	atomic_store(&l->paused, kind);
-	atomic_fetch_add(&srv.paused, 1);
-	/* Dekker with release_slot(): it counts, then looks for paused listeners; we publish the
-	 * flag, then look at the count. One of us sees the other (all seq_cst). */
-	if (atomic_load(counter) == seen)
-		return true;
-	if (atomic_compare_exchange_strong(&l->paused, &cur, RUNNING)) {
-		atomic_fetch_sub(&srv.paused, 1);
-		return false;
-	}
-	return true; /* a closer took the flag: its wake is on its way */
 }
 
 /* ---- connections ---- */
@@ -256,7 +171,7 @@ static int conn_finish(struct conn *c, ssize_t err)
 	if (c->next)
 		c->next->prev = c->prev;
 	free(c);
-	release_slot(true);
+	acceptor_release(&srv.group, true);
 	return URP_TASK_DONE;
 }
 
@@ -331,9 +246,9 @@ static int conn_run(struct urp_task *task, void *arg)
 	}
 }
 
-static void conn_start(struct listener *l, int fd)
+static void conn_start(struct acceptor *a, int fd, void *arg)
 {
-	struct worker *w = l->worker;
+	struct worker *w = arg;
 	struct conn *c = malloc(sizeof(*c));
 	int one = 1, ret;
 
@@ -345,8 +260,8 @@ static void conn_start(struct listener *l, int fd)
 	ret = urp_register(urp_loop_driver(w->loop), fd, URP_READABLE | URP_WRITABLE, &c->io);
 	if (ret < 0)
 		goto out_free;
-	if (l->tcp)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* On a Unix socket this fails (EOPNOTSUPP), harmlessly. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
@@ -364,268 +279,11 @@ out_close:
 	if (!srv.quiet)
 		fprintf(stderr, PROG ": dropping a connection: %s\n", urp_strerror(ret));
 	close(fd);
-	w->shed++;
-	release_slot(true);
-}
-
-/* ---- listeners ---- */
-
-static ssize_t accept_op(void *arg)
-{
-	struct listener *l = arg;
-	int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-	return fd < 0 ? -errno : fd;
-}
-
-/*
- * Out of descriptors: give the reserve descriptor up, accept the oldest pending connection and
- * close it at once (its client sees EOF instead of hanging in the backlog), then take the
- * reserve back. Each call shortens the backlog by one, and the accept goes through try_io, so
- * an empty backlog clears the readiness (accept4 fails with EMFILE before it looks at the
- * backlog: without the reserve, an empty backlog looks like a full one). Returns 0 when one
- * was shed, -EAGAIN when none is pending, or another -errno (no reserve: -EMFILE).
- */
-static ssize_t shed_one(struct listener *l)
-{
-	struct worker *w = l->worker;
-	ssize_t fd;
-
-	if (w->reserve_fd < 0)
-		return -EMFILE;
-	close(w->reserve_fd);
-	fd = urp_io_try_io(l->io, URP_READABLE, accept_op, l);
-	if (fd >= 0) {
-		close((int)fd);
-		w->shed++;
-	}
-	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	return fd >= 0 ? 0 : fd;
-}
-
-static bool accept_retryable(ssize_t err)
-{
-	/* accept(2): errors of the connection being accepted, not of the listener. */
-	switch (-err) {
-	case EINTR:
-	case ECONNABORTED:
-	case EPROTO:
-	case EPERM:
-	case ENETDOWN:
-	case ENOPROTOOPT:
-	case EHOSTDOWN:
-	case ENONET:
-	case EHOSTUNREACH:
-	case EOPNOTSUPP:
-	case ENETUNREACH:
-	case ETIMEDOUT:
-		return true;
-	default:
-		return false;
-	}
-}
-
-static int listener_run(struct urp_task *task, void *arg)
-{
-	struct urp_waker waker = urp_task_waker(task);
-	struct listener *l = arg;
-	struct worker *w = l->worker;
-	unsigned budget = ACCEPT_BUDGET, freed_seen, closes_seen;
-	struct urp_event ev;
-	ssize_t fd;
-
-	if (l->waiting) {
-		/* A resume raced the future: keep waiting on it. */
-		if (urp_readiness_poll(&l->ready, &waker, &ev) == -EAGAIN)
-			return 0;
-		l->waiting = false;
-	}
-	if (atomic_load(&l->paused))
-		return 0;
-	if (w->reserve_fd < 0)
-		w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	for (;;) {
-		if (!budget--) {
-			urp_task_wake(task);
-			return 0;
-		}
-		freed_seen = atomic_load(&srv.slots_freed);
-		closes_seen = atomic_load(&srv.closes);
-		if (!take_slot()) {
-			if (listener_pause(l, PAUSED_FULL, freed_seen))
-				return 0;
-			continue;
-		}
-		fd = urp_io_try_io(l->io, URP_READABLE, accept_op, l);
-		if (fd >= 0) {
-			conn_start(l, (int)fd);
-			continue;
-		}
-		release_slot(false);
-		if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-			if (!srv.quiet && !atomic_exchange(&srv.warned_nofile, true))
-				fprintf(stderr,
-					PROG ": accept: %s: shedding or pausing new connections "
-					     "(raise ulimit -n)\n",
-					strerror((int)-fd));
-			fd = shed_one(l);
-			if (fd == 0)
-				continue;
-			if (fd != -EAGAIN && fd != -ESHUTDOWN && !accept_retryable(fd)) {
-				/* Still out of descriptors: wait for one of ours to close. */
-				if (listener_pause(l, PAUSED_NOFILE, closes_seen))
-					return 0;
-				continue;
-			}
-		}
-		if (fd == -EAGAIN) {
-			/* A listening socket reports no errors: ERROR means the driver's poll on
-			 * it failed, and would read as ready for ever. */
-			if (urp_io_word(l->io) & URP_ERROR) {
-				fprintf(stderr, PROG ": the poll on a listening socket failed\n");
-				stop_all(1);
-				return 0;
-			}
-			/* Drained. Wait for the next connection, unless one came meanwhile. */
-			urp_readiness_init(&l->ready, l->io, URP_READABLE);
-			if (urp_readiness_poll(&l->ready, &waker, &ev) == -EAGAIN) {
-				l->waiting = true;
-				return 0;
-			}
-			continue;
-		}
-		if (fd == -ESHUTDOWN)
-			return 0;
-		if (accept_retryable(fd))
-			continue;
-		fprintf(stderr, PROG ": accept: %s\n", strerror((int)-fd));
-		stop_all(1);
-		return 0;
-	}
+	w->dropped++;
+	acceptor_release(&srv.group, true);
 }
 
 /* ---- set-up ---- */
-
-union sockaddr_any {
-	struct sockaddr sa;
-	struct sockaddr_in in;
-	struct sockaddr_in6 in6;
-	struct sockaddr_un un;
-	struct sockaddr_storage ss;
-};
-
-/* "IPV4:PORT" or "[IPV6]:PORT", literals only (no name lookup). */
-static bool parse_addr(const char *text, union sockaddr_any *addr, socklen_t *len)
-{
-	char host[INET6_ADDRSTRLEN + 2], *end;
-	const char *colon;
-	unsigned long port;
-	size_t hlen;
-
-	memset(addr, 0, sizeof(*addr));
-	if (text[0] == '[') {
-		const char *close = strchr(text, ']');
-
-		if (!close || close[1] != ':')
-			return false;
-		hlen = (size_t)(close - text - 1);
-		if (hlen >= sizeof(host))
-			return false;
-		memcpy(host, text + 1, hlen);
-		colon = close + 1;
-	} else {
-		colon = strrchr(text, ':');
-		if (!colon)
-			return false;
-		hlen = (size_t)(colon - text);
-		if (hlen >= sizeof(host))
-			return false;
-		memcpy(host, text, hlen);
-	}
-	host[hlen] = '\0';
-	if (!colon[1])
-		return false;
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (*end || errno || port > 65535 || colon[1] == '-' || colon[1] == '+')
-		return false;
-	if (text[0] == '[') {
-		addr->in6.sin6_family = AF_INET6;
-		addr->in6.sin6_port = htons((uint16_t)port);
-		*len = sizeof(addr->in6);
-		return inet_pton(AF_INET6, host, &addr->in6.sin6_addr) == 1;
-	}
-	addr->in.sin_family = AF_INET;
-	addr->in.sin_port = htons((uint16_t)port);
-	*len = sizeof(addr->in);
-	return inet_pton(AF_INET, host, &addr->in.sin_addr) == 1;
-}
-
-static const char *addr_str(const union sockaddr_any *addr, char *buf, size_t size)
-{
-	char host[INET6_ADDRSTRLEN];
-
-	if (addr->sa.sa_family == AF_INET6) {
-		inet_ntop(AF_INET6, &addr->in6.sin6_addr, host, sizeof(host));
-		snprintf(buf, size, "[%s]:%u", host, ntohs(addr->in6.sin6_port));
-	} else {
-		inet_ntop(AF_INET, &addr->in.sin_addr, host, sizeof(host));
-		snprintf(buf, size, "%s:%u", host, ntohs(addr->in.sin_port));
-	}
-	return buf;
-}
-
-/* A bound, listening, non-blocking TCP socket, or -errno. */
-static int tcp_listen(const union sockaddr_any *addr, socklen_t len, bool reuseport)
-{
-	int fd, one = 1, err;
-
-	fd = socket(addr->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* REUSEADDR: restart while old connections sit in TIME_WAIT. REUSEPORT: one listener
-	 * per loop on the same port, the kernel spreading connections over them. */
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
-	    bind(fd, &addr->sa, len) < 0 || listen(fd, SOMAXCONN) < 0) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
-/*
- * Bind the TCP listeners, one per loop. Port 0 picks a free port for the first and the others
- * join it. SO_REUSEPORT lets any socket of the same user join the group, so a server already
- * listening there (another urpoll-echo --threads) would silently share our connections: a
- * plain bind first makes that an "address in use" error.
- */
-static int tcp_listeners(union sockaddr_any *addr, socklen_t len, int *fds, unsigned n)
-{
-	int fd;
-
-	if (n > 1 && (addr->in.sin_port || addr->in6.sin6_port)) {
-		fd = tcp_listen(addr, len, false);
-		if (fd < 0)
-			return fd;
-		close(fd);
-	}
-	for (unsigned i = 0; i < n; i++) {
-		fd = tcp_listen(addr, len, n > 1);
-		if (fd < 0) {
-			while (i--)
-				close(fds[i]);
-			return fd;
-		}
-		fds[i] = fd;
-		if (i == 0 && getsockname(fd, &addr->sa, &len) < 0) {
-			close(fd);
-			return -errno;
-		}
-	}
-	return 0;
-}
 
 /* Whether a socket file has nobody accepting on it (left behind by a process that died). */
 static bool unix_stale(const union sockaddr_any *addr)
@@ -669,17 +327,6 @@ out_close:
 	return err;
 }
 
-static void listener_init(struct worker *w, int fd, bool tcp)
-{
-	struct listener *l = &w->listeners[w->nlisteners++];
-
-	l->worker = w;
-	l->fd = fd;
-	l->tcp = tcp;
-	atomic_init(&l->paused, RUNNING);
-	urp_task_init(&l->task, w->loop, listener_run, l);
-}
-
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -707,16 +354,6 @@ static void *worker_main(void *arg)
 		stop_all(1);
 	}
 	return NULL;
-}
-
-/* Ring size: two CQ entries per registration the loop may need (see urp_driver_opts). */
-static unsigned cq_entries_for(unsigned conns)
-{
-	unsigned long want = 2ul * ((unsigned long)conns + 16), cq = 16384;
-
-	while (cq < want && cq < 131072)
-		cq <<= 1;
-	return (unsigned)cq;
 }
 
 static int usage(int status)
@@ -758,19 +395,6 @@ static int usage(int status)
 	return status;
 }
 
-static bool parse_count(const char *text, unsigned min, unsigned max, unsigned *out)
-{
-	unsigned long v;
-	char *end;
-
-	errno = 0;
-	v = strtoul(text, &end, 10);
-	if (!*text || *end || errno || text[0] == '-' || v < min || v > max)
-		return false;
-	*out = (unsigned)v;
-	return true;
-}
-
 static void print_summary(void)
 {
 	uint64_t conns = 0, bytes = 0, shed = 0, errors = 0;
@@ -781,7 +405,9 @@ static void print_summary(void)
 
 		conns += w->accepted;
 		bytes += w->bytes;
-		shed += w->shed;
+		shed += w->dropped;
+		for (unsigned j = 0; j < w->nacceptors; j++)
+			shed += atomic_load_explicit(&w->acceptors[j].shed, memory_order_relaxed);
 		errors += w->errors;
 		if (urp_driver_stats(urp_loop_driver(w->loop), &st) == 0) {
 			sum.events += st.events;
@@ -819,10 +445,11 @@ int main(int argc, char **argv)
 	const char *listen_arg = NULL, *unix_path = NULL;
 	int tcp_fds[MAX_THREADS], unix_fd = -1, ret, opt, status = 1;
 	unsigned nthreads = 1, started = 0, limit;
+	int listen_fds[MAX_LISTENERS];
+	unsigned nlisten;
 	struct urp_driver_opts dopts = { 0 };
 	union sockaddr_any addr;
 	socklen_t addr_len = 0;
-	struct rlimit rl;
 	char text[128];
 	sigset_t mask;
 
@@ -838,13 +465,13 @@ int main(int argc, char **argv)
 			unix_path = optarg;
 			break;
 		case 't':
-			if (!parse_count(optarg, 1, MAX_THREADS, &nthreads)) {
+			if (!net_parse_count(optarg, 1, MAX_THREADS, &nthreads)) {
 				fprintf(stderr, PROG ": --threads wants 1 to %d\n", MAX_THREADS);
 				return 2;
 			}
 			break;
 		case 'm':
-			if (!parse_count(optarg, 1, UINT_MAX / 2, &srv.max_conns)) {
+			if (!net_parse_count(optarg, 1, UINT_MAX / 2, &srv.group.max_conns)) {
 				fprintf(stderr, PROG ": --max-conns wants a positive number\n");
 				return 2;
 			}
@@ -871,24 +498,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n", argv[optind]);
 		return 2;
 	}
+	srv.group.prog = PROG;
+	srv.group.quiet = srv.quiet;
+	srv.group.fatal = stop_failed;
 	if (!listen_arg && !unix_path)
 		listen_arg = "127.0.0.1:7777";
-	if (listen_arg && !parse_addr(listen_arg, &addr, &addr_len)) {
+	if (listen_arg && !net_parse_addr(listen_arg, &addr, &addr_len)) {
 		fprintf(stderr, PROG ": bad address '%s': expected IPV4:PORT or [IPV6]:PORT\n",
 			listen_arg);
 		return 2;
 	}
 
 	/* Every connection costs a descriptor: allow as many as the hard limit lets us. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	getrlimit(RLIMIT_NOFILE, &rl);
-	limit = rl.rlim_cur > 1000000 ? 1000000 : (unsigned)rl.rlim_cur;
-	if (srv.max_conns && srv.max_conns < limit)
-		limit = srv.max_conns;
-	dopts.cq_entries = cq_entries_for(limit);
+	limit = net_raise_nofile();
+	if (srv.group.max_conns && srv.group.max_conns < limit)
+		limit = srv.group.max_conns;
+	dopts.cq_entries = net_cq_entries_for(limit);
 
 	/* Signals are blocked in every thread (they inherit the mask) and read from a signalfd
 	 * by a task: no handler, nothing async-signal-unsafe. */
@@ -904,7 +529,7 @@ int main(int argc, char **argv)
 	}
 
 	if (listen_arg) {
-		ret = tcp_listeners(&addr, addr_len, tcp_fds, nthreads);
+		ret = net_tcp_listeners(&addr, addr_len, tcp_fds, nthreads);
 		if (ret < 0) {
 			fprintf(stderr, PROG ": cannot listen on %s: %s\n", listen_arg,
 				strerror(-ret));
@@ -926,33 +551,29 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": %s\n", strerror(ENOMEM));
 		goto out_close;
 	}
-	for (unsigned i = 0; i < nthreads; i++)
-		srv.workers[i].reserve_fd = -1;
 	for (unsigned i = 0; i < nthreads; i++) {
 		struct worker *w = &srv.workers[i];
 
 		w->index = i;
-		w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		ret = urp_loop_new(&w->loop, &dopts);
 		if (ret < 0) {
 			fprintf(stderr, PROG ": %s\n", urp_strerror(ret));
 			goto out_free;
 		}
 		srv.nworkers++;
+		nlisten = 0;
 		if (listen_arg)
-			listener_init(w, tcp_fds[i], true);
+			listen_fds[nlisten++] = tcp_fds[i];
 		if (unix_path)
-			listener_init(w, unix_fd, false);
-		for (unsigned j = 0; j < w->nlisteners; j++) {
-			struct listener *l = &w->listeners[j];
-
-			/* Registered from here, armed on the loop's first turn on its thread. */
-			ret = urp_register(urp_loop_driver(w->loop), l->fd, URP_READABLE, &l->io);
+			listen_fds[nlisten++] = unix_fd;
+		for (unsigned j = 0; j < nlisten; j++) {
+			ret = acceptor_start(&w->acceptors[j], &srv.group, w->loop, listen_fds[j],
+					     conn_start, w);
 			if (ret < 0) {
 				fprintf(stderr, PROG ": register: %s\n", urp_strerror(ret));
 				goto out_free;
 			}
-			urp_task_wake(&l->task);
+			w->nacceptors++;
 		}
 	}
 	ret = urp_register(urp_loop_driver(srv.workers[0].loop), srv.sig.fd, URP_READABLE,
@@ -982,7 +603,7 @@ int main(int argc, char **argv)
 	/* Printed once every loop exists: whoever reads it may connect at once. */
 	if (!srv.quiet && started == nthreads) {
 		if (listen_arg)
-			printf(PROG ": listening on tcp %s\n", addr_str(&addr, text, sizeof(text)));
+			printf(PROG ": listening on tcp %s\n", net_addr_str(&addr, text, sizeof(text)));
 		if (unix_path)
 			printf(PROG ": listening on unix %s\n", unix_path);
 		fflush(stdout);
@@ -1009,9 +630,9 @@ out_free:
 			free(c);
 		}
 	}
-	for (unsigned i = 0; srv.workers && i < nthreads; i++)
-		if (srv.workers[i].reserve_fd >= 0)
-			close(srv.workers[i].reserve_fd);
+	for (unsigned i = 0; i < srv.nworkers; i++)
+		for (unsigned j = 0; j < srv.workers[i].nacceptors; j++)
+			acceptor_free(&srv.workers[i].acceptors[j]);
 	free(srv.workers);
 out_close:
 	for (unsigned i = 0; i < nthreads; i++)

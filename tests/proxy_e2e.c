@@ -1,0 +1,912 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proxy_e2e: tools/urpoll-proxy end to end, with real servers and clients. Each test starts what
+ * it needs on free loopback ports: redis-server (redis-benchmark, redis-cli), nginx (wrk, curl)
+ * in a temporary directory, or a small backend of its own (half-close, back-pressure, RSS), and
+ * the proxy built beside this test (BUILD/tests/proxy_e2e -> BUILD/tools/urpoll-proxy). Every
+ * process it starts is SIGKILLed in .fini whatever happened, and dies with the test process
+ * (PR_SET_PDEATHSIG) should that crash; the temporary directory is removed there too.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include <urpoll.h>
+
+#define MAX_PROCS 8
+#define OUT_SIZE  65536
+#define START_S	  10.0
+#define ONE_MIB	  (1u << 20)
+#define IDLE_CONNS 5000
+
+struct proc {
+	pid_t pid;
+	int out; /* read end of its stdout and stderr, or -1 */
+	char text[OUT_SIZE];
+	size_t len;
+};
+
+static struct {
+	struct proc procs[MAX_PROCS];
+	unsigned nprocs;
+	char dir[64]; /* the test's temporary directory */
+	struct proc *proxy;
+	unsigned proxy_port;
+} t;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* ---- processes and the temporary directory ---- */
+
+static void cleanup(void)
+{
+	char cmd[128];
+
+	for (unsigned i = 0; i < t.nprocs; i++) {
+		struct proc *p = &t.procs[i];
+
+		if (p->pid > 0) {
+			kill(p->pid, SIGKILL);
+			waitpid(p->pid, NULL, 0);
+			p->pid = -1;
+		}
+		if (p->out >= 0)
+			close(p->out);
+		p->out = -1;
+	}
+	if (t.dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t.dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "proxy_e2e: could not remove %s\n", t.dir);
+	}
+}
+
+static void suite_init(void)
+{
+	struct rlimit rl;
+
+	/* 5,000 clients, and the proxy's 10,000 descriptors: raise the soft limit to the hard
+	 * one (20,000 here); every process started inherits it. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	strcpy(t.dir, "/tmp/proxy_e2e.XXXXXX");
+	cr_assert_not_null(mkdtemp(t.dir), "mkdtemp: %s", strerror(errno));
+	/* nginx's worker runs as www-data when started by root: it must read what we serve. */
+	chmod(t.dir, 0755);
+}
+
+TestSuite(proxy_e2e, .init = suite_init, .fini = cleanup, .timeout = 120);
+
+static void need_program(const char *name)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", name);
+	if (system(cmd) != 0)
+		cr_skip_test("%s is not installed (tools/install-deps.sh installs it)", name);
+}
+
+static void skip_without_io_uring(void)
+{
+	struct urp_driver *drv;
+	int ret = urp_driver_new(&drv, NULL);
+
+	if (ret == -EPERM || ret == -ENOSYS || ret == -EOPNOTSUPP)
+		cr_skip_test("io_uring unavailable: %s", urp_strerror(ret));
+	cr_assert_eq(ret, 0, "urp_driver_new: %s", urp_strerror(ret));
+	urp_driver_free(drv);
+}
+
+/* Start argv; its stdout and stderr are read back through p->out when capture is set. */
+static struct proc *spawn(char *const *argv, bool capture)
+{
+	struct proc *p;
+	int pipefd[2] = { -1, -1 };
+	pid_t pid;
+
+	cr_assert_lt(t.nprocs, MAX_PROCS);
+	p = &t.procs[t.nprocs++];
+	*p = (struct proc){ .pid = -1, .out = -1 };
+	if (capture)
+		cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(null, 0);
+		dup2(capture ? pipefd[1] : null, 1);
+		dup2(capture ? pipefd[1] : null, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (capture) {
+		close(pipefd[1]);
+		p->out = pipefd[0];
+	}
+	p->pid = pid;
+	return p;
+}
+
+/* Read p's output until needle shows up after offset from, it ends, or seconds pass. */
+static bool proc_wait_output_from(struct proc *p, size_t from, const char *needle, double seconds)
+{
+	double deadline = now_s() + seconds;
+
+	while (!strstr(p->text + from, needle)) {
+		struct pollfd pfd = { .fd = p->out, .events = POLLIN };
+		double left = deadline - now_s();
+		ssize_t n;
+
+		if (left <= 0 || p->len + 1 >= sizeof(p->text))
+			return false;
+		if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0)
+			continue;
+		n = read(p->out, p->text + p->len, sizeof(p->text) - 1 - p->len);
+		if (n <= 0)
+			return false;
+		p->len += (size_t)n;
+		p->text[p->len] = '\0';
+	}
+	return true;
+}
+
+static bool proc_wait_output(struct proc *p, const char *needle, double seconds)
+{
+	return proc_wait_output_from(p, 0, needle, seconds);
+}
+
+/* Wait for p to exit within seconds; its exit status, or -1. */
+static int proc_wait_exit(struct proc *p, double seconds)
+{
+	double deadline = now_s() + seconds;
+	int status;
+
+	while (now_s() < deadline) {
+		if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+			p->pid = -1;
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		}
+		sleep_ms(20);
+	}
+	return -1;
+}
+
+/* A port nobody listens on now (the kernel's pick for an ephemeral bind). */
+static unsigned free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static int connect_port(unsigned port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void wait_listening(unsigned port, const char *what)
+{
+	double deadline = now_s() + START_S;
+	int fd;
+
+	while ((fd = connect_port(port)) < 0) {
+		cr_assert_lt(now_s(), deadline, "%s never listened on port %u", what, port);
+		sleep_ms(20);
+	}
+	close(fd);
+}
+
+static void path_in_dir(char *buf, size_t size, const char *name)
+{
+	snprintf(buf, size, "%s/%s", t.dir, name);
+}
+
+static unsigned redis_start(void)
+{
+	unsigned port = free_port();
+	char portstr[16];
+	char *argv[] = { "redis-server", "--port", portstr, "--bind", "127.0.0.1", "--save", "",
+			 "--appendonly", "no", "--dir", t.dir, "--maxclients", "10000", NULL };
+
+	need_program("redis-server");
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	spawn(argv, false);
+	wait_listening(port, "redis-server");
+	return port;
+}
+
+/* nginx serving t.dir/www, with its pid, logs and temporary files in t.dir. */
+static unsigned nginx_start(void)
+{
+	char conf[PATH_MAX], www[PATH_MAX], body[PATH_MAX * 2];
+	unsigned port = free_port();
+	FILE *f;
+
+	need_program("nginx");
+	path_in_dir(www, sizeof(www), "www");
+	mkdir(www, 0755);
+	path_in_dir(conf, sizeof(conf), "nginx.conf");
+	snprintf(body, sizeof(body),
+		 "worker_processes 1;\n"
+		 "pid %s/nginx.pid;\n"
+		 "error_log %s/nginx-error.log;\n"
+		 "events { worker_connections 1024; }\n"
+		 "http {\n"
+		 "  access_log off;\n"
+		 "  client_body_temp_path %s/body; proxy_temp_path %s/proxy;\n"
+		 "  fastcgi_temp_path %s/fastcgi; uwsgi_temp_path %s/uwsgi; scgi_temp_path %s/scgi;\n"
+		 "  server { listen 127.0.0.1:%u; root %s; }\n"
+		 "}\n",
+		 t.dir, t.dir, t.dir, t.dir, t.dir, t.dir, t.dir, port, www);
+	f = fopen(conf, "w");
+	cr_assert_not_null(f);
+	fputs(body, f);
+	fclose(f);
+	{
+		char *argv[] = { "nginx", "-p", t.dir, "-c", conf, "-g", "daemon off;", NULL };
+
+		spawn(argv, false);
+	}
+	wait_listening(port, "nginx");
+	return port;
+}
+
+/* The proxy in front of the backends given, with extra options (NULL-terminated). */
+static void proxy_start(const unsigned *backends, unsigned nbackends, char *const *extra)
+{
+	static char bin[PATH_MAX + 32], ports[8][32];
+	char self[PATH_MAX], *slash, *argv[40], *port_text;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	unsigned argc = 0;
+
+	cr_assert_gt(n, 0);
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	*slash = '\0';
+	snprintf(bin, sizeof(bin), "%s/../tools/urpoll-proxy", self);
+	cr_assert_eq(access(bin, X_OK), 0, "%s: %s (make tools first)", bin, strerror(errno));
+	argv[argc++] = bin;
+	argv[argc++] = "--listen";
+	argv[argc++] = "127.0.0.1:0";
+	for (unsigned i = 0; i < nbackends; i++) {
+		snprintf(ports[i], sizeof(ports[i]), "127.0.0.1:%u", backends[i]);
+		argv[argc++] = "--backend";
+		argv[argc++] = ports[i];
+	}
+	while (extra && *extra)
+		argv[argc++] = *extra++;
+	argv[argc] = NULL;
+	t.proxy = spawn(argv, true);
+	cr_assert(proc_wait_output(t.proxy, "listening on tcp 127.0.0.1:", START_S) &&
+			  proc_wait_output(t.proxy, "\n", START_S),
+		  "the proxy did not start: %s", t.proxy->text);
+	port_text = strstr(t.proxy->text, "127.0.0.1:") + strlen("127.0.0.1:");
+	t.proxy_port = (unsigned)strtoul(port_text, NULL, 10);
+	cr_assert_gt(t.proxy_port, 0u);
+}
+
+/* Run a shell command, its output (stdout and stderr) into out; returns its exit status. */
+static int run(char *out, size_t size, const char *fmt, ...)
+{
+	char cmd[1024];
+	size_t len = 0;
+	va_list ap;
+	FILE *f;
+	int status;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	f = popen(cmd, "r");
+	cr_assert_not_null(f, "popen %s", cmd);
+	while (len + 1 < size && !feof(f)) {
+		size_t n = fread(out + len, 1, size - 1 - len, f);
+
+		if (!n)
+			break;
+		len += n;
+	}
+	out[len] = '\0';
+	status = pclose(f);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The proxy's counter name from its last stats line (SIGUSR1 asks for one). */
+static unsigned long long proxy_counter(const char *name)
+{
+	char key[64], *line, *at;
+	size_t before = t.proxy->len;
+
+	kill(t.proxy->pid, SIGUSR1);
+	cr_assert(proc_wait_output_from(t.proxy, before, "stats:", START_S));
+	line = strstr(t.proxy->text + before, "stats:");
+	cr_assert(proc_wait_output_from(t.proxy, (size_t)(line - t.proxy->text), "\n", START_S),
+		  "no complete stats line: %s", t.proxy->text);
+	snprintf(key, sizeof(key), " %s ", name);
+	at = strstr(line, key);
+	cr_assert_not_null(at, "no %s in %s", name, line);
+	return strtoull(at + strlen(key), NULL, 10);
+}
+
+static int count_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	int n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	cr_assert_not_null(dir);
+	while ((de = readdir(dir)))
+		n += de->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/* Wait until the proxy holds want descriptors again; returns the last count seen. */
+static int wait_fds(int want, double seconds)
+{
+	double deadline = now_s() + seconds;
+	int n;
+
+	while ((n = count_fds(t.proxy->pid)) != want && now_s() < deadline)
+		sleep_ms(50);
+	return n;
+}
+
+static long vm_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+static bool write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* Read exactly len bytes (or to EOF); the count read. */
+static size_t read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len && (n = read(fd, (char *)buf + got, len - got)) > 0)
+		got += (size_t)n;
+	return got;
+}
+
+/* One RESP round trip on fd: PING must come back as +PONG. */
+static bool ping(int fd)
+{
+	char reply[8];
+
+	return write_all(fd, "PING\r\n", 6) && read_full(fd, reply, 7) == 7 &&
+	       !memcmp(reply, "+PONG\r\n", 7);
+}
+
+/* ---- a backend of our own: the byte stream, the half-close and the flood ---- */
+
+static unsigned char stream_byte(uint64_t i)
+{
+	return (unsigned char)((i * 2654435761u) >> 13);
+}
+
+/*
+ * A one-connection-at-a-time backend in a child process. mode 'h' (half-close): read until
+ * EOF, then send back "<n bytes read>\n" and ONE_MIB bytes of the stream, then close. mode 'f'
+ * (flood): send `flood` bytes of the stream as fast as the socket takes them, then close.
+ */
+static unsigned backend_start(char mode, uint64_t flood)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	struct proc *p;
+	pid_t pid;
+
+	cr_assert_geq(lfd, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(lfd, 64), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+	cr_assert_lt(t.nprocs, MAX_PROCS);
+	p = &t.procs[t.nprocs++];
+	*p = (struct proc){ .pid = -1, .out = -1 };
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		static unsigned char buf[65536];
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;) {
+			int fd = accept(lfd, NULL, NULL);
+			uint64_t total = 0, off = 0;
+			char head[32];
+			ssize_t n;
+
+			if (fd < 0)
+				continue;
+			if (mode == 'h') {
+				while ((n = read(fd, buf, sizeof(buf))) > 0)
+					total += (uint64_t)n;
+				snprintf(head, sizeof(head), "%llu\n", (unsigned long long)total);
+				write_all(fd, head, strlen(head));
+				flood = ONE_MIB;
+			}
+			while (off < flood) {
+				size_t chunk = flood - off < sizeof(buf) ? flood - off : sizeof(buf);
+
+				for (size_t i = 0; i < chunk; i++)
+					buf[i] = stream_byte(off + i);
+				if (!write_all(fd, buf, chunk))
+					break;
+				off += chunk;
+			}
+			close(fd);
+		}
+	}
+	close(lfd);
+	p->pid = pid;
+	return ntohs(a.sin_port);
+}
+
+/* ---- redis ---- */
+
+Test(proxy_e2e, redis_benchmark_through_the_proxy_has_no_errors)
+{
+	char out[OUT_SIZE], *two_threads[] = { "--threads", "2", NULL };
+	unsigned redis;
+	int status;
+
+	skip_without_io_uring();
+	need_program("redis-benchmark");
+	redis = redis_start();
+	/* Two loops: the kernel spreads the 50 clients over both listeners. */
+	proxy_start(&redis, 1, two_threads);
+	status = run(out, sizeof(out),
+		     "redis-benchmark -h 127.0.0.1 -p %u -t ping,set,get -n 20000 -c 50 --csv 2>&1",
+		     t.proxy_port);
+	cr_assert_eq(status, 0, "redis-benchmark failed (%d): %s", status, out);
+	for (const char *test = "PING_INLINE\0PING_MBULK\0SET\0GET\0"; *test;
+	     test += strlen(test) + 1) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "\"%s\",\"", test);
+		cr_assert_not_null(strstr(out, key), "no %s result in: %s", test, out);
+	}
+	cr_assert_null(strstr(out, "rror"), "errors in: %s", out);
+	cr_assert_eq(proxy_counter("io_errors"), 0ull);
+	cr_assert_eq(proxy_counter("connect_errors"), 0ull);
+	cr_assert_geq(proxy_counter("conns"), 50ull);
+}
+
+Test(proxy_e2e, redis_cli_round_trips_a_1mib_value_byte_exact)
+{
+	char value[PATH_MAX], got[PATH_MAX], out[4096];
+	unsigned redis;
+	FILE *f;
+
+	skip_without_io_uring();
+	need_program("redis-cli");
+	redis = redis_start();
+	proxy_start(&redis, 1, NULL);
+	path_in_dir(value, sizeof(value), "value");
+	path_in_dir(got, sizeof(got), "got");
+	f = fopen(value, "w");
+	cr_assert_not_null(f);
+	for (uint64_t i = 0; i < ONE_MIB; i++)
+		fputc('!' + stream_byte(i) % 90, f);
+	fclose(f);
+	cr_assert_eq(run(out, sizeof(out), "redis-cli -p %u -x SET big < %s", t.proxy_port, value),
+		     0, "%s", out);
+	cr_assert_not_null(strstr(out, "OK"), "%s", out);
+	/* --raw adds one newline after the value. */
+	cr_assert_eq(run(out, sizeof(out), "redis-cli -p %u --raw GET big | head -c %u > %s",
+			 t.proxy_port, ONE_MIB, got),
+		     0, "%s", out);
+	cr_assert_eq(run(out, sizeof(out), "cmp %s %s", value, got), 0, "%s", out);
+}
+
+/* ---- nginx ---- */
+
+Test(proxy_e2e, wrk_through_the_proxy_sees_no_socket_errors_and_no_non_2xx)
+{
+	char out[OUT_SIZE], page[PATH_MAX];
+	unsigned nginx;
+	FILE *f;
+
+	skip_without_io_uring();
+	need_program("wrk");
+	nginx = nginx_start();
+	path_in_dir(page, sizeof(page), "www/index.html");
+	f = fopen(page, "w");
+	cr_assert_not_null(f);
+	fputs("<html><body>urpoll-proxy</body></html>\n", f);
+	fclose(f);
+	proxy_start(&nginx, 1, NULL);
+	cr_assert_eq(run(out, sizeof(out), "wrk -t 2 -c 50 -d 3s http://127.0.0.1:%u/index.html",
+			 t.proxy_port),
+		     0, "%s", out);
+	cr_assert_not_null(strstr(out, "requests in"), "%s", out);
+	cr_assert_null(strstr(out, "Socket errors"), "%s", out);
+	cr_assert_null(strstr(out, "Non-2xx"), "%s", out);
+	/* Not io_errors: wrk ends with requests in flight, and those closes are resets. */
+	cr_assert_eq(proxy_counter("connect_errors"), 0ull);
+}
+
+Test(proxy_e2e, curl_gets_a_10mib_file_with_the_right_checksum)
+{
+	char out[OUT_SIZE], file[PATH_MAX], got[PATH_MAX];
+	unsigned nginx;
+	FILE *f;
+
+	skip_without_io_uring();
+	need_program("curl");
+	nginx = nginx_start();
+	path_in_dir(file, sizeof(file), "www/ten");
+	path_in_dir(got, sizeof(got), "ten.got");
+	f = fopen(file, "w");
+	cr_assert_not_null(f);
+	for (uint64_t i = 0; i < 10ull * ONE_MIB; i++)
+		fputc(stream_byte(i), f);
+	fclose(f);
+	proxy_start(&nginx, 1, NULL);
+	cr_assert_eq(run(out, sizeof(out), "curl -sSf -o %s http://127.0.0.1:%u/ten", got,
+			 t.proxy_port),
+		     0, "%s", out);
+	cr_assert_eq(run(out, sizeof(out),
+			 "test \"$(sha256sum < %s)\" = \"$(sha256sum < %s)\"", file, got),
+		     0, "the checksums differ");
+}
+
+/* ---- half-close, back-pressure, timeouts ---- */
+
+Test(proxy_e2e, a_client_half_close_still_gets_the_full_response)
+{
+	static unsigned char reply[ONE_MIB + 64];
+	char request[100000];
+	unsigned backend;
+	size_t got;
+	char *nl;
+	int fd;
+
+	skip_without_io_uring();
+	backend = backend_start('h', 0);
+	proxy_start(&backend, 1, NULL);
+	fd = connect_port(t.proxy_port);
+	cr_assert_geq(fd, 0);
+	memset(request, 'q', sizeof(request));
+	cr_assert(write_all(fd, request, sizeof(request)));
+	/* The backend answers only after our FIN reached it through the proxy. */
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	got = read_full(fd, reply, sizeof(reply));
+	nl = memchr(reply, '\n', got < 32 ? got : 32);
+	cr_assert_not_null(nl, "no header in %zu bytes", got);
+	cr_assert_eq(strtoull((char *)reply, NULL, 10), (unsigned long long)sizeof(request));
+	cr_assert_eq(got - (size_t)((unsigned char *)nl + 1 - reply), (size_t)ONE_MIB,
+		     "short response: %zu bytes", got);
+	for (size_t i = 0; i < ONE_MIB; i++)
+		cr_assert_eq(((unsigned char *)nl + 1)[i], stream_byte(i), "byte %zu", i);
+	close(fd);
+	cr_assert_eq(proxy_counter("io_errors"), 0ull);
+}
+
+Test(proxy_e2e, slow_clients_of_a_fast_backend_keep_the_proxy_rss_bounded)
+{
+	const uint64_t flood = 256ull * ONE_MIB;
+	static unsigned char buf[65536];
+	unsigned backend;
+	long rss0, rss1;
+	int fds[4];
+
+	skip_without_io_uring();
+	backend = backend_start('f', flood);
+	proxy_start(&backend, 1, NULL);
+	rss0 = vm_rss_kib(t.proxy->pid);
+	/* The backend serves one connection at a time: the first client stalls it. */
+	for (unsigned i = 0; i < 4; i++) {
+		fds[i] = connect_port(t.proxy_port);
+		cr_assert_geq(fds[i], 0);
+	}
+	sleep_ms(1500); /* the backend writes as fast as it can; nobody reads */
+	rss1 = vm_rss_kib(t.proxy->pid);
+	/* Unbounded buffering would hold most of the 256 MiB; 32 KiB per connection is the
+	 * design, the rest is slack for malloc and the rings. */
+	cr_assert_lt(rss1 - rss0, 8192, "RSS grew from %ld to %ld KiB", rss0, rss1);
+	/* Then the first client reads it all, byte for byte. */
+	for (uint64_t off = 0; off < flood;) {
+		size_t want = flood - off < sizeof(buf) ? flood - off : sizeof(buf);
+		size_t got = read_full(fds[0], buf, want);
+
+		cr_assert_eq(got, want, "EOF at %llu", (unsigned long long)off + got);
+		for (size_t i = 0; i < got; i += 4093)
+			cr_assert_eq(buf[i], stream_byte(off + i));
+		off += got;
+	}
+	cr_assert_eq(read(fds[0], buf, 1), 0);
+	cr_assert_lt(vm_rss_kib(t.proxy->pid) - rss0, 8192);
+	for (unsigned i = 0; i < 4; i++)
+		close(fds[i]);
+}
+
+Test(proxy_e2e, an_idle_connection_is_closed_after_the_idle_timeout)
+{
+	char *extra[] = { "--idle-timeout", "1", NULL };
+	unsigned redis;
+	char byte;
+	int fd;
+
+	skip_without_io_uring();
+	redis = redis_start();
+	proxy_start(&redis, 1, extra);
+	fd = connect_port(t.proxy_port);
+	cr_assert_geq(fd, 0);
+	cr_assert(ping(fd));
+	/* Within 1 s + a tick of quiet, both sides go; the read sees the end (a reset). */
+	cr_assert_leq(read(fd, &byte, 1), 0);
+	close(fd);
+	cr_assert_eq(proxy_counter("timeouts"), 1ull);
+}
+
+/* ---- many connections, limits, descriptors ---- */
+
+Test(proxy_e2e, five_thousand_idle_connections_and_traffic_then_every_fd_is_released)
+{
+	static int fds[IDLE_CONNS];
+	char out[OUT_SIZE];
+	unsigned redis;
+	int idle_fds;
+
+	skip_without_io_uring();
+	need_program("redis-benchmark");
+	redis = redis_start();
+	proxy_start(&redis, 1, NULL);
+	idle_fds = count_fds(t.proxy->pid);
+	for (unsigned i = 0; i < IDLE_CONNS; i++) {
+		fds[i] = connect_port(t.proxy_port);
+		cr_assert_geq(fds[i], 0, "connection %u: %s", i, strerror(-fds[i]));
+	}
+	cr_assert_eq(run(out, sizeof(out),
+			 "redis-benchmark -h 127.0.0.1 -p %u -t ping,get -n 20000 -c 50 --csv 2>&1",
+			 t.proxy_port),
+		     0, "%s", out);
+	cr_assert_null(strstr(out, "rror"), "%s", out);
+	for (unsigned i = 0; i < IDLE_CONNS; i++)
+		cr_assert(ping(fds[i]), "idle connection %u lost", i);
+	/* redis-benchmark's own connections may still be closing. */
+	for (double end = now_s() + 10; proxy_counter("open") != IDLE_CONNS && now_s() < end;)
+		sleep_ms(50);
+	cr_assert_eq(proxy_counter("open"), (unsigned long long)IDLE_CONNS);
+	for (unsigned i = 0; i < IDLE_CONNS; i++)
+		close(fds[i]);
+	cr_assert_eq(wait_fds(idle_fds, 20.0), idle_fds, "descriptors not released");
+	cr_assert_eq(proxy_counter("open"), 0ull);
+}
+
+Test(proxy_e2e, max_conns_refuses_the_next_without_harming_the_others)
+{
+	char *extra[] = { "--max-conns", "10", NULL };
+	unsigned redis;
+	int fds[10], extra_fd;
+	char byte;
+
+	skip_without_io_uring();
+	redis = redis_start();
+	proxy_start(&redis, 1, extra);
+	for (unsigned i = 0; i < 10; i++) {
+		fds[i] = connect_port(t.proxy_port);
+		cr_assert_geq(fds[i], 0);
+		cr_assert(ping(fds[i]));
+	}
+	extra_fd = connect_port(t.proxy_port);
+	cr_assert_geq(extra_fd, 0);
+	cr_assert_eq(read(extra_fd, &byte, 1), 0, "the 11th connection was not refused");
+	close(extra_fd);
+	for (unsigned i = 0; i < 10; i++)
+		cr_assert(ping(fds[i]), "connection %u harmed", i);
+	cr_assert_eq(proxy_counter("refused"), 1ull);
+	/* A slot given back is a slot for the next client. */
+	close(fds[0]);
+	for (double end = now_s() + 5; proxy_counter("open") != 9 && now_s() < end;)
+		sleep_ms(20);
+	fds[0] = connect_port(t.proxy_port);
+	cr_assert_geq(fds[0], 0);
+	cr_assert(ping(fds[0]));
+	for (unsigned i = 0; i < 10; i++)
+		close(fds[i]);
+}
+
+Test(proxy_e2e, a_backend_that_dies_closes_only_its_clients)
+{
+	unsigned redis[2], port[2];
+	char reply[4096], byte;
+	int fds[2], idle_fds;
+	pid_t victim = -1;
+
+	skip_without_io_uring();
+	redis[0] = redis_start();
+	redis[1] = redis_start();
+	proxy_start(redis, 2, NULL);
+	idle_fds = count_fds(t.proxy->pid);
+	for (unsigned i = 0; i < 2; i++) {
+		ssize_t n;
+		char *at;
+		size_t len = 0;
+
+		fds[i] = connect_port(t.proxy_port);
+		cr_assert_geq(fds[i], 0);
+		cr_assert(write_all(fds[i], "INFO server\r\n", 13));
+		do {
+			n = read(fds[i], reply + len, sizeof(reply) - 1 - len);
+			cr_assert_gt(n, 0, "no INFO reply");
+			len += (size_t)n;
+			reply[len] = '\0';
+			at = strstr(reply, "tcp_port:");
+		} while (!at || !strstr(at, "\r\n"));
+		port[i] = (unsigned)strtoul(at + 9, NULL, 10);
+	}
+	cr_assert_neq(port[0], port[1], "round robin sent both to port %u", port[0]);
+	/* Kill the redis behind the first client (procs[0] and [1] are the two redis). */
+	victim = t.procs[port[0] == redis[0] ? 0 : 1].pid;
+	kill(victim, SIGKILL);
+	cr_assert_leq(read(fds[0], &byte, 1), 0, "the first client was not closed");
+	cr_assert(ping(fds[1]), "the other backend's client was harmed");
+	close(fds[0]);
+	close(fds[1]);
+	cr_assert_eq(wait_fds(idle_fds, 10.0), idle_fds, "descriptors not released");
+}
+
+/* ---- signals and bad input ---- */
+
+Test(proxy_e2e, sigterm_drains_open_connections_then_exits_0)
+{
+	unsigned redis;
+	int fd, late;
+
+	skip_without_io_uring();
+	redis = redis_start();
+	proxy_start(&redis, 1, NULL);
+	fd = connect_port(t.proxy_port);
+	cr_assert_geq(fd, 0);
+	cr_assert(ping(fd));
+	kill(t.proxy->pid, SIGTERM);
+	/* Draining: new clients are refused, the open one still works. */
+	for (double end = now_s() + 5; (late = connect_port(t.proxy_port)) >= 0 && now_s() < end;)
+		close(late), sleep_ms(20);
+	cr_assert_eq(late, -ECONNREFUSED);
+	cr_assert(ping(fd));
+	cr_assert_eq(proc_wait_exit(t.proxy, 0.5), -1, "exited with a connection open");
+	close(fd);
+	cr_assert_eq(proc_wait_exit(t.proxy, 5.0), 0);
+	cr_assert(proc_wait_output(t.proxy, "exit: conns 1 open 0", 1.0), "%s", t.proxy->text);
+}
+
+static void expect_startup_error(char *const *extra, const unsigned *backends,
+				 unsigned nbackends, int want_status, const char *want)
+{
+	int status;
+
+	{
+		static char bin[PATH_MAX + 32], ports[4][32];
+		char self[PATH_MAX], *argv[16];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		unsigned argc = 0;
+
+		self[n] = '\0';
+		*strrchr(self, '/') = '\0';
+		snprintf(bin, sizeof(bin), "%s/../tools/urpoll-proxy", self);
+		argv[argc++] = bin;
+		while (extra && *extra)
+			argv[argc++] = *extra++;
+		for (unsigned i = 0; i < nbackends; i++) {
+			snprintf(ports[i], sizeof(ports[i]), "127.0.0.1:%u", backends[i]);
+			argv[argc++] = "--backend";
+			argv[argc++] = ports[i];
+		}
+		argv[argc] = NULL;
+		t.proxy = spawn(argv, true);
+	}
+	status = proc_wait_exit(t.proxy, START_S);
+	proc_wait_output(t.proxy, "\n", 1.0);
+	cr_assert_eq(status, want_status, "status %d: %s", status, t.proxy->text);
+	cr_assert_not_null(strstr(t.proxy->text, want), "%s", t.proxy->text);
+	cr_assert_eq(strchr(t.proxy->text, '\n'), t.proxy->text + t.proxy->len - 1,
+		     "not one line: %s", t.proxy->text);
+}
+
+Test(proxy_e2e, bad_input_is_one_line_and_a_nonzero_exit)
+{
+	char taken[32], *bad_listen[] = { "--listen", "127.0.0.1:http", NULL },
+			*bad_backend[] = { "--listen", "127.0.0.1:0", "--backend", "localhost:1",
+					   NULL },
+			*in_use[] = { "--listen", taken, NULL },
+			*free_listen[] = { "--listen", "127.0.0.1:0", NULL };
+	unsigned redis, dead;
+
+	skip_without_io_uring();
+	redis = redis_start();
+	dead = free_port();
+	expect_startup_error(bad_listen, &redis, 1, 2, "bad listen address '127.0.0.1:http'");
+	expect_startup_error(bad_backend, NULL, 0, 2, "bad backend address 'localhost:1'");
+	expect_startup_error(free_listen, &dead, 1, 1, "unreachable: Connection refused");
+	snprintf(taken, sizeof(taken), "127.0.0.1:%u", redis);
+	expect_startup_error(in_use, &redis, 1, 1, "Address already in use");
+}

@@ -1,0 +1,892 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * urpoll-proxy: a TCP proxy on the urpoll task loop.
+ *
+ * N loops, one per thread, each with its own ring and its own SO_REUSEPORT listener (the
+ * layout of docs/threads.md). A client accepted on a loop gets its backend connection on the
+ * same loop, and one task moves both directions through two bounded buffers: a full buffer
+ * stops the reading of its source, so the kernel's queues and the TCP window push back on the
+ * sender. A FIN is passed on once its direction's buffer is flushed; an error on either side
+ * closes both. A timerfd per loop ticks every TICK_MS for the connect and idle timeouts, the
+ * drain, and --stats-interval.
+ *
+ *   urpoll-proxy --listen ADDR:PORT --backend ADDR:PORT [--backend ...] [--threads N]
+ *                [--max-conns N] [--idle-timeout SEC] [--connect-timeout SEC]
+ *                [--stats-interval SEC] [-q]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <urpoll.h>
+
+#include "acceptor.h"
+#include "net.h"
+
+#define PROG "urpoll-proxy"
+
+/* Bytes held per direction and connection: the most a connection ever buffers is twice this.
+ * HAProxy's default tune.bufsize is the same. */
+#define XFER_BUF     16384
+/* Rounds of a connection task before it lets the others run. */
+#define CONN_BUDGET  64
+#define TICK_MS	     250
+#define TICKS_PER_S  (1000 / TICK_MS)
+#define MAX_THREADS  256
+#define MAX_BACKENDS 64
+/* After SIGINT or SIGTERM, open connections get this long to finish (a second signal: none). */
+#define DRAIN_S	     10
+
+/* One direction: bytes read from its source, not yet written to its sink: data[head..tail). */
+struct xfer {
+	char *data; /* XFER_BUF bytes, in the connection */
+	size_t head, tail;
+	bool eof;  /* the source sent its FIN */
+	bool shut; /* and we passed it on to the sink */
+};
+
+struct end {
+	int fd;
+	struct urp_io *io;
+};
+
+struct conn {
+	struct urp_task task;
+	struct worker *worker;
+	struct conn *prev, *next; /* the worker's open connections */
+	struct end client, backend;
+	uint32_t since;	  /* tick of the last progress (or of the connect) */
+	bool connecting;  /* the backend's connect() is in flight */
+	bool expired;	  /* set by the timer: a connect or idle timeout */
+	struct xfer up;	  /* client -> backend */
+	struct xfer down; /* backend -> client */
+	char buf[2][XFER_BUF];
+};
+
+/* Counters of one loop: written by its thread only, read by the stats printer (relaxed). */
+struct counters {
+	_Atomic uint64_t accepted, closed, bytes_up, bytes_down, connect_errors, timeouts,
+		io_errors;
+};
+
+struct worker {
+	struct urp_loop *loop;
+	pthread_t thread;
+	unsigned index;
+	struct acceptor acceptor;
+	struct conn *conns;
+	unsigned nconns;
+	unsigned next_backend; /* round robin, per loop */
+	struct urp_task timer_task;
+	struct urp_io *timer_io;
+	int timer_fd;
+	uint32_t now;	    /* ticks since start */
+	uint32_t drain_end; /* tick the drain gives up at; 0: not draining yet */
+	struct counters n;
+	int status;
+};
+
+struct backend {
+	union sockaddr_any addr;
+	socklen_t len;
+	char text[64];
+};
+
+/* SIGINT, SIGTERM and SIGUSR1 arrive on a signalfd watched by a task of the first loop. */
+struct sigwatch {
+	struct urp_task task;
+	struct urp_io *io;
+	int fd;
+	struct signalfd_siginfo info;
+};
+
+static struct {
+	bool quiet;
+	unsigned idle_ticks, connect_ticks, stats_ticks; /* 0: none */
+	struct backend backends[MAX_BACKENDS];
+	unsigned nbackends;
+	struct acceptor_group group;
+	struct worker *workers;
+	unsigned nworkers;
+	struct sigwatch sig;
+	atomic_bool draining;
+	atomic_int exit_status;
+} prx;
+
+/* ---- counters and shutdown ---- */
+
+static void print_stats(const char *when)
+{
+	uint64_t sum[7] = { 0 }, shed = 0, refused = 0;
+	struct urp_stats total = { 0 }, st;
+
+	for (unsigned i = 0; i < prx.nworkers; i++) {
+		struct worker *w = &prx.workers[i];
+		_Atomic uint64_t *c[7] = { &w->n.accepted,   &w->n.closed,	   &w->n.bytes_up,
+					   &w->n.bytes_down, &w->n.connect_errors, &w->n.timeouts,
+					   &w->n.io_errors };
+
+		for (unsigned k = 0; k < 7; k++)
+			sum[k] += net_counted(c[k]);
+		shed += net_counted(&w->acceptor.shed);
+		refused += net_counted(&w->acceptor.refused);
+		if (urp_driver_stats(urp_loop_driver(w->loop), &st) == 0) {
+			total.events += st.events;
+			total.stale_rejects += st.stale_rejects;
+			total.wake_batches += st.wake_batches;
+			total.unknown_tokens += st.unknown_tokens;
+		}
+	}
+	printf(PROG ": %s: conns %llu open %llu refused %llu shed %llu bytes_up %llu "
+		    "bytes_down %llu connect_errors %llu timeouts %llu io_errors %llu events %llu "
+		    "stale_rejects %llu wake_batches %llu\n",
+	       when, (unsigned long long)sum[0], (unsigned long long)(sum[0] - sum[1]),
+	       (unsigned long long)refused, (unsigned long long)shed, (unsigned long long)sum[2],
+	       (unsigned long long)sum[3], (unsigned long long)sum[4], (unsigned long long)sum[5],
+	       (unsigned long long)sum[6], (unsigned long long)total.events,
+	       (unsigned long long)total.stale_rejects, (unsigned long long)total.wake_batches);
+	/* A completion for no live registration: a bug in urpoll, never in the caller. */
+	if (total.unknown_tokens)
+		fprintf(stderr,
+			PROG ": %llu completions named no live registration (a urpoll bug)\n",
+			(unsigned long long)total.unknown_tokens);
+	fflush(stdout);
+}
+
+static void stop_all(int status)
+{
+	if (status)
+		atomic_store(&prx.exit_status, status);
+	for (unsigned i = 0; i < prx.nworkers; i++)
+		urp_loop_stop(prx.workers[i].loop);
+}
+
+static void stop_failed(void)
+{
+	stop_all(1);
+}
+
+/* First signal: stop accepting and let each loop finish its connections (its timer task
+ * stops it once it has none, or DRAIN_S later). A second one: stop now. */
+static void drain_all(void)
+{
+	if (atomic_exchange(&prx.draining, true)) {
+		stop_all(0);
+		return;
+	}
+	for (unsigned i = 0; i < prx.nworkers; i++) {
+		acceptor_stop(&prx.workers[i].acceptor);
+		urp_task_wake(&prx.workers[i].timer_task);
+	}
+}
+
+static ssize_t sig_read(void *arg)
+{
+	struct sigwatch *s = arg;
+	ssize_t n = read(s->fd, &s->info, sizeof(s->info));
+
+	return n < 0 ? -errno : n;
+}
+
+static int sigwatch_run(struct urp_task *task, void *arg)
+{
+	struct urp_waker waker = urp_task_waker(task);
+	struct sigwatch *s = arg;
+	struct urp_event ev;
+	ssize_t n;
+
+	for (;;) {
+		n = urp_io_try_io(s->io, URP_READABLE, sig_read, s);
+		if (n > 0) {
+			if (s->info.ssi_signo == SIGUSR1)
+				print_stats("stats");
+			else
+				drain_all();
+			continue;
+		}
+		if (n != -EAGAIN)
+			return 0;
+		if (urp_io_poll_ready(s->io, URP_DIR_READ, &waker, &ev) == -EAGAIN)
+			return 0;
+	}
+}
+
+/* ---- connections ---- */
+
+/*
+ * Tear both sides down and free the connection; returns URP_TASK_DONE for its run(). The
+ * descriptors are closed here, right after urp_deregister() (which allows it): a listener
+ * paused on EMFILE is resumed by acceptor_release() and must find them free. An error closes
+ * with a reset (SO_LINGER 0), so the other side learns that the stream broke rather than
+ * seeing a clean end.
+ */
+static int conn_finish(struct conn *c, ssize_t err)
+{
+	struct worker *w = c->worker;
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	struct end *ends[2] = { &c->client, &c->backend };
+
+	if (err == -ETIMEDOUT)
+		net_count(&w->n.timeouts, 1);
+	else if (err && c->connecting)
+		net_count(&w->n.connect_errors, 1);
+	else if (err)
+		net_count(&w->n.io_errors, 1);
+	for (unsigned i = 0; i < 2; i++) {
+		struct end *e = ends[i];
+
+		if (e->io) {
+			urp_io_clear_wakers(e->io);
+			urp_deregister(e->io);
+		}
+		if (e->fd >= 0) {
+			if (err)
+				setsockopt(e->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+			close(e->fd);
+		}
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	net_count(&w->n.closed, 1);
+	free(c);
+	acceptor_release(&prx.group, true);
+	if (atomic_load(&prx.draining) && !w->nconns)
+		urp_loop_stop(w->loop);
+	return URP_TASK_DONE;
+}
+
+/*
+ * recv or send once under the readiness snapshot of src/dst. A short transfer on a stream
+ * socket means its queue was drained (or filled) at that moment, so the readiness is cleared
+ * then, not only after an EAGAIN: that saves the EAGAIN syscall of every request. It is safe
+ * because of the tick: data that arrived after the snapshot was followed by a poll completion,
+ * which either advanced the tick already (the clear is refused, -ESTALE, and counted as a
+ * stale rejection) or is applied on a later turn and sets the bit again. HAProxy's raw_sock
+ * does the same for short reads.
+ */
+static ssize_t xfer_recv(struct xfer *x, struct end *src)
+{
+	size_t room = XFER_BUF - x->tail;
+	struct urp_event ev;
+	ssize_t n;
+
+	urp_io_ready_event(src->io, URP_READABLE, &ev);
+	if (ev.shutdown)
+		return -ESHUTDOWN;
+	if (!ev.ready)
+		return -EAGAIN;
+	n = recv(src->fd, x->data + x->tail, room, 0);
+	if (n < 0)
+		n = -errno;
+	if (n == -EAGAIN || (n > 0 && (size_t)n < room))
+		urp_io_clear_readiness(src->io, &ev);
+	return n;
+}
+
+static ssize_t xfer_send(struct xfer *x, struct end *dst)
+{
+	size_t len = x->tail - x->head;
+	struct urp_event ev;
+	ssize_t n;
+
+	urp_io_ready_event(dst->io, URP_WRITABLE, &ev);
+	if (ev.shutdown)
+		return -ESHUTDOWN;
+	if (!ev.ready)
+		return -EAGAIN;
+	n = send(dst->fd, x->data + x->head, len, MSG_NOSIGNAL);
+	if (n < 0)
+		n = -errno;
+	if (n == -EAGAIN || (n > 0 && (size_t)n < len))
+		urp_io_clear_readiness(dst->io, &ev);
+	return n;
+}
+
+/*
+ * Move what one direction can: flush the buffer to the sink, pass the FIN on once it is empty,
+ * then read more while there is room. Returns 1 on progress, 0 when blocked, or -errno.
+ */
+static int xfer_step(struct xfer *x, struct end *src, struct end *dst, _Atomic uint64_t *bytes)
+{
+	int progress = 0;
+	ssize_t n;
+
+	while (x->head < x->tail) {
+		n = xfer_send(x, dst);
+		if (n == -EAGAIN)
+			break;
+		if (n == -EINTR)
+			continue;
+		if (n < 0)
+			return (int)n;
+		x->head += (size_t)n;
+		net_count(bytes, (uint64_t)n);
+		progress = 1;
+	}
+	if (x->head == x->tail)
+		x->head = x->tail = 0;
+	if (x->eof) {
+		if (x->head == x->tail && !x->shut) {
+			/* ENOTCONN: the sink already went away; its own error comes next. */
+			shutdown(dst->fd, SHUT_WR);
+			x->shut = true;
+			progress = 1;
+		}
+		return progress;
+	}
+	if (x->tail < XFER_BUF) {
+		n = xfer_recv(x, src);
+		if (n > 0) {
+			x->tail += (size_t)n;
+			return 1;
+		}
+		if (n == 0) {
+			x->eof = true;
+			return 1;
+		}
+		if (n != -EAGAIN && n != -EINTR)
+			return (int)n;
+	}
+	return progress;
+}
+
+/* The backend's connect() ended (its socket reported writable or an error): its outcome. */
+static int connect_result(struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->backend.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return -errno;
+	return -err;
+}
+
+static int conn_run(struct urp_task *task, void *arg)
+{
+	struct urp_waker waker = urp_task_waker(task);
+	struct conn *c = arg;
+	struct worker *w = c->worker;
+	unsigned budget = CONN_BUDGET;
+	struct urp_event ev;
+	int up, down, ret;
+
+	if (c->expired)
+		return conn_finish(c, -ETIMEDOUT);
+	if (c->connecting) {
+		if (urp_io_poll_ready(c->backend.io, URP_DIR_WRITE, &waker, &ev) == -EAGAIN)
+			return 0;
+		ret = ev.shutdown ? -ESHUTDOWN : connect_result(c);
+		if (ret < 0)
+			return conn_finish(c, ret);
+		c->connecting = false;
+		c->since = w->now;
+	}
+	for (;;) {
+		if (!budget--) {
+			urp_task_wake(task);
+			return 0;
+		}
+		up = xfer_step(&c->up, &c->client, &c->backend, &w->n.bytes_up);
+		if (up < 0)
+			return conn_finish(c, up);
+		down = xfer_step(&c->down, &c->backend, &c->client, &w->n.bytes_down);
+		if (down < 0)
+			return conn_finish(c, down);
+		if (c->up.shut && c->down.shut)
+			return conn_finish(c, 0);
+		if (up || down) {
+			c->since = w->now;
+			continue;
+		}
+		/* ERROR with nothing to do: the poll itself failed (the driver counts poll_errors)
+		 * and the slots would report ready for ever; socket errors came back above. */
+		if ((urp_io_word(c->client.io) | urp_io_word(c->backend.io)) & URP_ERROR)
+			return conn_finish(c, -EIO);
+		/* Each slot has one user: the client's reader feeds up, its writer drains down,
+		 * and the other way round for the backend. Ready meanwhile: go round again. */
+		if (c->up.head < c->up.tail &&
+		    urp_io_poll_ready(c->backend.io, URP_DIR_WRITE, &waker, &ev) == 0)
+			continue;
+		if (!c->up.eof && c->up.tail < XFER_BUF &&
+		    urp_io_poll_ready(c->client.io, URP_DIR_READ, &waker, &ev) == 0)
+			continue;
+		if (c->down.head < c->down.tail &&
+		    urp_io_poll_ready(c->client.io, URP_DIR_WRITE, &waker, &ev) == 0)
+			continue;
+		if (!c->down.eof && c->down.tail < XFER_BUF &&
+		    urp_io_poll_ready(c->backend.io, URP_DIR_READ, &waker, &ev) == 0)
+			continue;
+		return 0;
+	}
+}
+
+/* A non-blocking connect() to the next backend, in flight or done. Returns fd or -errno. */
+static int backend_connect(struct worker *w, bool *in_flight)
+{
+	const struct backend *b = &prx.backends[w->next_backend++ % prx.nbackends];
+	int fd, one = 1, err;
+
+	fd = socket(b->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	*in_flight = false;
+	if (connect(fd, &b->addr.sa, b->len) < 0) {
+		if (errno != EINPROGRESS) {
+			err = -errno;
+			close(fd);
+			return err;
+		}
+		*in_flight = true;
+	}
+	return fd;
+}
+
+static void conn_start(struct acceptor *a, int fd, void *arg)
+{
+	struct worker *w = arg;
+	struct urp_driver *drv = urp_loop_driver(w->loop);
+	struct conn *c = malloc(sizeof(*c));
+	int one = 1, ret;
+
+	net_count(&w->n.accepted, 1);
+	if (!c) {
+		close(fd);
+		net_count(&w->n.io_errors, 1);
+		net_count(&w->n.closed, 1);
+		acceptor_release(&prx.group, true);
+		return;
+	}
+	/* Not the buffers: they are written before they are read, and untouched pages of an idle
+	 * connection cost no memory. */
+	memset(c, 0, offsetof(struct conn, buf));
+	c->up.data = c->buf[0];
+	c->down.data = c->buf[1];
+	c->worker = w;
+	c->client.fd = fd;
+	c->backend.fd = -1;
+	c->since = w->now;
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	urp_task_init(&c->task, w->loop, conn_run, c);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	ret = backend_connect(w, &c->connecting);
+	if (ret < 0) {
+		c->connecting = true; /* counted as a connect error */
+		conn_finish(c, ret);
+		return;
+	}
+	c->backend.fd = ret;
+	ret = urp_register(drv, c->client.fd, URP_READABLE | URP_WRITABLE, &c->client.io);
+	if (ret == 0)
+		ret = urp_register(drv, c->backend.fd, URP_READABLE | URP_WRITABLE, &c->backend.io);
+	if (ret < 0) {
+		/* -ENOSPC: more connections than the ring was sized for; -ENOMEM. */
+		conn_finish(c, ret);
+		return;
+	}
+	urp_task_wake(&c->task);
+}
+
+/* ---- the timer: timeouts, the drain, periodic stats ---- */
+
+static ssize_t timer_read(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t ticks;
+	ssize_t n = read(w->timer_fd, &ticks, sizeof(ticks));
+
+	if (n < 0)
+		return -errno;
+	w->now += (uint32_t)ticks;
+	return n;
+}
+
+static int timer_run(struct urp_task *task, void *arg)
+{
+	struct urp_waker waker = urp_task_waker(task);
+	struct worker *w = arg;
+	uint32_t before = w->now;
+	struct urp_event ev;
+
+	while (urp_io_try_io(w->timer_io, URP_READABLE, timer_read, w) > 0)
+		;
+	if (w->now != before) {
+		for (struct conn *c = w->conns; c; c = c->next) {
+			uint32_t limit = c->connecting ? prx.connect_ticks : prx.idle_ticks;
+
+			if (limit && !c->expired && w->now - c->since >= limit) {
+				c->expired = true;
+				urp_task_wake(&c->task);
+			}
+		}
+		if (prx.stats_ticks && w->index == 0 && w->now / prx.stats_ticks !=
+		    before / prx.stats_ticks)
+			print_stats("stats");
+	}
+	if (atomic_load(&prx.draining)) {
+		if (!w->drain_end)
+			w->drain_end = w->now + DRAIN_S * TICKS_PER_S;
+		if (!w->nconns || (int32_t)(w->now - w->drain_end) >= 0)
+			urp_loop_stop(w->loop);
+	}
+	if (urp_io_poll_ready(w->timer_io, URP_DIR_READ, &waker, &ev) == 0)
+		urp_task_wake(task);
+	return 0;
+}
+
+static int timer_start(struct worker *w)
+{
+	struct itimerspec every = {
+		.it_interval = { .tv_nsec = TICK_MS * 1000000L },
+		.it_value = { .tv_nsec = TICK_MS * 1000000L },
+	};
+	int ret;
+
+	w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (w->timer_fd < 0)
+		return -errno;
+	if (timerfd_settime(w->timer_fd, 0, &every, NULL) < 0)
+		return -errno;
+	ret = urp_register(urp_loop_driver(w->loop), w->timer_fd, URP_READABLE, &w->timer_io);
+	if (ret < 0)
+		return ret;
+	urp_task_init(&w->timer_task, w->loop, timer_run, w);
+	urp_task_wake(&w->timer_task);
+	return 0;
+}
+
+/* ---- set-up ---- */
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	w->status = urp_loop_run(w->loop);
+	if (w->status < 0) {
+		fprintf(stderr, PROG ": loop %u: %s\n", w->index, urp_strerror(w->status));
+		stop_all(1);
+	}
+	return NULL;
+}
+
+/* Whether a backend accepts a connection within timeout_ms: 0 or -errno. */
+static int backend_probe(const struct backend *b, int timeout_ms)
+{
+	int fd, err = 0;
+	socklen_t len = sizeof(err);
+	struct pollfd p;
+
+	fd = socket(b->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, &b->addr.sa, b->len) < 0) {
+		err = errno;
+		if (err == EINPROGRESS) {
+			p = (struct pollfd){ .fd = fd, .events = POLLOUT };
+			err = poll(&p, 1, timeout_ms) == 1 ? 0 : ETIMEDOUT;
+			if (!err && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+				err = errno;
+		}
+	}
+	close(fd);
+	return -err;
+}
+
+static int usage(int status)
+{
+	fprintf(status ? stderr : stdout,
+		"usage: " PROG " --listen ADDR:PORT --backend ADDR:PORT [--backend ADDR:PORT ...]\n"
+		"                    [--threads N] [--max-conns N] [--idle-timeout SEC]\n"
+		"                    [--connect-timeout SEC] [--stats-interval SEC] [-q] [--help]\n"
+		"\n"
+		"A TCP proxy on the urpoll task loop: each client is connected to the next\n"
+		"backend (round robin) and bytes flow both ways, at most 16 KiB buffered per\n"
+		"direction. A half-close is passed on; an error or a timeout on either side\n"
+		"closes both.\n"
+		"\n"
+		"  -l, --listen ADDR:PORT      where clients connect: IPV4:PORT or [IPV6]:PORT;\n"
+		"                              port 0 picks a free port (printed on stdout)\n"
+		"  -b, --backend ADDR:PORT     a backend (up to %d); each must accept a\n"
+		"                              connection at start-up\n"
+		"  -t, --threads N             N loops, one per thread, each with its own\n"
+		"                              io_uring and SO_REUSEPORT listener (default 1)\n"
+		"  -m, --max-conns N           at most N client connections in all; beyond it a\n"
+		"                              new client is accepted and closed at once\n"
+		"  -i, --idle-timeout SEC      close both sides after SEC seconds without a byte\n"
+		"                              moved (default 300; 0: never)\n"
+		"  -c, --connect-timeout SEC   give up a backend connect after SEC (default 5)\n"
+		"  -s, --stats-interval SEC    print the counters every SEC seconds (0: never)\n"
+		"  -q, --quiet                 print errors only\n"
+		"  -h, --help                  this text\n"
+		"\n"
+		"SIGUSR1 prints the counters (connections, bytes each way, errors, urpoll's\n"
+		"stale-event rejections and wake batches). SIGINT or SIGTERM stops accepting\n"
+		"and lets open connections finish for up to %d s (a second signal: at once),\n"
+		"then prints them and exits 0. Out of descriptors (EMFILE), new clients are\n"
+		"shed, never spun on. Exit status: 1 on a runtime error (port in use, backend\n"
+		"unreachable), 2 on bad usage.\n",
+		MAX_BACKENDS, DRAIN_S);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "backend", required_argument, NULL, 'b' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "max-conns", required_argument, NULL, 'm' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "connect-timeout", required_argument, NULL, 'c' },
+		{ "stats-interval", required_argument, NULL, 's' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned nthreads = 1, started = 0, limit, idle_s = 300, connect_s = 5, stats_s = 0;
+	int listen_fds[MAX_THREADS], ret, opt, status = 1;
+	struct urp_driver_opts dopts = { 0 };
+	const char *listen_arg = NULL;
+	union sockaddr_any addr;
+	socklen_t addr_len = 0;
+	char text[128];
+	sigset_t mask;
+
+	for (unsigned i = 0; i < MAX_THREADS; i++)
+		listen_fds[i] = -1;
+	opterr = 0; /* one line of our own instead */
+	while ((opt = getopt_long(argc, argv, ":l:b:t:m:i:c:s:qh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'l':
+			listen_arg = optarg;
+			break;
+		case 'b': {
+			struct backend *b = &prx.backends[prx.nbackends];
+
+			if (prx.nbackends == MAX_BACKENDS) {
+				fprintf(stderr, PROG ": at most %d backends\n", MAX_BACKENDS);
+				return 2;
+			}
+			if (!net_parse_addr(optarg, &b->addr, &b->len)) {
+				fprintf(stderr,
+					PROG ": bad backend address '%s': expected IPV4:PORT or "
+					     "[IPV6]:PORT\n",
+					optarg);
+				return 2;
+			}
+			net_addr_str(&b->addr, b->text, sizeof(b->text));
+			prx.nbackends++;
+			break;
+		}
+		case 't':
+			if (!net_parse_count(optarg, 1, MAX_THREADS, &nthreads)) {
+				fprintf(stderr, PROG ": --threads wants 1 to %d\n", MAX_THREADS);
+				return 2;
+			}
+			break;
+		case 'm':
+			if (!net_parse_count(optarg, 1, UINT_MAX / 4, &prx.group.max_conns)) {
+				fprintf(stderr, PROG ": --max-conns wants a positive number\n");
+				return 2;
+			}
+			break;
+		case 'i':
+		case 'c':
+		case 's':
+			if (!net_parse_count(optarg, opt == 'c', 86400 * 365,
+					     opt == 'i' ? &idle_s : opt == 'c' ? &connect_s
+									: &stats_s)) {
+				fprintf(stderr, PROG ": %s wants a number of seconds%s\n",
+					argv[optind - 1], opt == 'c' ? " (at least 1)" : "");
+				return 2;
+			}
+			break;
+		case 'q':
+			prx.quiet = true;
+			break;
+		case 'h':
+			return usage(0);
+		case ':':
+			fprintf(stderr, PROG ": %s needs an argument (see --help)\n",
+				argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, PROG ": unknown option '%s' (see --help)\n",
+				argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n", argv[optind]);
+		return 2;
+	}
+	if (!listen_arg || !prx.nbackends) {
+		fprintf(stderr, PROG ": --listen and at least one --backend are needed (see --help)\n");
+		return 2;
+	}
+	if (!net_parse_addr(listen_arg, &addr, &addr_len)) {
+		fprintf(stderr, PROG ": bad listen address '%s': expected IPV4:PORT or [IPV6]:PORT\n",
+			listen_arg);
+		return 2;
+	}
+	prx.idle_ticks = idle_s * TICKS_PER_S;
+	prx.connect_ticks = connect_s * TICKS_PER_S;
+	prx.stats_ticks = stats_s * TICKS_PER_S;
+	prx.group.prog = PROG;
+	prx.group.quiet = prx.quiet;
+	prx.group.refuse = true;
+	prx.group.fatal = stop_failed;
+
+	for (unsigned i = 0; i < prx.nbackends; i++) {
+		ret = backend_probe(&prx.backends[i], (int)connect_s * 1000);
+		if (ret < 0) {
+			fprintf(stderr, PROG ": backend %s unreachable: %s\n",
+				prx.backends[i].text, strerror(-ret));
+			return 1;
+		}
+	}
+
+	/* Each connection costs two descriptors and two registrations. */
+	limit = net_raise_nofile();
+	if (prx.group.max_conns && 2 * prx.group.max_conns < limit)
+		limit = 2 * prx.group.max_conns;
+	dopts.cq_entries = net_cq_entries_for(limit + 8);
+
+	/* Signals are blocked in every thread (they inherit the mask) and read from a signalfd
+	 * by a task: no handler, nothing async-signal-unsafe. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	prx.sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (prx.sig.fd < 0) {
+		fprintf(stderr, PROG ": signalfd: %s\n", strerror(errno));
+		return 1;
+	}
+
+	ret = net_tcp_listeners(&addr, addr_len, listen_fds, nthreads);
+	if (ret < 0) {
+		fprintf(stderr, PROG ": cannot listen on %s: %s\n", listen_arg, strerror(-ret));
+		goto out_close;
+	}
+	prx.workers = calloc(nthreads, sizeof(*prx.workers));
+	if (!prx.workers) {
+		fprintf(stderr, PROG ": %s\n", strerror(ENOMEM));
+		goto out_close;
+	}
+	for (unsigned i = 0; i < nthreads; i++) {
+		prx.workers[i].timer_fd = -1;
+		prx.workers[i].acceptor.reserve_fd = -1;
+		prx.workers[i].acceptor.fd = -1;
+	}
+	for (unsigned i = 0; i < nthreads; i++) {
+		struct worker *w = &prx.workers[i];
+
+		w->index = i;
+		w->next_backend = i;
+		ret = urp_loop_new(&w->loop, &dopts);
+		if (ret < 0) {
+			fprintf(stderr, PROG ": %s\n", urp_strerror(ret));
+			goto out_free;
+		}
+		prx.nworkers++;
+		ret = acceptor_start(&w->acceptor, &prx.group, w->loop, listen_fds[i], conn_start,
+				     w);
+		listen_fds[i] = -1; /* the acceptor's now: it closes it on the drain */
+		if (ret == 0)
+			ret = timer_start(w);
+		if (ret < 0) {
+			fprintf(stderr, PROG ": set-up: %s\n", urp_strerror(ret));
+			goto out_free;
+		}
+	}
+	ret = urp_register(urp_loop_driver(prx.workers[0].loop), prx.sig.fd, URP_READABLE,
+			   &prx.sig.io);
+	if (ret < 0) {
+		fprintf(stderr, PROG ": register: %s\n", urp_strerror(ret));
+		goto out_free;
+	}
+	urp_task_init(&prx.sig.task, prx.workers[0].loop, sigwatch_run, &prx.sig);
+	urp_task_wake(&prx.sig.task);
+
+	for (started = 1; started < nthreads; started++) {
+		struct worker *w = &prx.workers[started];
+
+		ret = pthread_create(&w->thread, NULL, worker_main, w);
+		if (ret) {
+			fprintf(stderr, PROG ": cannot start a thread: %s\n", strerror(ret));
+			stop_all(1);
+			break;
+		}
+		snprintf(text, sizeof(text), PROG "/%u", started);
+		text[15] = '\0';
+		pthread_setname_np(w->thread, text);
+	}
+	/* Printed once every loop exists: whoever reads it may connect at once. */
+	if (!prx.quiet && started == nthreads) {
+		printf(PROG ": listening on tcp %s\n", net_addr_str(&addr, text, sizeof(text)));
+		fflush(stdout);
+	}
+	if (started == nthreads)
+		worker_main(&prx.workers[0]);
+	for (unsigned i = 1; i < started; i++)
+		pthread_join(prx.workers[i].thread, NULL);
+	status = atomic_load(&prx.exit_status);
+	if (!prx.quiet)
+		print_stats("exit");
+
+out_free:
+	for (unsigned i = 0; i < prx.nworkers; i++) {
+		struct worker *w = &prx.workers[i];
+
+		/* Frees every entry still registered; then the descriptors are ours to close. */
+		urp_loop_free(w->loop);
+		while (w->conns) {
+			struct conn *c = w->conns;
+
+			w->conns = c->next;
+			close(c->client.fd);
+			if (c->backend.fd >= 0)
+				close(c->backend.fd);
+			free(c);
+		}
+		if (w->acceptor.fd >= 0)
+			close(w->acceptor.fd);
+		acceptor_free(&w->acceptor);
+	}
+	for (unsigned i = 0; prx.workers && i < nthreads; i++)
+		if (prx.workers[i].timer_fd >= 0)
+			close(prx.workers[i].timer_fd);
+	free(prx.workers);
+out_close:
+	for (unsigned i = 0; i < nthreads; i++)
+		if (listen_fds[i] >= 0)
+			close(listen_fds[i]);
+	close(prx.sig.fd);
+	return status;
+}
