@@ -4,6 +4,7 @@
 #   make check           install missing packages, then build and run every test:
 #                        plain, ASan+UBSan, TSan, the Spin model, install and probe checks
 #   make run             install missing packages, build, run the main job
+#   make soak            the soak: SOAK_SECONDS=3600 under load, not part of check
 #   make install         PREFIX=/usr/local DESTDIR=
 #   SANITIZE=address,undefined | SANITIZE=thread   sanitizer builds (in their own build dir)
 #   URP_PROBES=0         compile the USDT probes out
@@ -280,7 +281,7 @@ help:
 -include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d
 
 # The soak (not part of `make check`): `make soak [SOAK_SECONDS=N] [SOAK_ARGS=...]` runs
-# tests/soak.c for SOAK_SECONDS after a 10 s warm-up and fails on a lost wakeup, an fd count
+# tests/soak.c for SOAK_SECONDS after a 60 s warm-up and fails on a lost wakeup, an fd count
 # that moved, or RSS grown beyond SOAK_RSS_KB. Sanitizer runtimes keep freed memory a while
 # (ASan's quarantine, TSan's shadow), hence their larger allowance.
 SOAK_SECONDS ?= 3600
