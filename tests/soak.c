@@ -492,9 +492,8 @@ static void *waiter_main(void *arg)
 	report_tid();
 	while (!atomic_load(&stop_waiters)) {
 		swap_in(s, false);
-		ret = urp_io_wait(s->cur.io, URP_READABLE, 100, &ev);
-		if (ret == -ETIMEDOUT)
-			continue;
+		/* No timeout: one would rescue a lost wakeup. Tokens wake it, the last one too. */
+		ret = urp_io_wait(s->cur.io, URP_READABLE, -1, &ev);
 		if (ret < 0) {
 			error_at("urp_io_wait", ret);
 			break;
@@ -568,12 +567,6 @@ static struct urp_driver *driver_at(unsigned i)
 	return i < NLOOPS ? urp_loop_driver(loops[i]) : spawned[i - NLOOPS];
 }
 
-static void wake_consumer(struct slot *s, unsigned idx)
-{
-	if (idx < nloop_slots)
-		urp_task_wake(&s->task);
-}
-
 static void flood(void)
 {
 	long long give_up = now_ns() + 200000000ll;
@@ -640,7 +633,9 @@ static void *churn_main(void *arg)
 			}
 			atomic_fetch_add(&handed, 1);
 			atomic_store(&s->next, f);
-			wake_consumer(s, k);
+			/* Through a token, not urp_task_wake(): a consumer woken any other way
+			 * would hide a wakeup the library lost. */
+			produce(s);
 		}
 		/* Spare eventfds: registered here, held a while, given back. */
 		for (unsigned i = 0; i < per_tick; i++) {
@@ -966,8 +961,10 @@ int main(int argc, char **argv)
 	pthread_join(churn, NULL);
 	stop_alarm();
 	atomic_store(&stop_waiters, true);
-	for (int i = 0; i < NWAITERS; i++)
+	for (int i = 0; i < NWAITERS; i++) {
+		produce(&slots[nloop_slots + i]);
 		pthread_join(waiters[i], NULL);
+	}
 	for (int i = 0; i < NLOOPS; i++) {
 		urp_loop_stop(loops[i]);
 		pthread_join(loop_threads[i], NULL);
