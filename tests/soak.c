@@ -88,8 +88,13 @@ struct opts {
 };
 
 static struct opts opt = {
-	.seconds = 3600, .slots = 4000, .rate = 20000, .churn = 200, .lost_after = 10,
-	.warmup = 60, .rss_tolerance_kb = 4096,
+    .seconds = 3600,
+    .slots = 4000,
+    .rate = 20000,
+    .churn = 200,
+    .lost_after = 10,
+    .warmup = 60,
+    .rss_tolerance_kb = 4096,
 };
 
 static struct slot *slots; /* loop slots, then waiter slots */
@@ -121,7 +126,7 @@ static long long now_ns(void)
 /* Sleep to an absolute CLOCK_MONOTONIC time: SIGALRM arrives 1000 times a second. */
 static void sleep_until(long long ns)
 {
-	struct timespec ts = { ns / 1000000000ll, ns % 1000000000ll };
+	struct timespec ts = {ns / 1000000000ll, ns % 1000000000ll};
 
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
@@ -236,8 +241,8 @@ static int list_tids(pid_t *out, int max)
 
 static void start_alarm(void)
 {
-	struct sigaction sa = { .sa_sigaction = on_alarm, .sa_flags = SA_SIGINFO };
-	struct itimerval it = { { 0, 1000 }, { 0, 1000 } };
+	struct sigaction sa = {.sa_sigaction = on_alarm, .sa_flags = SA_SIGINFO};
+	struct itimerval it = {{0, 1000}, {0, 1000}};
 
 	/* No SA_RESTART: every blocking call sees EINTR, the library's io_uring_enter too. */
 	sigemptyset(&sa.sa_mask);
@@ -249,7 +254,7 @@ static void start_alarm(void)
 
 static void stop_alarm(void)
 {
-	struct itimerval it = { 0 };
+	struct itimerval it = {0};
 
 	setitimer(ITIMER_REAL, &it, NULL);
 }
@@ -598,7 +603,7 @@ static void release_spares(struct urp_io **spare)
 
 static void *churn_main(void *arg)
 {
-	struct urp_io *spare[SPARE_HOLD] = { 0 };
+	struct urp_io *spare[SPARE_HOLD] = {0};
 	unsigned seed = 4242, per_tick = opt.churn / 100;
 	long long next = now_ns(), next_flood = next;
 	int ret;
@@ -698,8 +703,8 @@ static void check_lost(long long now)
 				pthread_mutex_lock(&s->lock);
 				word = urp_io_word(s->cur.io);
 				pthread_mutex_unlock(&s->lock);
-				say("soak: LOST WAKEUP slot %u (%s, %s): %lu of the tokens produced "
-				    "%u s ago unconsumed; word %#x\n",
+				say("soak: LOST WAKEUP slot %u (%s, %s): %lu of the tokens "
+				    "produced %u s ago unconsumed; word %#x\n",
 				    i, s->kind == SLOT_PAIR ? "socketpair" : "eventfd",
 				    i < nloop_slots ? "loop task" : "urp_io_wait",
 				    s->mark_produced - c, opt.lost_after, word);
@@ -758,14 +763,14 @@ static void usage(void)
 static void parse_args(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "seconds", required_argument, NULL, 's' },
-		{ "slots", required_argument, NULL, 'n' },
-		{ "rate", required_argument, NULL, 'r' },
-		{ "churn", required_argument, NULL, 'c' },
-		{ "lost-after", required_argument, NULL, 'l' },
-		{ "warmup", required_argument, NULL, 'w' },
-		{ "rss-tolerance-kb", required_argument, NULL, 't' },
-		{ 0 },
+	    {"seconds", required_argument, NULL, 's'},
+	    {"slots", required_argument, NULL, 'n'},
+	    {"rate", required_argument, NULL, 'r'},
+	    {"churn", required_argument, NULL, 'c'},
+	    {"lost-after", required_argument, NULL, 'l'},
+	    {"warmup", required_argument, NULL, 'w'},
+	    {"rss-tolerance-kb", required_argument, NULL, 't'},
+	    {0},
 	};
 	int c;
 
@@ -779,13 +784,27 @@ static void parse_args(int argc, char **argv)
 		if (*end)
 			usage();
 		switch (c) {
-		case 's': opt.seconds = v; break;
-		case 'n': opt.slots = v; break;
-		case 'r': opt.rate = v; break;
-		case 'c': opt.churn = v; break;
-		case 'l': opt.lost_after = v; break;
-		case 'w': opt.warmup = v; break;
-		case 't': opt.rss_tolerance_kb = v; break;
+		case 's':
+			opt.seconds = v;
+			break;
+		case 'n':
+			opt.slots = v;
+			break;
+		case 'r':
+			opt.rate = v;
+			break;
+		case 'c':
+			opt.churn = v;
+			break;
+		case 'l':
+			opt.lost_after = v;
+			break;
+		case 'w':
+			opt.warmup = v;
+			break;
+		case 't':
+			opt.rss_tolerance_kb = v;
+			break;
 		}
 	}
 	if (optind != argc || opt.slots < 4 * NLOOPS || opt.lost_after == 0)
@@ -794,9 +813,10 @@ static void parse_args(int argc, char **argv)
 
 static void setup(void)
 {
-	struct urp_driver_opts normal = { 0 };
-	struct urp_driver_opts ovf = { .sq_entries = 32, .cq_entries = OVF_CQ,
-				       .flags = URP_DRIVER_OVERCOMMIT | URP_DRIVER_TIER_COOP };
+	struct urp_driver_opts normal = {0};
+	struct urp_driver_opts ovf = {.sq_entries = 32,
+				      .cq_entries = OVF_CQ,
+				      .flags = URP_DRIVER_OVERCOMMIT | URP_DRIVER_TIER_COOP};
 	struct rlimit rl;
 	int ret;
 
@@ -1021,7 +1041,8 @@ int main(int argc, char **argv)
 	    ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
 	    ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6,
 	    (ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
-	     ru.ru_stime.tv_usec / 1e6) / ((now_ns() - t0) / 1e9));
+	     ru.ru_stime.tv_usec / 1e6) /
+		((now_ns() - t0) / 1e9));
 
 	if (atomic_load(&lost) || produced != consumed) {
 		say("soak: FAIL: %lu lost wakeups, %lu tokens unconsumed\n", atomic_load(&lost),
