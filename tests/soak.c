@@ -743,13 +743,26 @@ static void quiesce_churn(void)
 	}
 }
 
-/* Let every driver turn twice, so fds given back with urp_deregister_close() are closed. */
+/*
+ * Turn every driver until only the slots' registrations are live: an entry given back with
+ * urp_deregister_close() is closed and counted out only once its last completion is reaped,
+ * a turn or two later (many more under TSan).
+ */
 static void settle_drivers(void)
 {
-	for (int round = 0; round < 3; round++) {
-		for (int i = 0; i < NLOOPS + NSPAWNED; i++)
-			urp_driver_unpark(driver_at(i));
-		sleep_ms(50);
+	struct urp_stats st;
+
+	for (int i = 0;; i++) {
+		for (int d = 0; d < NLOOPS + NSPAWNED; d++)
+			urp_driver_unpark(driver_at(d));
+		sleep_ms(20);
+		sum_stats(&st, NULL);
+		if (st.live == nslots)
+			break;
+		if (i == 500) {
+			error_at("registrations not released", -ETIMEDOUT);
+			break;
+		}
 	}
 }
 
