@@ -1014,6 +1014,45 @@ Test(uring_lifecycle, churn_100k_no_growth)
 #endif
 }
 
+/*
+ * Bug: under DEFER_TASKRUN a turn ran at most 20 task-work items, one per cancelled poll, so a
+ * server replacing 256 registrations per turn freed 20 per turn and hit -ENOSPC after ~30
+ * turns. Each turn must now free everything it deregistered.
+ */
+Test(uring_lifecycle, deregister_hundreds_per_turn_frees_them_in_the_turn)
+{
+	enum { POOL = 1024, PER_TURN = 256, ROUNDS = 100 };
+	static struct urp_io *io[POOL];
+	struct urp_stats st;
+	unsigned next = 0;
+
+	drv = driver_new(NULL);
+	for (unsigned i = 0; i < POOL; i++) {
+		int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(urp_register(drv, fd, URP_READABLE, &io[i]), 0);
+	}
+	turn(drv, 0);
+	for (unsigned r = 0; r < ROUNDS; r++) {
+		for (unsigned j = 0; j < PER_TURN; j++, next = (next + 1) % POOL) {
+			int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), ret;
+
+			cr_assert_geq(fd, 0);
+			cr_assert_eq(urp_deregister_close(io[next]), 0);
+			ret = urp_register(drv, fd, URP_READABLE, &io[next]);
+			cr_assert_eq(ret, 0, "round %u: urp_register: %s", r, urp_strerror(ret));
+		}
+		turn(drv, 0);
+		st = driver_stats(drv);
+		cr_assert_eq(st.live, POOL, "round %u: %llu entries live after the turn, want %d", r,
+			     (unsigned long long)st.live, POOL);
+	}
+	for (unsigned i = 0; i < POOL; i++)
+		urp_deregister_close(io[i]);
+	cr_assert_eq(turn_until_live(drv, 0), 0);
+}
+
 /* ---- urp_driver_free with entries still live ---- */
 
 struct free_ctx {

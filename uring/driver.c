@@ -151,7 +151,8 @@ static void go_live(struct urp_driver *drv, struct urp_io *io)
 	urp__list_add_tail(&io->link, &drv->live);
 }
 
-static void remove_poll(struct urp_driver *drv, struct urp_io *io)
+/* Returns 0 when the cancel is submitted, -EBUSY when it waits for the next turn. */
+static int remove_poll(struct urp_driver *drv, struct urp_io *io)
 {
 	struct io_uring_sqe *sqe = get_sqe(drv);
 
@@ -160,13 +161,14 @@ static void remove_poll(struct urp_driver *drv, struct urp_io *io)
 		io->driver_state &= ~URP__IO_GONE;
 		push_cmd(drv, io, URP__CMD_REMOVE |
 				       (io->driver_state & URP__IO_CLOSE ? URP__CMD_CLOSE : 0));
-		return;
+		return -EBUSY;
 	}
 	/* Not POLL_REMOVE: under DEFER_TASKRUN it fails with -EALREADY while a wake-up of the
 	 * poll is pending (it cannot take the request), and the poll stays armed (kernel 6.18).
 	 * ASYNC_CANCEL marks it cancelled; its pending task work then ends it with -ECANCELED. */
 	io_uring_prep_cancel64(sqe, (__u64)(uintptr_t)io, 0);
 	io_uring_sqe_set_data64(sqe, URP__TOKEN_CTL);
+	return 0;
 }
 
 static void run_command(struct urp_driver *drv, struct urp_io *io, uint32_t bits)
@@ -183,10 +185,10 @@ static void run_command(struct urp_driver *drv, struct urp_io *io, uint32_t bits
 		io->driver_state |= URP__IO_GONE;
 		if (bits & URP__CMD_CLOSE)
 			io->driver_state |= URP__IO_CLOSE;
-		if (io->polls_armed)
-			remove_poll(drv, io);
-		else
+		if (!io->polls_armed)
 			retire(drv, io);
+		else if (remove_poll(drv, io) == 0)
+			drv->cancels_due++;
 	}
 }
 
@@ -245,8 +247,11 @@ static void poll_ended(struct urp_driver *drv, struct urp_io *io, int res)
 	io->polls_armed--;
 	io->driver_state &= ~URP__IO_FRESH;
 	if (io->driver_state & URP__IO_GONE) {
-		if (!io->polls_armed)
+		if (!io->polls_armed) {
 			retire(drv, io);
+			if (drv->cancels_due)
+				drv->cancels_due--;
+		}
 		return;
 	}
 	if (res < 0 && res != -ECANCELED) {
@@ -403,6 +408,27 @@ static int submit_and_wait(struct urp_driver *drv, int timeout_ms)
 	return ret;
 }
 
+/*
+ * Under DEFER_TASKRUN one io_uring_enter runs at most 20 task-work items (IO_LOCAL_TW_DEFAULT_MAX,
+ * kernel 6.13+; measured on 6.18), and the final CQE of each cancelled poll is one. A server that
+ * deregisters hundreds of fds per turn would free 20 per turn and run into -ENOSPC. Those CQEs
+ * are due (the cancels were submitted): wait for as many, which lets the kernel run that much
+ * task work in one enter. The timeout is only a guard; the wait normally returns at once.
+ */
+static int reap_cancelled(struct urp_driver *drv)
+{
+	struct __kernel_timespec guard = { 0, 1000000 };
+	unsigned want = drv->cancels_due;
+	struct io_uring_cqe *cqe;
+
+	if (want > drv->info.cq_entries / 2)
+		want = drv->info.cq_entries / 2;
+	urp__count_local(&drv->st.enters, 1);
+	urp__count_local(&drv->st.extra_enters, 1);
+	io_uring_wait_cqes(&drv->ring, &cqe, want, &guard, NULL);
+	return reap_all(drv);
+}
+
 static int enable(struct urp_driver *drv)
 {
 	int ret = urp__ring_enable(drv);
@@ -448,6 +474,8 @@ int urp_driver_turn(struct urp_driver *drv, int timeout_ms)
 		shutdown_entries(drv);
 	ret = submit_and_wait(drv, timeout_ms);
 	events = reap_all(drv);
+	if (drv->cancels_due > URP__LOCAL_TW_MAX && drv->info.tier == URP_TIER_DEFER)
+		events += reap_cancelled(drv);
 	free_dead(drv);
 	urp__count_local(&drv->st.turns, 1);
 	drv->in_turn = false;

@@ -17,6 +17,8 @@
 #define URP__TOKEN_NONE	  0u /* SQEs whose completion nobody needs */
 #define URP__TOKEN_UNPARK 1u /* the unpark eventfd's multishot poll */
 #define URP__TOKEN_CTL	  2u /* poll removals */
+/* Task-work items one io_uring_enter runs under DEFER_TASKRUN (IO_LOCAL_TW_DEFAULT_MAX, 6.13+). */
+#define URP__LOCAL_TW_MAX 20u
 #define URP__TOKEN_MIN	  4096u
 
 /* urp_io.cmd: what other threads ask the driver to do with an entry. */
@@ -51,6 +53,7 @@ struct urp_driver {
 	bool unpark_armed;
 	int unpark_fd;
 	void *cmd_head;			/* urp_io.cmd_link stack pushed by any thread (atomic) */
+	unsigned cancels_due;		/* driver thread: entries whose cancelled poll has not ended */
 	uint64_t registered;		/* accepted, not yet freed (atomic): the limit */
 	unsigned max_registrations;
 	struct urp__list_head live;	/* driver thread: registered entries */
