@@ -137,6 +137,20 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
 	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -o $@ $< $(URP_LDFLAGS) $(LINK_LIB) \
 		$(CRITERION_LIBS) -lpthread
 
+# urpoll-bench's histogram (tools/bench/hist.c) has its own suite. The tests pattern rule links
+# only the library; this one compiles hist.c in instead (it needs nothing else).
+BENCH_HIST_TEST := $(BUILD)/tests/bench_hist
+TEST_NAMES += bench_hist
+THREADED_TESTS += bench_hist
+TEST_BINS += $(BENCH_HIST_TEST)
+tests: $(BENCH_HIST_TEST)
+
+$(BENCH_HIST_TEST): tests/bench_hist.c tools/bench/hist.c tools/bench/bench.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -Itools/bench -o $@ tests/bench_hist.c \
+		tools/bench/hist.c $(URP_LDFLAGS) $(CRITERION_LIBS) -lm
+
 # The eBPF tracer: bpf/urpoll.bpf.c -> build/bpf/urpoll.bpf.o -> build/bpf/urpoll.skel.h,
 # compiled into $(BUILD)/tools/urpoll-trace. The BPF outputs do not depend on SANITIZE or
 # URP_PROBES, so every build directory shares build/bpf/.
