@@ -200,7 +200,11 @@ $(TRACE_BIN): tools/urpoll-trace.c bpf/urpoll_trace.h $(BPF_OUT)/urpoll.skel.h
 # peers are Debian's libev, libevent and libuv (tools/install-deps.sh installs them).
 BENCH_SRCS := $(wildcard tools/bench/*.c)
 BENCH_BIN := $(BUILD)/tools/urpoll-bench
-BENCH_LIBS := -lev $(shell $(PKG_CONFIG) --libs libevent libuv 2>/dev/null || echo -levent -luv) -lm
+# libevent before libev: Debian's libev.so also exports libevent's 1.x names (event_add,
+# event_base_loop, ...), and the first library linked wins them. libevent_pthreads: wakeup's
+# libevent waker calls event_active() from another thread.
+BENCH_LIBS := $(shell $(PKG_CONFIG) --libs libevent libevent_pthreads libuv 2>/dev/null || \
+	echo -levent_pthreads -levent -luv) -lev -lm
 
 $(BENCH_BIN): $(BENCH_SRCS) tools/bench/bench.h include/urpoll.h $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
 	@mkdir -p $(dir $@)

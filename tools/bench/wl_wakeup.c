@@ -22,8 +22,8 @@
  *             evthread_use_pthreads() (event_base_loop EVLOOP_ONCE / EVLOOP_NONBLOCK).
  *   libuv     uv_async_send() to a uv_async_t (uv_run UV_RUN_ONCE / UV_RUN_NOWAIT).
  *
- * A peer whose header is missing at build time is n/a. Link: -lev, libevent and
- * libevent_pthreads, libuv (pkg-config).
+ * A peer whose header is missing at build time is n/a. Link: libevent, libevent_pthreads and
+ * libuv (pkg-config), then -lev: libevent must come first (see le_open()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -277,6 +277,10 @@ static int le_open(struct wake_run *wr)
 	wr->le.base = event_base_new();
 	if (!wr->le.base)
 		return bench_fail(-ENOMEM, "event_base_new");
+	/* Linked after libev, libev's libevent 1.x emulation answers these calls (its base is
+	 * no libevent base: leak it rather than free it with the other library). */
+	if (!strcmp(event_base_get_method(wr->le.base), "libev"))
+		return bench_fail(-ELIBBAD, "libevent: libev's event_* took over, link libevent first");
 	wr->le.ev = event_new(wr->le.base, -1, 0, le_woken, wr);
 	if (!wr->le.ev) {
 		event_base_free(wr->le.base);
