@@ -151,6 +151,14 @@ int bench_fail(int err, const char *what);
 void close_fds(int *fds, unsigned n);
 /* n connected socket pairs, non-blocking, AF_UNIX or loopback TCP (TCP_NODELAY). */
 int pairs_open(int *fds, unsigned pairs, bool tcp);
+/* A listening TCP socket on 127.0.0.1, port chosen by the kernel (in *addr), blocking.
+ * Returns the fd or -errno (net.c). */
+struct sockaddr_in;
+int bench_listen(struct sockaddr_in *addr, unsigned backlog);
+/* A TCP_NODELAY connection to addr; with nonblock, connect may still be in progress. Returns
+ * the fd or -errno. */
+int bench_connect(const struct sockaddr_in *addr, bool nonblock);
+int bench_nonblock(int fd);
 /* Start fn(arg) on a new thread pinned to the nth CPU (0-based) the process may run on; with
  * fewer CPUs than that, unpinned. Returns 0 or -errno (cpu.c). */
 int bench_thread_on_cpu(pthread_t *thread, unsigned nth, void *(*fn)(void *), void *arg);
