@@ -13,9 +13,10 @@
  * same echo callback. Unit: one request. Server CPU is the server process's (getrusage of this
  * process; the client is another process).
  *
- * Memory per registration: the server's VmRSS is read before and after adding the watches;
- * rss_kb is the growth (per registration: rss_kb * 1024 / idle count). It is user memory only:
- * the kernel's side of a registration (an epitem, a poll request) is not in VmRSS.
+ * Memory per registration: the server's VmRSS is read before and after adding the watches
+ * (after malloc_trim(), so that pages freed by an earlier run are not silently reused); rss_kb
+ * is the growth (per registration: rss_kb * 1024 / idle count). It is user memory only: the
+ * kernel's side of a registration (an epitem, a poll request) is not in VmRSS.
  *
  * The syscall counter is inherited by the client; the client counts the syscalls it makes in
  * the timed region (each write and read) and they are subtracted, so the figure is the
@@ -23,6 +24,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +200,9 @@ static int server_setup(struct idle_server *srv, int lfd, struct idle_conn *conn
 			return bench_fail(ret, "idle: O_NONBLOCK");
 		conns[i].srv = srv;
 	}
+	/* Hand the heap's free pages back first: a run after the first one would otherwise
+	 * reuse the pages an earlier run touched, and VmRSS would not move. */
+	malloc_trim(0);
 	rss0 = vm_rss_kb();
 	for (i = 0; i < count; i++) {
 		ret = srv->b->add(srv->lp, conns[i].fd, BENCH_IN, idle_cb, &conns[i], &conns[i].w);

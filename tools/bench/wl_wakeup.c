@@ -66,6 +66,7 @@ struct wake_run {
 	struct hist *lat;
 	uint64_t waits; /* the waiter's wait calls (the peers' loop iterations) */
 	int ret;	/* the waiter's loop error, if any */
+	int waker_ret;	/* -ETIMEDOUT when a wake got no callback */
 	uint64_t proc_syscalls; /* the waker's open, pread and close of /proc: not the wake's */
 	pid_t waiter_tid;
 	union {
@@ -479,7 +480,7 @@ static void *waker_main(void *arg)
 
 out_lost:
 	bench_fail(-ETIMEDOUT, "wakeup: a wake got no callback within 5 s");
-	wr->ret = -ETIMEDOUT;
+	wr->waker_ret = -ETIMEDOUT;
 	__atomic_store_n(&wr->aborted, 1, __ATOMIC_RELEASE);
 	/* One more wake, so a waiter that is parked sees aborted and leaves. */
 	ops->wake(wr);
@@ -526,9 +527,9 @@ static int wakeup_run(enum backend be, bool spin, uint64_t events, struct run_re
 	run_clock_stop(&clk, res, wr->acked, wr->waits);
 	if (res->syscalls >= wr->proc_syscalls)
 		res->syscalls -= wr->proc_syscalls;
-	ret = wr->ret;
-	if (ret < 0)
-		bench_fail(ret, "wakeup waiter");
+	ret = wr->waker_ret ? wr->waker_ret : wr->ret;
+	if (wr->ret < 0)
+		bench_fail(wr->ret, "wakeup waiter");
 
 out_close:
 	ops->close(wr);
