@@ -827,7 +827,7 @@ static int usage(int status)
 		"The server logic is the same code for every backend; only the readiness mechanism\n"
 		"differs. In pingpong the client and server ends are served by the same loop on the\n"
 		"same thread, for every backend alike.\n\n"
-		"  --quick          about a tenth of the events per run\n"
+		"  --quick          a tenth (notify) or a twentieth (pingpong) of the events per run\n"
 		"  --smoke          a few events, one run, no warm-up: checks that everything runs\n"
 		"  --runs N         timed runs per cell (1..%d)\n"
 		"  --backends LIST  comma-separated, default all: urpoll,epoll,libev,libevent,libuv\n"
