@@ -3,7 +3,8 @@
 #   make                 library (shared + static) and tools, under build/
 #   make check           install missing packages, then build and run every test:
 #                        plain, ASan+UBSan, TSan, the Spin model, install and probe checks
-#   make run             install missing packages, build, run the main job
+#   make run             install missing packages, build, run the main job: urpoll-bench
+#                        --quick, urpoll against epoll, traced when root
 #   make bench-proxy     urpoll-proxy vs HAProxy vs direct (tools/bench-proxy.sh, docs/proxy.md)
 #   make soak            the soak: SOAK_SECONDS=3600 under load, not part of check
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -92,7 +93,7 @@ TRACE_BIN := $(BUILD)/tools/urpoll-trace
 
 .PHONY: all lib tools tests check run deps install uninstall clean help \
 	test-unit test-plain test-asan test-tsan test-model test-install test-probes test-readme \
-	bpf test-trace bench-proxy
+	bpf test-trace test-bench bench-proxy
 
 all: lib tools
 
@@ -128,7 +129,7 @@ $(PCFILE): Makefile
 # Tools and tests link the shared library, as users do.
 LINK_LIB := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lurpoll
 
-tools: $(TOOL_BINS) $(TRACE_BIN)
+tools: $(TOOL_BINS) $(TRACE_BIN) $(BENCH_BIN)
 
 # What the servers share (tools/net.c: addresses and listeners; tools/acceptor.c: the listener
 # task), compiled once per build directory and linked into each server.
@@ -159,6 +160,20 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -o $@ $< $(URP_LDFLAGS) $(LINK_LIB) \
 		$(CRITERION_LIBS) -lpthread
+
+# urpoll-bench's histogram (tools/bench/hist.c) has its own suite. The tests pattern rule links
+# only the library; this one compiles hist.c in instead (it needs nothing else).
+BENCH_HIST_TEST := $(BUILD)/tests/bench_hist
+TEST_NAMES += bench_hist
+THREADED_TESTS += bench_hist
+TEST_BINS += $(BENCH_HIST_TEST)
+tests: $(BENCH_HIST_TEST)
+
+$(BENCH_HIST_TEST): tests/bench_hist.c tools/bench/hist.c tools/bench/bench.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -Itools/bench -o $@ tests/bench_hist.c \
+		tools/bench/hist.c $(URP_LDFLAGS) $(CRITERION_LIBS) -lm
 
 # The eBPF tracer: bpf/urpoll.bpf.c -> build/bpf/urpoll.bpf.o -> build/bpf/urpoll.skel.h,
 # compiled into $(BUILD)/tools/urpoll-trace. The BPF outputs do not depend on SANITIZE or
@@ -204,6 +219,27 @@ $(TRACE_BIN): tools/urpoll-trace.c bpf/urpoll_trace.h $(BPF_OUT)/urpoll.skel.h
 	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -I$(BPF_OUT) -Ibpf $(LIBBPF_CFLAGS) \
 		-DURP_LIBDIR='"$(LIBDIR)"' -o $@ $< $(URP_LDFLAGS) $(LIBBPF_LIBS)
 
+# urpoll-bench: the harness, the backends and the workloads of tools/bench/, one program. The
+# peers are Debian's libev, libevent and libuv (tools/install-deps.sh installs them).
+BENCH_SRCS := $(wildcard tools/bench/*.c)
+BENCH_BIN := $(BUILD)/tools/urpoll-bench
+# libevent before libev: Debian's libev.so also exports libevent's 1.x names (event_add,
+# event_base_loop, ...), and the first library linked wins them. libevent_pthreads: wakeup's
+# libevent waker calls event_active() from another thread.
+BENCH_LIBS := $(shell $(PKG_CONFIG) --libs libevent libevent_pthreads libuv 2>/dev/null || \
+	echo -levent_pthreads -levent -luv) -lev -lm
+
+$(BENCH_BIN): $(BENCH_SRCS) tools/bench/bench.h include/urpoll.h $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -o $@ $(BENCH_SRCS) $(URP_LDFLAGS) $(LINK_LIB) \
+		$(BENCH_LIBS) -lpthread
+
+# Every workload on every backend in --smoke mode, its JSON checked (tests/bench_smoke.sh).
+# Plain build only: it tests the harness, not the library. No timing is asserted.
+test-bench: lib $(BENCH_BIN)
+	$(Q)tests/bench_smoke.sh $(BUILD)
+
 # The traced workload: a plain program on the library (the tests pattern rule would also link
 # Criterion, which it does not use).
 $(BUILD)/tests/trace_workload: tests/trace_workload.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
@@ -224,12 +260,10 @@ deps:
 bench-proxy: lib $(BUILD)/tools/urpoll-proxy
 	$(Q)tools/bench-proxy.sh $(BUILD)
 
+# The main job: a quick side-by-side of urpoll and raw epoll (tools/run-main.sh says how).
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(BUILD)/tools/urpoll-demo
-	@echo
-	@echo "urpoll-pingpong: 64 socketpairs, one thread, one driver (enters == turns: one syscall per turn)"
-	$(Q)$(BUILD)/tools/urpoll-pingpong
+	$(Q)tools/run-main.sh $(BUILD)
 
 # The suites below are run by `make check` through tests/run-suite.sh, which prints one
 # closing line: "check: N passed, N failed".
@@ -278,7 +312,7 @@ check: deps
 	$(Q)rm -f build/check-results
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory -k test-plain test-asan test-tsan test-model test-install \
-		test-probes test-readme test-trace; status=$$?; tests/run-suite.sh --summary build/check-results; \
+		test-probes test-readme test-trace test-bench; status=$$?; tests/run-suite.sh --summary build/check-results; \
 		exit $$status
 
 install: lib $(TRACE_BIN)
@@ -302,9 +336,10 @@ clean:
 	rm -rf build
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
 
--include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d $(SERVER_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d $(SERVER_OBJS:.o=.d) \
+	$(BENCH_BIN).d
 
 # The soak (not part of `make check`): `make soak [SOAK_SECONDS=N] [SOAK_ARGS=...]` runs
 # tests/soak.c for SOAK_SECONDS after a 60 s warm-up and fails on a lost wakeup, an fd count
