@@ -3,7 +3,8 @@
 #   make                 library (shared + static) and tools, under build/
 #   make check           install missing packages, then build and run every test:
 #                        plain, ASan+UBSan, TSan, the Spin model, install and probe checks
-#   make run             install missing packages, build, run the main job
+#   make run             install missing packages, build, run the main job: urpoll-bench
+#                        --quick, urpoll against epoll, traced when root
 #   make install         PREFIX=/usr/local DESTDIR=
 #   SANITIZE=address,undefined | SANITIZE=thread   sanitizer builds (in their own build dir)
 #   URP_PROBES=0         compile the USDT probes out
@@ -86,7 +87,7 @@ TRACE_BIN := $(BUILD)/tools/urpoll-trace
 
 .PHONY: all lib tools tests check run deps install uninstall clean help \
 	test-unit test-plain test-asan test-tsan test-model test-install test-probes test-readme \
-	bpf test-trace
+	bpf test-trace test-bench
 
 all: lib tools
 
@@ -122,7 +123,7 @@ $(PCFILE): Makefile
 # Tools and tests link the shared library, as users do.
 LINK_LIB := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lurpoll
 
-tools: $(TOOL_BINS) $(TRACE_BIN)
+tools: $(TOOL_BINS) $(TRACE_BIN) $(BENCH_BIN)
 
 $(BUILD)/tools/%: tools/%.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
 	@mkdir -p $(dir $@)
@@ -181,6 +182,23 @@ $(TRACE_BIN): tools/urpoll-trace.c bpf/urpoll_trace.h $(BPF_OUT)/urpoll.skel.h
 	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -I$(BPF_OUT) -Ibpf $(LIBBPF_CFLAGS) \
 		-DURP_LIBDIR='"$(LIBDIR)"' -o $@ $< $(URP_LDFLAGS) $(LIBBPF_LIBS)
 
+# urpoll-bench: the harness, the backends and the workloads of tools/bench/, one program. The
+# peers are Debian's libev, libevent and libuv (tools/install-deps.sh installs them).
+BENCH_SRCS := $(wildcard tools/bench/*.c)
+BENCH_BIN := $(BUILD)/tools/urpoll-bench
+BENCH_LIBS := -lev $(shell $(PKG_CONFIG) --libs libevent libuv 2>/dev/null || echo -levent -luv) -lm
+
+$(BENCH_BIN): $(BENCH_SRCS) tools/bench/bench.h include/urpoll.h $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -o $@ $(BENCH_SRCS) $(URP_LDFLAGS) $(LINK_LIB) \
+		$(BENCH_LIBS) -lpthread
+
+# Every workload on every backend in --smoke mode, its JSON checked (tests/bench_smoke.sh).
+# Plain build only: it tests the harness, not the library. No timing is asserted.
+test-bench: lib $(BENCH_BIN)
+	$(Q)tests/bench_smoke.sh $(BUILD)
+
 # The traced workload: a plain program on the library (the tests pattern rule would also link
 # Criterion, which it does not use).
 $(BUILD)/tests/trace_workload: tests/trace_workload.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
@@ -197,12 +215,10 @@ test-trace: lib $(TRACE_BIN) $(BUILD)/tests/trace_bpf \
 deps:
 	$(Q)tools/install-deps.sh
 
+# The main job: a quick side-by-side of urpoll and raw epoll (tools/run-main.sh says how).
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(BUILD)/tools/urpoll-demo
-	@echo
-	@echo "urpoll-pingpong: 64 socketpairs, one thread, one driver (enters == turns: one syscall per turn)"
-	$(Q)$(BUILD)/tools/urpoll-pingpong
+	$(Q)tools/run-main.sh $(BUILD)
 
 # The suites below are run by `make check` through tests/run-suite.sh, which prints one
 # closing line: "check: N passed, N failed".
@@ -251,7 +267,7 @@ check: deps
 	$(Q)rm -f build/check-results
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory -k test-plain test-asan test-tsan test-model test-install \
-		test-probes test-readme test-trace; status=$$?; tests/run-suite.sh --summary build/check-results; \
+		test-probes test-readme test-trace test-bench; status=$$?; tests/run-suite.sh --summary build/check-results; \
 		exit $$status
 
 install: lib $(TRACE_BIN)
@@ -277,4 +293,4 @@ clean:
 help:
 	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
 
--include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d
+-include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d $(BENCH_BIN).d

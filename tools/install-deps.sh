@@ -8,7 +8,7 @@ packages=(
 	gcc make pkg-config liburing-dev libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-dev
 	clang llvm bpftool
 	# tests
-	libcriterion-dev spin binutils libclang-rt-14-dev
+	libcriterion-dev spin binutils libclang-rt-14-dev python3
 	# urpoll-bench peers (libev, libevent, libuv) and instruction counts
 	libev-dev libevent-dev libuv1-dev valgrind
 	# urpoll-proxy tests and benchmark: real servers, clients and HAProxy

@@ -19,6 +19,7 @@
 #define URPOLL_BENCH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -56,6 +57,9 @@ struct bench_backend {
 
 /* NULL when the backend is not compiled in. */
 extern const struct bench_backend *const bench_backends[BE_COUNT];
+/* The backends themselves (be_<name>.c); the table refers to the peers weakly, so a build
+ * without one shows it as n/a. */
+extern const struct bench_backend be_urpoll, be_epoll, be_libev, be_libevent, be_libuv;
 extern const char *const bench_backend_names[BE_COUNT];
 
 /* ---- one timed run ---- */
@@ -86,7 +90,10 @@ struct run_result {
 	uint64_t vcsw, ivcsw;
 	uint64_t conn_min, conn_max; /* fairness: fewest and most requests served per connection */
 	uint64_t rss_kb;	     /* idle: VmRSS growth over the registrations, when measured */
-	struct hist *lat;	     /* per-request latency, when the workload measures it */
+	/* Per-request latency, when the workload measures it: the harness points lat at a reset
+	 * histogram before each run; a workload adds to it (or points it at its own, valid until
+	 * the harness calls run again). Left empty, the latency columns show "-". */
+	struct hist *lat;
 };
 
 /* Timed region: wall, CPU, context switches, and the syscall count when available. */
@@ -97,8 +104,20 @@ void run_clock_start(struct run_clock *clk);
 /* Fills wall_ns, cpu_ns, vcsw, ivcsw, syscalls and events/waits. */
 void run_clock_stop(const struct run_clock *clk, struct run_result *res, uint64_t events,
 		    uint64_t waits);
+/* Open the syscall counter (tracepoint raw_syscalls:sys_enter, this process and the threads
+ * and children it starts afterwards): call once, before any thread starts. Returns 0, or
+ * -errno with a sentence in why; run_result.syscalls then stays 0 and means "not counted". */
+int bench_syscalls_open(char *why, size_t len);
+bool bench_syscalls_counted(void);
 
 /* ---- workloads ---- */
+
+/* The figure the table leads with, its ratio against epoll and the plot. */
+enum bench_metric {
+	METRIC_NS_PER_UNIT,   /* wall ns per unit, lower is better (the default: zero) */
+	METRIC_UNITS_PER_S,   /* units per second of wall time, higher is better */
+	METRIC_LAT_P50,	      /* the run's latency p50, lower is better (needs res->lat) */
+};
 
 struct workload {
 	const char *name;
@@ -111,6 +130,7 @@ struct workload {
 	/* Runs one timed run with `events` units of work; -EOPNOTSUPP when the backend does not
 	 * apply to this workload (the table shows n/a). */
 	int (*run)(enum backend be, unsigned param, uint64_t events, struct run_result *res);
+	enum bench_metric metric;
 };
 
 /* Variants of one workload (transport, message size, blocking or spinning) are separate

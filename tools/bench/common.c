@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * urpoll-bench: the timed region (wall, CPU, context switches, syscalls, callgrind's window)
+ * and the helpers every workload shares.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <valgrind/callgrind.h>
+
+#include "bench.h"
+
+#define TRACEFS_DIR   "/sys/kernel/tracing"
+#define TRACEFS_MAGIC 0x74726163
+#define SYS_ENTER_ID  TRACEFS_DIR "/events/raw_syscalls/sys_enter/id"
+
+const char *bench_prog = "urpoll-bench";
+
+/* The raw_syscalls:sys_enter counter, -1 when syscalls are not counted. */
+static int syscalls_fd = -1;
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int bench_fail(int err, const char *what)
+{
+	fprintf(stderr, "%s: %s: %s\n", bench_prog, what, strerror(-err));
+	return err;
+}
+
+void close_fds(int *fds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
+static int tcp_listener(struct sockaddr_in *addr, unsigned backlog)
+{
+	socklen_t len = sizeof(*addr);
+	int fd, err;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return bench_fail(-errno, "socket");
+	*addr = (struct sockaddr_in){ .sin_family = AF_INET,
+				      .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	if (bind(fd, (struct sockaddr *)addr, sizeof(*addr)) < 0 ||
+	    listen(fd, (int)backlog) < 0 || getsockname(fd, (struct sockaddr *)addr, &len) < 0) {
+		err = bench_fail(-errno, "tcp listener");
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int set_nonblock_nodelay(int fd, bool tcp)
+{
+	int one = 1, fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	if (tcp && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		return -errno;
+	return 0;
+}
+
+/* fds[2i] is the connecting end, fds[2i + 1] the accepted one. */
+static int tcp_pair_open(int lfd, const struct sockaddr_in *addr, int *pair)
+{
+	int err;
+
+	pair[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (pair[0] < 0)
+		return bench_fail(-errno, "socket");
+	/* A blocking connect to loopback completes from the listen queue, before accept. */
+	if (connect(pair[0], (const struct sockaddr *)addr, sizeof(*addr)) < 0)
+		return bench_fail(-errno, "connect");
+	pair[1] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (pair[1] < 0)
+		return bench_fail(-errno, "accept4");
+	err = set_nonblock_nodelay(pair[0], true);
+	if (!err)
+		err = set_nonblock_nodelay(pair[1], true);
+	return err < 0 ? bench_fail(err, "O_NONBLOCK/TCP_NODELAY") : 0;
+}
+
+int pairs_open(int *fds, unsigned pairs, bool tcp)
+{
+	struct sockaddr_in addr;
+	int lfd = -1, err = 0;
+
+	for (unsigned i = 0; i < 2 * pairs; i++)
+		fds[i] = -1;
+	if (tcp) {
+		lfd = tcp_listener(&addr, pairs < 4096 ? pairs : 4096);
+		if (lfd < 0)
+			return lfd;
+	}
+	for (unsigned i = 0; i < pairs && !err; i++) {
+		if (tcp)
+			err = tcp_pair_open(lfd, &addr, &fds[2 * i]);
+		else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+				    &fds[2 * i]) < 0)
+			err = bench_fail(-errno, "socketpair");
+	}
+	if (lfd >= 0)
+		close(lfd);
+	if (err)
+		close_fds(fds, 2 * pairs);
+	return err;
+}
+
+/* ---- syscall counting ---- */
+
+static int read_sys_enter_id(unsigned long long *id)
+{
+	FILE *f = fopen(SYS_ENTER_ID, "r");
+	int ret = 0;
+
+	if (!f)
+		return -errno;
+	if (fscanf(f, "%llu", id) != 1)
+		ret = -EIO;
+	fclose(f);
+	return ret;
+}
+
+static bool tracefs_mounted(void)
+{
+	struct statfs st;
+
+	return statfs(TRACEFS_DIR, &st) == 0 && st.f_type == TRACEFS_MAGIC;
+}
+
+int bench_syscalls_open(char *why, size_t len)
+{
+	struct perf_event_attr attr = { .type = PERF_TYPE_TRACEPOINT, .size = sizeof(attr) };
+	unsigned long long id;
+	int err;
+
+	if (!tracefs_mounted() && mount("tracefs", TRACEFS_DIR, "tracefs", 0, NULL) < 0) {
+		err = -errno;
+		snprintf(why, len, "tracefs is not mounted at %s and mounting it failed: %s",
+			 TRACEFS_DIR, strerror(-err));
+		return err;
+	}
+	err = read_sys_enter_id(&id);
+	if (err < 0) {
+		snprintf(why, len, "%s: %s", SYS_ENTER_ID, strerror(-err));
+		return err;
+	}
+	attr.config = id;
+	/* Counts the threads (and children) started after this call too: a child's count is
+	 * summed into this fd's read while the child runs, and folded in when it exits. */
+	attr.inherit = 1;
+	syscalls_fd = (int)syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	if (syscalls_fd < 0) {
+		err = -errno;
+		snprintf(why, len, "perf_event_open(raw_syscalls:sys_enter): %s%s", strerror(-err),
+			 err == -EACCES || err == -EPERM ?
+				 " (needs root or kernel.perf_event_paranoid <= -1)" :
+				 "");
+		return err;
+	}
+	return 0;
+}
+
+bool bench_syscalls_counted(void)
+{
+	return syscalls_fd >= 0;
+}
+
+static uint64_t syscalls_read(void)
+{
+	uint64_t count = 0;
+
+	if (syscalls_fd >= 0 && read(syscalls_fd, &count, sizeof(count)) != sizeof(count))
+		count = 0;
+	return count;
+}
+
+/* ---- the timed region ---- */
+
+static uint64_t cpu_ns(uint64_t *csw)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	csw[0] = (uint64_t)ru.ru_nvcsw;
+	csw[1] = (uint64_t)ru.ru_nivcsw;
+	return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000ull +
+	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
+}
+
+/*
+ * The counter is read last at the start and first at the stop, so of the harness's own calls
+ * only the stopping read(2) lands in the window (its sys_enter fires before it reads): one,
+ * subtracted. Under callgrind the window is also the one instructions are counted in; zeroing
+ * and dumping, rather than toggling collection, counts every thread (callgrind's collect state
+ * is per thread).
+ */
+void run_clock_start(struct run_clock *clk)
+{
+	clk->c0 = cpu_ns(clk->csw);
+	CALLGRIND_ZERO_STATS;
+	clk->sys0 = syscalls_read();
+	clk->t0 = now_ns();
+}
+
+void run_clock_stop(const struct run_clock *clk, struct run_result *res, uint64_t events,
+		    uint64_t waits)
+{
+	uint64_t t1 = now_ns(), sys1 = syscalls_read(), csw[2];
+
+	CALLGRIND_DUMP_STATS_AT("urpoll-bench timed run");
+	res->wall_ns = t1 - clk->t0;
+	res->syscalls = syscalls_fd >= 0 ? sys1 - clk->sys0 - 1 : 0;
+	res->cpu_ns = cpu_ns(csw) - clk->c0;
+	res->vcsw = csw[0] - clk->csw[0];
+	res->ivcsw = csw[1] - clk->csw[1];
+	res->events = events;
+	res->waits = waits;
+}
