@@ -148,7 +148,7 @@ static void libev_close(struct bench_loop *lp)
 	free(lp);
 }
 
-const struct bench_backend bench_libev = {
+const struct bench_backend be_libev = {
 	.name = "libev",
 	.open = libev_open,
 	.add = libev_add,

@@ -190,7 +190,7 @@ static void libevent_close(struct bench_loop *lp)
 	free(lp);
 }
 
-const struct bench_backend bench_libevent = {
+const struct bench_backend be_libevent = {
 	.name = "libevent",
 	.open = libevent_open,
 	.add = libevent_add,

@@ -199,7 +199,7 @@ static void libuv_close(struct bench_loop *lp)
 	free(lp);
 }
 
-const struct bench_backend bench_libuv = {
+const struct bench_backend be_libuv = {
 	.name = "libuv",
 	.open = libuv_open,
 	.add = libuv_add,
