@@ -138,6 +138,20 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
 	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -o $@ $< $(URP_LDFLAGS) $(LINK_LIB) \
 		$(CRITERION_LIBS) -lpthread
 
+# urpoll-bench's histogram (tools/bench/hist.c) has its own suite. The tests pattern rule links
+# only the library; this one compiles hist.c in instead (it needs nothing else).
+BENCH_HIST_TEST := $(BUILD)/tests/bench_hist
+TEST_NAMES += bench_hist
+THREADED_TESTS += bench_hist
+TEST_BINS += $(BENCH_HIST_TEST)
+tests: $(BENCH_HIST_TEST)
+
+$(BENCH_HIST_TEST): tests/bench_hist.c tools/bench/hist.c tools/bench/bench.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -Itools/bench -o $@ tests/bench_hist.c \
+		tools/bench/hist.c $(URP_LDFLAGS) $(CRITERION_LIBS) -lm
+
 # The eBPF tracer: bpf/urpoll.bpf.c -> build/bpf/urpoll.bpf.o -> build/bpf/urpoll.skel.h,
 # compiled into $(BUILD)/tools/urpoll-trace. The BPF outputs do not depend on SANITIZE or
 # URP_PROBES, so every build directory shares build/bpf/.
@@ -186,7 +200,11 @@ $(TRACE_BIN): tools/urpoll-trace.c bpf/urpoll_trace.h $(BPF_OUT)/urpoll.skel.h
 # peers are Debian's libev, libevent and libuv (tools/install-deps.sh installs them).
 BENCH_SRCS := $(wildcard tools/bench/*.c)
 BENCH_BIN := $(BUILD)/tools/urpoll-bench
-BENCH_LIBS := -lev $(shell $(PKG_CONFIG) --libs libevent libuv 2>/dev/null || echo -levent -luv) -lm
+# libevent before libev: Debian's libev.so also exports libevent's 1.x names (event_add,
+# event_base_loop, ...), and the first library linked wins them. libevent_pthreads: wakeup's
+# libevent waker calls event_active() from another thread.
+BENCH_LIBS := $(shell $(PKG_CONFIG) --libs libevent libevent_pthreads libuv 2>/dev/null || \
+	echo -levent_pthreads -levent -luv) -lev -lm
 
 $(BENCH_BIN): $(BENCH_SRCS) tools/bench/bench.h include/urpoll.h $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
 	@mkdir -p $(dir $@)

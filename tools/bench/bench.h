@@ -18,6 +18,7 @@
 #ifndef URPOLL_BENCH_H
 #define URPOLL_BENCH_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -90,6 +91,7 @@ struct run_result {
 	uint64_t vcsw, ivcsw;
 	uint64_t conn_min, conn_max; /* fairness: fewest and most requests served per connection */
 	uint64_t rss_kb;	     /* idle: VmRSS growth over the registrations, when measured */
+	uint64_t stale;		     /* word: clears refused as stale (-ESTALE) */
 	/* Per-request latency, when the workload measures it: the harness points lat at a reset
 	 * histogram before each run; a workload adds to it (or points it at its own, valid until
 	 * the harness calls run again). Left empty, the latency columns show "-". */
@@ -149,6 +151,17 @@ int bench_fail(int err, const char *what);
 void close_fds(int *fds, unsigned n);
 /* n connected socket pairs, non-blocking, AF_UNIX or loopback TCP (TCP_NODELAY). */
 int pairs_open(int *fds, unsigned pairs, bool tcp);
+/* A listening TCP socket on 127.0.0.1, port chosen by the kernel (in *addr), blocking.
+ * Returns the fd or -errno (net.c). */
+struct sockaddr_in;
+int bench_listen(struct sockaddr_in *addr, unsigned backlog);
+/* A TCP_NODELAY connection to addr; with nonblock, connect may still be in progress. Returns
+ * the fd or -errno. */
+int bench_connect(const struct sockaddr_in *addr, bool nonblock);
+int bench_nonblock(int fd);
+/* Start fn(arg) on a new thread pinned to the nth CPU (0-based) the process may run on; with
+ * fewer CPUs than that, unpinned. Returns 0 or -errno (cpu.c). */
+int bench_thread_on_cpu(pthread_t *thread, unsigned nth, void *(*fn)(void *), void *arg);
 
 /* ---- output (svg.c) ---- */
 
