@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <ev.h>
 
@@ -100,8 +101,9 @@ static int libev_del(struct bench_loop *lp, struct bench_watch *w, bool close_fd
 	/* ev_io_stop also unqueues a pending event of w, so freeing it here is safe even from
 	 * another watcher's callback in the same iteration. libev needs the stop before the close
 	 * and nothing else: a closed fd leaves the epoll set by itself. */
-	(void)close_fd;
 	ev_io_stop(lp->ev, &w->io);
+	if (close_fd)
+		close(w->io.fd);
 	free(w);
 	lp->watches--;
 	return 0;

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -142,12 +143,15 @@ static int libevent_add(struct bench_loop *lp, int fd, unsigned events, bench_cb
 
 static int libevent_del(struct bench_loop *lp, struct bench_watch *w, bool close_fd)
 {
+	int fd = event_get_fd(w->ev);
+
 	/* event_free = event_del (epoll_ctl DEL, and off the active queue if w is ready but not
-	 * yet called in this dispatch) + free. The DEL is needed even when the caller closes the
-	 * fd next: libevent's fd map must forget it before the number is reused. */
+	 * yet called in this dispatch) + free. The DEL is needed even before a close: libevent's
+	 * fd map must forget the fd before its number is reused. */
 	(void)lp;
-	(void)close_fd;
 	event_free(w->ev);
+	if (close_fd)
+		close(fd);
 	free(w);
 	return 0;
 }

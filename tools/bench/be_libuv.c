@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -46,6 +47,7 @@ struct bench_loop {
 struct bench_watch {
 	uv_poll_t poll;
 	struct bench_loop *lp;
+	int fd;
 	bench_cb cb;
 	void *arg;
 };
@@ -112,6 +114,7 @@ static int libuv_add(struct bench_loop *lp, int fd, unsigned events, bench_cb cb
 	if (!w)
 		return -ENOMEM;
 	w->lp = lp;
+	w->fd = fd;
 	w->cb = cb;
 	w->arg = arg;
 	/* A previous handle on the same fd number may still be closing: uv_close already took
@@ -136,9 +139,11 @@ static int libuv_add(struct bench_loop *lp, int fd, unsigned events, bench_cb cb
 
 static int libuv_del(struct bench_loop *lp, struct bench_watch *w, bool close_fd)
 {
-	/* uv_close stops the poll: EPOLL_CTL_DEL at once, before the caller closes the fd. */
-	(void)close_fd;
+	/* uv_close stops the poll, EPOLL_CTL_DEL at once, and leaves the fd to us: it can be
+	 * closed (and its number reused) while the handle waits for its close callback. */
 	uv_close((uv_handle_t *)&w->poll, libuv_free_cb);
+	if (close_fd)
+		close(w->fd);
 	lp->started--;
 	return 0;
 }
