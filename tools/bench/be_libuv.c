@@ -6,7 +6,8 @@
  * libuv's epoll is level-triggered: a callback that drained its fd to EAGAIN (bench.h) simply
  * sees it not reported again. uv_poll_init costs three syscalls per add (epoll_ctl ADD and DEL
  * to check the fd, ioctl FIONBIO), the EPOLL_CTL_ADD itself waits for the next uv_run, and
- * uv_close makes the EPOLL_CTL_DEL at once: that is what registering an fd costs a libuv user.
+ * uv_close makes its EPOLL_CTL_DEL at once (twice, strace shows, the second one ENOENT): that
+ * is what registering an fd costs a libuv user.
  *
  * uv_close frees nothing: the handle belongs to libuv until its close callback, which runs at
  * the end of the next loop iteration. So bench_del closes and returns, the close callback frees
