@@ -42,7 +42,8 @@ struct bench_watch {
 static void libev_io_cb(struct ev_loop *ev, ev_io *io, int revents)
 {
 	struct bench_loop *lp = ev_userdata(ev);
-	struct bench_watch *w = (struct bench_watch *)((char *)io - offsetof(struct bench_watch, io));
+	struct bench_watch *w =
+		(struct bench_watch *)((char *)io - offsetof(struct bench_watch, io));
 
 	lp->calls++;
 	w->cb(w->arg, (revents & EV_READ ? BENCH_IN : 0) | (revents & EV_WRITE ? BENCH_OUT : 0));

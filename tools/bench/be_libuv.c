@@ -56,7 +56,8 @@ struct bench_watch {
 static void libuv_poll_cb(uv_poll_t *poll, int status, int events)
 {
 	struct bench_watch *w = poll->data;
-	unsigned ready = (events & UV_READABLE ? BENCH_IN : 0) | (events & UV_WRITABLE ? BENCH_OUT : 0);
+	unsigned ready =
+		(events & UV_READABLE ? BENCH_IN : 0) | (events & UV_WRITABLE ? BENCH_OUT : 0);
 
 	/* An error (EPOLLERR) comes as status < 0 with no events: let the callback's read or
 	 * write find it, like the other backends' callbacks do. */
@@ -127,7 +128,8 @@ static int libuv_add(struct bench_loop *lp, int fd, unsigned events, bench_cb cb
 	}
 	w->poll.data = w;
 	err = uv_poll_start(&w->poll,
-			    (events & BENCH_IN ? UV_READABLE : 0) | (events & BENCH_OUT ? UV_WRITABLE : 0),
+			    (events & BENCH_IN ? UV_READABLE : 0) |
+				    (events & BENCH_OUT ? UV_WRITABLE : 0),
 			    libuv_poll_cb);
 	if (err) {
 		uv_close((uv_handle_t *)&w->poll, libuv_free_cb);
