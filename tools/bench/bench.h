@@ -44,8 +44,8 @@ struct bench_backend {
 	/* Watch fd (O_NONBLOCK) for events; cb(arg, ready) until bench_del. */
 	int (*add)(struct bench_loop *lp, int fd, unsigned events, bench_cb cb, void *arg,
 		   struct bench_watch **w);
-	/* Stop watching and release w. The caller closes the fd afterwards (close_fd frees the
-	 * backend from having to order the two). */
+	/* Stop watching and release w; with close_fd, also close the fd, after the watch is
+	 * stopped (urpoll: after its poll is removed), which only the backend can order. */
 	int (*del)(struct bench_loop *lp, struct bench_watch *w, bool close_fd);
 	/* Block until at least one watched fd is ready or timeout_ms passes (-1: forever, 0: no
 	 * wait), then call the callback of every ready fd. Returns the number of callbacks made
