@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job (`make run`): a quick side-by-side of urpoll and raw epoll on notify, pingpong (unix, 64 B)
-# and churn (about a minute), then, when root, a short pass of the same workloads traced by
+# The main job (`make run`): a quick side-by-side of urpoll and raw epoll on notify,
+# pingpong-unix-64 and churn (about a minute), then, when root, a short pass of the same workloads traced by
 # urpoll-trace with its histograms, and the bpftool commands to look further.
 #
 #   tools/run-main.sh [BUILD_DIR]
