@@ -15,13 +15,13 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../core/atomic.h"
 #include "driver.h"
+#include "ring.h"
 #include "tsan.h"
 
 static bool forked(const struct urp_driver *drv)
@@ -43,11 +43,11 @@ static struct io_uring_sqe *get_sqe(struct urp_driver *drv)
 	int tries;
 
 	for (tries = 0; tries < 4; tries++) {
-		sqe = io_uring_get_sqe(&drv->ring);
+		sqe = urp__ring_get_sqe(&drv->ring);
 		if (sqe)
 			return sqe;
 		/* SQ full (a burst of registrations or re-arms): submit what is queued. */
-		io_uring_submit(&drv->ring);
+		urp__ring_submit(&drv->ring);
 		urp__count_local(&drv->st.enters, 1);
 		urp__count_local(&drv->st.extra_enters, 1);
 	}
@@ -331,12 +331,12 @@ static int reap(struct urp_driver *drv)
 
 	/* Wakers run inside dispatch() and may register (arming, even submitting when the SQ
 	 * is full): the loop re-reads the tail, and the head moves once at the end. */
-	io_uring_for_each_cqe(&drv->ring, head, cqe)
+	urp__ring_for_each_cqe(&drv->ring, head, cqe)
 	{
 		events += dispatch(drv, cqe);
 		seen++;
 	}
-	io_uring_cq_advance(&drv->ring, seen);
+	urp__ring_cq_advance(&drv->ring, seen);
 	return events;
 }
 
@@ -346,9 +346,9 @@ static int reap_all(struct urp_driver *drv)
 
 	/* With IORING_FEAT_NODROP the kernel keeps CQEs that did not fit, and ends the polls
 	 * they belong to (their final CQE lacks F_MORE): flush, reap, and re-arm them. */
-	while (io_uring_cq_has_overflow(&drv->ring)) {
+	while (urp__ring_cq_has_overflow(&drv->ring)) {
 		urp__count_local(&drv->st.cq_overflows, 1);
-		io_uring_get_events(&drv->ring);
+		urp__ring_get_events(&drv->ring);
 		urp__count_local(&drv->st.enters, 1);
 		urp__count_local(&drv->st.extra_enters, 1);
 		events += reap(drv);
@@ -377,21 +377,21 @@ static int submit_and_wait(struct urp_driver *drv, int timeout_ms)
 	int ret;
 
 	/* CQEs already waiting (posted inline while wakers ran): do not block. */
-	if (io_uring_cq_ready(&drv->ring))
+	if (urp__ring_cq_ready(&drv->ring))
 		timeout_ms = 0;
 	for (;;) {
 		urp__count_local(&drv->st.enters, 1);
 		if (timeout_ms == 0) {
-			ret = io_uring_submit_and_get_events(&drv->ring);
+			ret = urp__ring_submit_and_get_events(&drv->ring);
 		} else if (timeout_ms < 0) {
-			ret = io_uring_submit_and_wait_timeout(&drv->ring, &cqe, 1, NULL, NULL);
+			ret = urp__ring_submit_and_wait_timeout(&drv->ring, &cqe, 1, NULL);
 		} else {
 			left = deadline - now_ns();
 			if (left < 0)
 				left = 0;
 			ts.tv_sec = left / 1000000000;
 			ts.tv_nsec = left % 1000000000;
-			ret = io_uring_submit_and_wait_timeout(&drv->ring, &cqe, 1, &ts, NULL);
+			ret = urp__ring_submit_and_wait_timeout(&drv->ring, &cqe, 1, &ts);
 		}
 		if (ret != -EINTR)
 			break;
@@ -581,16 +581,16 @@ int urp_driver_new(struct urp_driver **out, const struct urp_driver_opts *opts)
 	ret = urp__ring_setup(drv, opts);
 	if (ret < 0)
 		goto out_free;
-	drv->unpark_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	drv->unpark_fd = urp__ring_eventfd();
 	if (drv->unpark_fd < 0) {
-		ret = -errno;
+		ret = drv->unpark_fd;
 		goto out_exit_ring;
 	}
 	*out = drv;
 	return 0;
 
 out_exit_ring:
-	io_uring_queue_exit(&drv->ring);
+	urp__ring_queue_exit(&drv->ring);
 out_free:
 	free(drv);
 	return ret;
@@ -619,7 +619,7 @@ void urp_driver_free(struct urp_driver *drv)
 		shutdown_entries(drv);
 	/* Exiting the ring cancels every poll; no completion can name an entry after this. In
 	 * a child it only unmaps the child's view and closes its copy of the fd. */
-	io_uring_queue_exit(&drv->ring);
+	urp__ring_queue_exit(&drv->ring);
 	while (!urp__list_empty(&drv->live))
 		free_entry(drv, urp__container_of(drv->live.next, struct urp_io, link));
 	free_dead(drv);

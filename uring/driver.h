@@ -17,6 +17,7 @@
 #define URP__TOKEN_NONE	  0u /* SQEs whose completion nobody needs */
 #define URP__TOKEN_UNPARK 1u /* the unpark eventfd's multishot poll */
 #define URP__TOKEN_CTL	  2u /* poll removals */
+#define URP__TOKEN_FAULT  3u /* uring/fault.c's own SQEs (URP_FAULT builds); never reaped */
 #define URP__TOKEN_MIN	  4096u
 
 /* urp_io.cmd: what other threads ask the driver to do with an entry. */

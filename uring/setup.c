@@ -6,10 +6,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "driver.h"
+#include "ring.h"
 
 #define URP__DEFAULT_SQ 256u
 #define URP__DEFAULT_CQ 16384u
@@ -63,7 +62,7 @@ static int probe_ring(struct urp_driver *drv)
 
 	if (!(drv->ring.features & IORING_FEAT_NODROP))
 		return -EOPNOTSUPP;
-	probe = io_uring_get_probe_ring(&drv->ring);
+	probe = urp__ring_get_probe(&drv->ring);
 	if (!probe)
 		return -EOPNOTSUPP;
 	ok = io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) &&
@@ -110,7 +109,7 @@ int urp__ring_setup(struct urp_driver *drv, const struct urp_driver_opts *opts)
 		memset(&p, 0, sizeof(p));
 		p.flags = tiers[i].flags | IORING_SETUP_CQSIZE;
 		p.cq_entries = cq;
-		ret = io_uring_queue_init_params(sq, &drv->ring, &p);
+		ret = urp__ring_queue_init_params(sq, &drv->ring, &p);
 		if (ret == 0) {
 			drv->info.tier = tiers[i].tier;
 			drv->info.tier_name = tiers[i].name;
@@ -127,7 +126,7 @@ int urp__ring_setup(struct urp_driver *drv, const struct urp_driver_opts *opts)
 		return ret;
 	ret = probe_ring(drv);
 	if (ret < 0) {
-		io_uring_queue_exit(&drv->ring);
+		urp__ring_queue_exit(&drv->ring);
 		return ret;
 	}
 	drv->info.max_registrations =
@@ -136,20 +135,12 @@ int urp__ring_setup(struct urp_driver *drv, const struct urp_driver_opts *opts)
 	return 0;
 }
 
-/*
- * On the thread that will turn the ring: with R_DISABLED, enabling binds SINGLE_ISSUER here.
- * Debian's liburing 2.3 declares io_uring_enable_rings() but its shared object lacks it, so
- * register directly.
- */
+/* On the thread that will turn the ring: with R_DISABLED, enabling binds SINGLE_ISSUER here. */
 int urp__ring_enable(struct urp_driver *drv)
 {
-	long ret;
-
 	if (!(drv->ring.flags & IORING_SETUP_R_DISABLED))
 		return 0;
-	ret = syscall(__NR_io_uring_register, drv->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
-		      NULL, 0);
-	return ret < 0 ? -errno : 0;
+	return urp__ring_enable_rings(&drv->ring);
 }
 
 int urp_driver_info(struct urp_driver *drv, struct urp_driver_info *info)
