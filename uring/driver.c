@@ -102,10 +102,12 @@ static void arm_unpark(struct urp_driver *drv)
 {
 	struct io_uring_sqe *sqe = get_sqe(drv);
 
-	/* Without an SQE the next unpark is delayed to the next turn, not lost: the command
-	 * queue is drained every turn and this is retried then. */
-	if (!sqe)
+	/* Without an SQE this turn cannot be unparked: it must not block (submit_and_wait()),
+	 * and the next turn arms the poll. */
+	if (!sqe) {
+		drv->put_off = true;
 		return;
+	}
 	/* The eventfd is never read: a multishot poll completes on every write's wake-up,
 	 * whatever the count, so an unpark costs the writer one write and the driver nothing. */
 	io_uring_prep_poll_multishot(sqe, drv->unpark_fd, POLLIN);
@@ -155,7 +157,9 @@ static void remove_poll(struct urp_driver *drv, struct urp_io *io)
 	struct io_uring_sqe *sqe = get_sqe(drv);
 
 	if (!sqe) {
-		/* Try again next turn; the entry stays until its poll is gone. */
+		/* Try again next turn, without blocking in this one: the kernel keeps the file
+		 * open until the poll is gone. */
+		drv->put_off = true;
 		io->driver_state &= ~URP__IO_GONE;
 		push_cmd(drv, io, URP__CMD_REMOVE |
 				       (io->driver_state & URP__IO_CLOSE ? URP__CMD_CLOSE : 0));
@@ -280,6 +284,26 @@ static void rearm_ended(struct urp_driver *drv)
 	}
 }
 
+/* A CQE whose token is no entry's address: the unpark poll, a removal's result, or a bug. */
+static void dispatch_reserved(struct urp_driver *drv, uint64_t token, bool more)
+{
+	if (token == URP__TOKEN_CTL)
+		return;
+	if (token != URP__TOKEN_UNPARK) {
+		urp__count_local(&drv->st.unknown_tokens, 1);
+		return;
+	}
+	/* The unpark that set the flag has landed: the next one must write again. Whoever
+	 * unparked pushed before setting the flag, so the caller's checks after this turn (the
+	 * command queue, a loop's queue, a stop flag) see it. */
+	urp__xchg_seq_cst(&drv->notified, 0);
+	if (!more) {
+		drv->unpark_armed = false;
+		arm_unpark(drv);
+		urp__count_local(&drv->st.rearms, 1);
+	}
+}
+
 /* Returns 1 when the CQE was a readiness event applied to an entry. */
 static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
 {
@@ -288,18 +312,10 @@ static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
 	struct urp_io *io;
 	int events = 0;
 
-	if (token < URP__TOKEN_MIN) {
-		if (token != URP__TOKEN_UNPARK)
-			return 0;
-		/* The unpark that set the flag has landed: the next one must write again. Whoever
-		 * unparked pushed before setting the flag, so the caller's checks after this turn
-		 * (the command queue, a loop's queue, a stop flag) see it. */
-		urp__xchg_seq_cst(&drv->notified, 0);
-		if (!more) {
-			drv->unpark_armed = false;
-			arm_unpark(drv);
-			urp__count_local(&drv->st.rearms, 1);
-		}
+	/* Entries are cache-pair aligned (urp__io_alloc) and above the reserved tokens: anything
+	 * else is not read as one (liburing's own LIBURING_UDATA_TIMEOUT is all ones). */
+	if (token < URP__TOKEN_MIN || (token & (URP__CACHE_PAIR - 1))) {
+		dispatch_reserved(drv, token, more);
 		return 0;
 	}
 	io = (struct urp_io *)(uintptr_t)token;
@@ -376,9 +392,11 @@ static int submit_and_wait(struct urp_driver *drv, int timeout_ms)
 	int64_t left;
 	int ret;
 
-	/* CQEs already waiting (posted inline while wakers ran): do not block. */
-	if (urp__ring_cq_ready(&drv->ring))
+	/* CQEs already waiting (posted inline while wakers ran), or work put off for lack of an
+	 * SQE: do not block. */
+	if (urp__ring_cq_ready(&drv->ring) || drv->put_off)
 		timeout_ms = 0;
+	drv->put_off = false;
 	for (;;) {
 		urp__count_local(&drv->st.enters, 1);
 		if (timeout_ms == 0) {

@@ -50,6 +50,7 @@ struct urp_driver {
 	bool in_turn;
 	bool shutting_down;		/* shutdown_entries() is walking drv->live */
 	bool unpark_armed;
+	bool put_off;			/* an SQE was missing: the next turn must not block */
 	int unpark_fd;
 	void *cmd_head;			/* urp_io.cmd_link stack pushed by any thread (atomic) */
 	uint64_t registered;		/* accepted, not yet freed (atomic): the limit */

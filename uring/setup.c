@@ -60,7 +60,10 @@ static int probe_ring(struct urp_driver *drv)
 	struct io_uring_probe *probe;
 	bool ok;
 
-	if (!(drv->ring.features & IORING_FEAT_NODROP))
+	/* Without EXT_ARG (before 5.11) liburing waits with a timeout SQE whose CQE, user_data
+	 * LIBURING_UDATA_TIMEOUT, the reap loop would meet among the entries' tokens. */
+	if ((drv->ring.features & (IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG)) !=
+	    (IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG))
 		return -EOPNOTSUPP;
 	probe = urp__ring_get_probe(&drv->ring);
 	if (!probe)
@@ -173,7 +176,8 @@ const char *urp_strerror(int err)
 		return "the system has too many open files: raise fs.file-max";
 	case EOPNOTSUPP:
 		return "this kernel's io_uring lacks what urpoll needs (poll add, async cancel, "
-		       "IORING_FEAT_NODROP, multishot poll): use Linux 6.1 or later";
+		       "IORING_FEAT_NODROP, IORING_FEAT_EXT_ARG, multishot poll): use Linux 6.1 "
+		       "or later";
 	case ECHILD:
 		return "this driver belongs to the parent process: create a new one after fork()";
 	case ESHUTDOWN:
