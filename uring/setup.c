@@ -90,7 +90,9 @@ int urp__ring_setup(struct urp_driver *drv, const struct urp_driver_opts *opts)
 	if (flags & ~(URP_DRIVER_TIER_COOP | URP_DRIVER_TIER_BASIC | URP_DRIVER_SQPOLL |
 		      URP_DRIVER_OVERCOMMIT))
 		return -EINVAL;
-	if (sq > 32768 || cq > 131072 || cq < 4)
+	/* Below 4 entries the CQ holds no registration within the limit (cq_entries / 2 - 1);
+	 * with OVERCOMMIT even a 2-entry CQ works, recovering overflow on nearly every turn. */
+	if (sq > 32768 || cq > 131072 || cq < (flags & URP_DRIVER_OVERCOMMIT ? 2u : 4u))
 		return -EINVAL;
 	/* The kernel rounds both up to powers of two, and wants the CQ no smaller. */
 	if (cq < sq)
