@@ -86,7 +86,7 @@ static void setup_error_returned(int err)
 	cr_assert_eq(urp__fault_calls(URP__FAULT_SETUP), 1, "another tier was tried after %d",
 		     err);
 	cr_assert_eq(urp__fault_rings_open(), 0);
-	cr_assert_str_neq(urp_strerror(err), "");
+	cr_assert_gt(strlen(urp_strerror(err)), 10);
 	/* Nothing stays broken: the next driver is created. */
 	drv = driver_new(NULL);
 }
