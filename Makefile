@@ -175,6 +175,24 @@ $(BENCH_HIST_TEST): tests/bench_hist.c tools/bench/hist.c tools/bench/bench.h
 	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -Itools/bench -o $@ tests/bench_hist.c \
 		tools/bench/hist.c $(URP_LDFLAGS) $(CRITERION_LIBS) -lm
 
+# Fault injection (tests/uring_fault.c): the library's sources rebuilt with URP_FAULT, which
+# routes every ring call through uring/fault.c (uring/ring.h), linked into the test binary
+# directly since liburpoll.so exports no internal name. The library proper never contains
+# uring/fault.c; in its build uring/ring.h compiles to the plain liburing calls.
+FAULT_OBJS := $(LIB_SRCS:%.c=$(BUILD)/fault/obj/%.o) $(BUILD)/fault/obj/uring/fault.o
+
+$(BUILD)/fault/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(LIB_CFLAGS) -DURP_FAULT -c $< -o $@
+
+# An explicit rule, so it wins over the $(BUILD)/tests/% pattern rule.
+$(BUILD)/tests/uring_fault: tests/uring_fault.c $(FAULT_OBJS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -DURP_FAULT -o $@ $< $(FAULT_OBJS) \
+		$(URP_LDFLAGS) $(URING_LIBS) $(CRITERION_LIBS) -lpthread
+
 # The eBPF tracer: bpf/urpoll.bpf.c -> build/bpf/urpoll.bpf.o -> build/bpf/urpoll.skel.h,
 # compiled into $(BUILD)/tools/urpoll-trace. The BPF outputs do not depend on SANITIZE or
 # URP_PROBES, so every build directory shares build/bpf/.
@@ -338,7 +356,7 @@ clean:
 help:
 	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
 
--include $(LIB_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d $(SERVER_OBJS:.o=.d) \
+-include $(LIB_OBJS:.o=.d) $(FAULT_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d $(SERVER_OBJS:.o=.d) \
 	$(BENCH_BIN).d
 
 # The soak (not part of `make check`): `make soak [SOAK_SECONDS=N] [SOAK_ARGS=...]` runs

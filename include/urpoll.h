@@ -156,7 +156,9 @@ struct urp_driver;
 
 /* Zeroed fields take defaults: 256 SQ entries, 16384 CQ entries. Unless URP_DRIVER_OVERCOMMIT
  * is set, a driver accepts at most cq_entries / 2 - 1 registrations (-ENOSPC beyond), so the
- * CQ holds two completions per registration plus the unpark poll and never overflows. */
+ * CQ holds two completions per registration plus the unpark poll and never overflows. The CQ
+ * is raised to the SQ's size; cq_entries below 4 is -EINVAL, except that with
+ * URP_DRIVER_OVERCOMMIT 2 is allowed. */
 struct urp_driver_opts {
 	unsigned sq_entries;
 	unsigned cq_entries;

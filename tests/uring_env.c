@@ -5,6 +5,9 @@
  * driver used from a forked child, and the threading rules: created on one thread and turned on
  * another, one turning thread only (-EEXIST), no turn from inside a turn (-EBUSY).
  *
+ * io_uring_enter blocked after setup, one descriptor left for the unpark eventfd, and a 2-entry
+ * CQ.
+ *
  * Children report through their exit status only (never through Criterion): 0 when every check
  * held, otherwise a code naming the first that failed.
  */
@@ -66,10 +69,10 @@ static int driver_new_status(void)
 	return -ret < 255 ? -ret : 254;
 }
 
-/* A classic BPF seccomp filter: io_uring_setup fails with err, everything else is allowed. */
-static int seccomp_child(void *arg)
+/* A classic BPF seccomp filter: syscall nr fails with err, everything else is allowed.
+ * Returns 0, or the child status naming what failed. */
+static int block_syscall(int nr, int err)
 {
-	int err = (int)(intptr_t)arg;
 	struct sock_filter filter[] = {
 #ifdef AUDIT_ARCH_SELF
 	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
@@ -77,7 +80,7 @@ static int seccomp_child(void *arg)
 	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 #endif
 	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
 	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
 	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
@@ -90,6 +93,18 @@ static int seccomp_child(void *arg)
 		return 250;
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
 		return 251;
+	return 0;
+}
+
+/* io_uring_setup blocked, as kernel.io_uring_disabled (EPERM) or a runtime's default profile
+ * (EPERM or ENOSYS) blocks it. */
+static int seccomp_child(void *arg)
+{
+	int err = (int)(intptr_t)arg;
+	int ret = block_syscall(__NR_io_uring_setup, err);
+
+	if (ret)
+		return ret;
 	/* The filter works: a raw io_uring_setup gets err. */
 	if (syscall(__NR_io_uring_setup, 4, NULL) != -1 || errno != err)
 		return 252;
@@ -152,6 +167,156 @@ Test(uring_env, rlimit_nofile_emfile)
 		     "child status %d (250-253: limit setup; 255: driver created; "
 		     "else the errno urp_driver_new returned)",
 		     status);
+}
+
+/* One descriptor left: the ring takes it, the unpark eventfd finds none. The driver must give
+ * the ring's descriptor back: afterwards one descriptor can be opened again. */
+static int one_left_child(void *arg)
+{
+	struct urp_driver *d = NULL;
+	struct rlimit rl;
+	int fd, last = -1, ret;
+	rlim_t entries = 0;
+	DIR *dir;
+
+	dir = opendir("/proc/self/fd");
+	if (!dir)
+		return 250;
+	while (readdir(dir))
+		entries++;
+	closedir(dir);
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 251;
+	/* A few above what is open, so filling it is cheap. */
+	rl.rlim_cur = entries + 8;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 252;
+	while ((fd = dup(0)) >= 0)
+		last = fd;
+	if (errno != EMFILE || last < 0)
+		return 253;
+	close(last);
+	ret = urp_driver_new(&d, NULL);
+	if (ret == 0) {
+		urp_driver_free(d);
+		return 255;
+	}
+	if (dup(0) < 0)
+		return 240;
+	return -ret < 240 ? -ret : 254;
+}
+
+Test(uring_env, rlimit_nofile_one_left_eventfd_emfile_ring_released)
+{
+	int status = in_child(one_left_child, NULL);
+
+	cr_assert_eq(status, EMFILE,
+		     "child status %d (240: the ring's descriptor leaked; 250-253: limit setup; "
+		     "255: driver created; else the errno urp_driver_new returned)",
+		     status);
+}
+
+/* io_uring_setup allowed, io_uring_enter blocked: the driver is created (setup and probe use
+ * io_uring_setup and io_uring_register) and every turn returns the filter's errno. */
+static int enter_blocked_child(void *arg)
+{
+	struct urp_driver *d = NULL;
+	int ret = block_syscall(__NR_io_uring_enter, EPERM);
+
+	if (ret)
+		return ret;
+	if (urp_driver_new(&d, NULL) != 0)
+		return 240;
+	ret = urp_driver_turn(d, -1);
+	if (ret != -EPERM)
+		return 241;
+	ret = urp_driver_turn(d, 0);
+	urp_driver_free(d);
+	return ret == -EPERM ? 0 : 242;
+}
+
+Test(uring_env, seccomp_enter_eperm_turn_returns_eperm)
+{
+	int status = in_child(enter_blocked_child, NULL);
+
+	cr_assert_eq(status, 0,
+		     "child status %d (240: driver not created; 241-242: a turn did not return "
+		     "-EPERM; 250-251: filter setup)",
+		     status);
+}
+
+/* ---- a 2-entry CQ ---- */
+
+#define CQ2_PAIRS  16
+#define CQ2_ROUNDS 3
+
+/* 16 sockets on a 2-entry CQ (the smallest the driver takes, with URP_DRIVER_OVERCOMMIT), all
+ * made readable at once, round after round: every entry delivers, the overflow is counted and
+ * recovered, and nothing is taken for an unknown token or an unpollable file. */
+static void cq2_rounds(unsigned flags)
+{
+	struct urp_driver_opts opts = {
+	    .sq_entries = 2, .cq_entries = 2, .flags = URP_DRIVER_OVERCOMMIT | flags};
+	struct urp_io *io[CQ2_PAIRS];
+	int sv[CQ2_PAIRS][2];
+	struct urp_driver_info info;
+	struct urp_stats st;
+
+	drv = driver_new(&opts);
+	cr_assert_eq(urp_driver_info(drv, &info), 0);
+	cr_assert_eq(info.cq_entries, 2);
+	turn(drv, 0);
+	for (int i = 0; i < CQ2_PAIRS; i++) {
+		unix_pair(sv[i]);
+		io[i] = reg_or_fail(drv, sv[i][0], URP_READABLE);
+	}
+	settle(drv);
+	for (int round = 0; round < CQ2_ROUNDS; round++) {
+		int ready = 0;
+
+		for (int i = 0; i < CQ2_PAIRS; i++)
+			write_all(sv[i][1], "r", 1);
+		for (int t = 0; t < TURN_TRIES && ready < CQ2_PAIRS; t++) {
+			turn(drv, 10);
+			ready = 0;
+			for (int i = 0; i < CQ2_PAIRS; i++)
+				ready += (io_ready(io[i]) & URP_READABLE) != 0;
+		}
+		cr_assert_eq(ready, CQ2_PAIRS, "round %d: %d of %d readable", round, ready,
+			     CQ2_PAIRS);
+		for (int i = 0; i < CQ2_PAIRS; i++)
+			cr_assert_eq(drain_try_io(io[i], sv[i][0]), 1);
+		settle(drv);
+		/* A poll re-armed while data was still unread may report it late: clear that. */
+		for (int i = 0; i < CQ2_PAIRS; i++)
+			cr_assert_eq(drain_try_io(io[i], sv[i][0]), 0);
+	}
+	st = driver_stats(drv);
+	cr_assert_gt(st.cq_overflows, 0, "%d completions fit in a 2-entry CQ?", CQ2_PAIRS);
+	cr_assert_gt(st.rearms, 0);
+	cr_assert_eq(st.poll_errors + st.oneshot_files + st.unknown_tokens, 0);
+	for (int i = 0; i < CQ2_PAIRS; i++)
+		cr_assert_eq(urp_deregister_close(io[i]), 0);
+	cr_assert_eq(turn_until_live(drv, 0), 0);
+	for (int i = 0; i < CQ2_PAIRS; i++) {
+		cr_assert_eq(drain_fd(sv[i][1]), 0);
+		close(sv[i][1]);
+	}
+}
+
+Test(uring_env, cq2_overcommit_every_fd_delivers)
+{
+	cq2_rounds(0);
+}
+
+Test(uring_env, coop_cq2_overcommit_every_fd_delivers)
+{
+	cq2_rounds(URP_DRIVER_TIER_COOP);
+}
+
+Test(uring_env, basic_cq2_overcommit_every_fd_delivers)
+{
+	cq2_rounds(URP_DRIVER_TIER_BASIC);
 }
 
 /* ---- fork ---- */

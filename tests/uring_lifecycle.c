@@ -49,7 +49,10 @@ Test(uring_lifecycle, bad_input_is_einval)
 	opts.flags = 0x80000000u;
 	cr_assert_eq(urp_driver_new(&other, &opts), -EINVAL, "unknown driver flag accepted");
 	opts = (struct urp_driver_opts){.cq_entries = 2};
-	cr_assert_eq(urp_driver_new(&other, &opts), -EINVAL, "2 CQ entries accepted");
+	cr_assert_eq(urp_driver_new(&other, &opts), -EINVAL,
+		     "2 CQ entries accepted without URP_DRIVER_OVERCOMMIT (room for 0 registrations)");
+	opts = (struct urp_driver_opts){.cq_entries = 1, .flags = URP_DRIVER_OVERCOMMIT};
+	cr_assert_eq(urp_driver_new(&other, &opts), -EINVAL, "1 CQ entry accepted");
 	opts = (struct urp_driver_opts){.sq_entries = 1u << 20};
 	cr_assert_eq(urp_driver_new(&other, &opts), -EINVAL, "a 1M-entry SQ accepted");
 	cr_assert_null(other);

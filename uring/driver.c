@@ -15,7 +15,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +22,7 @@
 #include "../core/atomic.h"
 #include "../core/ready.h"
 #include "driver.h"
+#include "ring.h"
 #include "tsan.h"
 
 static bool forked(const struct urp_driver *drv)
@@ -44,11 +44,11 @@ static struct io_uring_sqe *get_sqe(struct urp_driver *drv)
 	int tries;
 
 	for (tries = 0; tries < 4; tries++) {
-		sqe = io_uring_get_sqe(&drv->ring);
+		sqe = urp__ring_get_sqe(&drv->ring);
 		if (sqe)
 			return sqe;
 		/* SQ full (a burst of registrations or re-arms): submit what is queued. */
-		io_uring_submit(&drv->ring);
+		urp__ring_submit(&drv->ring);
 		urp__count_local(&drv->st.enters, 1);
 		urp__count_local(&drv->st.extra_enters, 1);
 	}
@@ -103,10 +103,12 @@ static void arm_unpark(struct urp_driver *drv)
 {
 	struct io_uring_sqe *sqe = get_sqe(drv);
 
-	/* Without an SQE the next unpark is delayed to the next turn, not lost: the command
-	 * queue is drained every turn and this is retried then. */
-	if (!sqe)
+	/* Without an SQE this turn cannot be unparked: it must not block (submit_and_wait()),
+	 * and the next turn arms the poll. */
+	if (!sqe) {
+		drv->put_off = true;
 		return;
+	}
 	/* The eventfd is never read: a multishot poll completes on every write's wake-up,
 	 * whatever the count, so an unpark costs the writer one write and the driver nothing. */
 	io_uring_prep_poll_multishot(sqe, drv->unpark_fd, POLLIN);
@@ -157,7 +159,9 @@ static int remove_poll(struct urp_driver *drv, struct urp_io *io)
 	struct io_uring_sqe *sqe = get_sqe(drv);
 
 	if (!sqe) {
-		/* Try again next turn; the entry stays until its poll is gone. */
+		/* Try again next turn, without blocking in this one: the kernel keeps the file
+		 * open until the poll is gone. */
+		drv->put_off = true;
 		io->driver_state &= ~URP__IO_GONE;
 		push_cmd(drv, io, URP__CMD_REMOVE |
 				       (io->driver_state & URP__IO_CLOSE ? URP__CMD_CLOSE : 0));
@@ -286,6 +290,26 @@ static void rearm_ended(struct urp_driver *drv)
 	}
 }
 
+/* A CQE whose token is no entry's address: the unpark poll, a removal's result, or a bug. */
+static void dispatch_reserved(struct urp_driver *drv, uint64_t token, bool more)
+{
+	if (token == URP__TOKEN_CTL)
+		return;
+	if (token != URP__TOKEN_UNPARK) {
+		urp__count_local(&drv->st.unknown_tokens, 1);
+		return;
+	}
+	/* The unpark that set the flag has landed: the next one must write again. Whoever
+	 * unparked pushed before setting the flag, so the caller's checks after this turn (the
+	 * command queue, a loop's queue, a stop flag) see it. */
+	urp__xchg_seq_cst(&drv->notified, 0);
+	if (!more) {
+		drv->unpark_armed = false;
+		arm_unpark(drv);
+		urp__count_local(&drv->st.rearms, 1);
+	}
+}
+
 /* Returns 1 when the CQE was a readiness event applied to an entry. */
 static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
 {
@@ -294,18 +318,10 @@ static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
 	struct urp_io *io;
 	int events = 0;
 
-	if (token < URP__TOKEN_MIN) {
-		if (token != URP__TOKEN_UNPARK)
-			return 0;
-		/* The unpark that set the flag has landed: the next one must write again. Whoever
-		 * unparked pushed before setting the flag, so the caller's checks after this turn
-		 * (the command queue, a loop's queue, a stop flag) see it. */
-		urp__xchg_seq_cst(&drv->notified, 0);
-		if (!more) {
-			drv->unpark_armed = false;
-			arm_unpark(drv);
-			urp__count_local(&drv->st.rearms, 1);
-		}
+	/* Entries are cache-pair aligned (urp__io_alloc) and above the reserved tokens: anything
+	 * else is not read as one (liburing's own LIBURING_UDATA_TIMEOUT is all ones). */
+	if (token < URP__TOKEN_MIN || (token & (URP__CACHE_PAIR - 1))) {
+		dispatch_reserved(drv, token, more);
 		return 0;
 	}
 	io = (struct urp_io *)(uintptr_t)token;
@@ -337,12 +353,12 @@ static int reap(struct urp_driver *drv)
 
 	/* Wakers run inside dispatch() and may register (arming, even submitting when the SQ
 	 * is full): the loop re-reads the tail, and the head moves once at the end. */
-	io_uring_for_each_cqe(&drv->ring, head, cqe)
+	urp__ring_for_each_cqe(&drv->ring, head, cqe)
 	{
 		events += dispatch(drv, cqe);
 		seen++;
 	}
-	io_uring_cq_advance(&drv->ring, seen);
+	urp__ring_cq_advance(&drv->ring, seen);
 	return events;
 }
 
@@ -352,9 +368,9 @@ static int reap_all(struct urp_driver *drv)
 
 	/* With IORING_FEAT_NODROP the kernel keeps CQEs that did not fit, and ends the polls
 	 * they belong to (their final CQE lacks F_MORE): flush, reap, and re-arm them. */
-	while (io_uring_cq_has_overflow(&drv->ring)) {
+	while (urp__ring_cq_has_overflow(&drv->ring)) {
 		urp__count_local(&drv->st.cq_overflows, 1);
-		io_uring_get_events(&drv->ring);
+		urp__ring_get_events(&drv->ring);
 		urp__count_local(&drv->st.enters, 1);
 		urp__count_local(&drv->st.extra_enters, 1);
 		events += reap(drv);
@@ -382,22 +398,24 @@ static int submit_and_wait(struct urp_driver *drv, int timeout_ms)
 	int64_t left;
 	int ret;
 
-	/* CQEs already waiting (posted inline while wakers ran): do not block. */
-	if (io_uring_cq_ready(&drv->ring))
+	/* CQEs already waiting (posted inline while wakers ran), or work put off for lack of an
+	 * SQE: do not block. */
+	if (urp__ring_cq_ready(&drv->ring) || drv->put_off)
 		timeout_ms = 0;
+	drv->put_off = false;
 	for (;;) {
 		urp__count_local(&drv->st.enters, 1);
 		if (timeout_ms == 0) {
-			ret = io_uring_submit_and_get_events(&drv->ring);
+			ret = urp__ring_submit_and_get_events(&drv->ring);
 		} else if (timeout_ms < 0) {
-			ret = io_uring_submit_and_wait_timeout(&drv->ring, &cqe, 1, NULL, NULL);
+			ret = urp__ring_submit_and_wait_timeout(&drv->ring, &cqe, 1, NULL);
 		} else {
 			left = deadline - now_ns();
 			if (left < 0)
 				left = 0;
 			ts.tv_sec = left / 1000000000;
 			ts.tv_nsec = left % 1000000000;
-			ret = io_uring_submit_and_wait_timeout(&drv->ring, &cqe, 1, &ts, NULL);
+			ret = urp__ring_submit_and_wait_timeout(&drv->ring, &cqe, 1, &ts);
 		}
 		if (ret != -EINTR)
 			break;
@@ -425,7 +443,9 @@ static int reap_cancelled(struct urp_driver *drv)
 		want = drv->info.cq_entries / 2;
 	urp__count_local(&drv->st.enters, 1);
 	urp__count_local(&drv->st.extra_enters, 1);
-	io_uring_wait_cqes(&drv->ring, &cqe, want, &guard, NULL);
+	/* Timed out: fewer were due than counted. Never wait on a wrong count twice. */
+	if (urp__ring_submit_and_wait_timeout(&drv->ring, &cqe, want, &guard) == -ETIME)
+		drv->cancels_due = 0;
 	return reap_all(drv);
 }
 
@@ -610,16 +630,16 @@ int urp_driver_new(struct urp_driver **out, const struct urp_driver_opts *opts)
 	ret = urp__ring_setup(drv, opts);
 	if (ret < 0)
 		goto out_free;
-	drv->unpark_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	drv->unpark_fd = urp__ring_eventfd();
 	if (drv->unpark_fd < 0) {
-		ret = -errno;
+		ret = drv->unpark_fd;
 		goto out_exit_ring;
 	}
 	*out = drv;
 	return 0;
 
 out_exit_ring:
-	io_uring_queue_exit(&drv->ring);
+	urp__ring_queue_exit(&drv->ring);
 out_free:
 	free(drv);
 	return ret;
@@ -648,7 +668,7 @@ void urp_driver_free(struct urp_driver *drv)
 		shutdown_entries(drv);
 	/* Exiting the ring cancels every poll; no completion can name an entry after this. In
 	 * a child it only unmaps the child's view and closes its copy of the fd. */
-	io_uring_queue_exit(&drv->ring);
+	urp__ring_queue_exit(&drv->ring);
 	while (!urp__list_empty(&drv->live))
 		free_entry(drv, urp__container_of(drv->live.next, struct urp_io, link));
 	free_dead(drv);

@@ -6,10 +6,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "driver.h"
+#include "ring.h"
 
 #define URP__DEFAULT_SQ 256u
 #define URP__DEFAULT_CQ 16384u
@@ -61,9 +60,12 @@ static int probe_ring(struct urp_driver *drv)
 	struct io_uring_probe *probe;
 	bool ok;
 
-	if (!(drv->ring.features & IORING_FEAT_NODROP))
+	/* Without EXT_ARG (before 5.11) liburing waits with a timeout SQE whose CQE, user_data
+	 * LIBURING_UDATA_TIMEOUT, the reap loop would meet among the entries' tokens. */
+	if ((drv->ring.features & (IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG)) !=
+	    (IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG))
 		return -EOPNOTSUPP;
-	probe = io_uring_get_probe_ring(&drv->ring);
+	probe = urp__ring_get_probe(&drv->ring);
 	if (!probe)
 		return -EOPNOTSUPP;
 	ok = io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) &&
@@ -88,7 +90,9 @@ int urp__ring_setup(struct urp_driver *drv, const struct urp_driver_opts *opts)
 	if (flags & ~(URP_DRIVER_TIER_COOP | URP_DRIVER_TIER_BASIC | URP_DRIVER_SQPOLL |
 		      URP_DRIVER_OVERCOMMIT))
 		return -EINVAL;
-	if (sq > 32768 || cq > 131072 || cq < 4)
+	/* Below 4 entries the CQ holds no registration within the limit (cq_entries / 2 - 1);
+	 * with OVERCOMMIT even a 2-entry CQ works, recovering overflow on nearly every turn. */
+	if (sq > 32768 || cq > 131072 || cq < (flags & URP_DRIVER_OVERCOMMIT ? 2u : 4u))
 		return -EINVAL;
 	/* The kernel rounds both up to powers of two, and wants the CQ no smaller. */
 	if (cq < sq)
@@ -110,7 +114,7 @@ int urp__ring_setup(struct urp_driver *drv, const struct urp_driver_opts *opts)
 		memset(&p, 0, sizeof(p));
 		p.flags = tiers[i].flags | IORING_SETUP_CQSIZE;
 		p.cq_entries = cq;
-		ret = io_uring_queue_init_params(sq, &drv->ring, &p);
+		ret = urp__ring_queue_init_params(sq, &drv->ring, &p);
 		if (ret == 0) {
 			drv->info.tier = tiers[i].tier;
 			drv->info.tier_name = tiers[i].name;
@@ -127,7 +131,7 @@ int urp__ring_setup(struct urp_driver *drv, const struct urp_driver_opts *opts)
 		return ret;
 	ret = probe_ring(drv);
 	if (ret < 0) {
-		io_uring_queue_exit(&drv->ring);
+		urp__ring_queue_exit(&drv->ring);
 		return ret;
 	}
 	drv->info.max_registrations =
@@ -136,20 +140,12 @@ int urp__ring_setup(struct urp_driver *drv, const struct urp_driver_opts *opts)
 	return 0;
 }
 
-/*
- * On the thread that will turn the ring: with R_DISABLED, enabling binds SINGLE_ISSUER here.
- * Debian's liburing 2.3 declares io_uring_enable_rings() but its shared object lacks it, so
- * register directly.
- */
+/* On the thread that will turn the ring: with R_DISABLED, enabling binds SINGLE_ISSUER here. */
 int urp__ring_enable(struct urp_driver *drv)
 {
-	long ret;
-
 	if (!(drv->ring.flags & IORING_SETUP_R_DISABLED))
 		return 0;
-	ret = syscall(__NR_io_uring_register, drv->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
-		      NULL, 0);
-	return ret < 0 ? -errno : 0;
+	return urp__ring_enable_rings(&drv->ring);
 }
 
 int urp_driver_info(struct urp_driver *drv, struct urp_driver_info *info)
@@ -182,7 +178,8 @@ const char *urp_strerror(int err)
 		return "the system has too many open files: raise fs.file-max";
 	case EOPNOTSUPP:
 		return "this kernel's io_uring lacks what urpoll needs (poll add, async cancel, "
-		       "IORING_FEAT_NODROP, multishot poll): use Linux 6.1 or later";
+		       "IORING_FEAT_NODROP, IORING_FEAT_EXT_ARG, multishot poll): use Linux 6.1 "
+		       "or later";
 	case ECHILD:
 		return "this driver belongs to the parent process: create a new one after fork()";
 	case ESHUTDOWN:
