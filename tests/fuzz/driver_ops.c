@@ -421,7 +421,15 @@ static void do_wait0(struct entry *e)
 
 static void do_deregister(struct entry *e, uint8_t how)
 {
+	int dir;
+
 	cancel_futures(e);
+	/* The waker contract: arg stays valid until the waker is called, replaced or cleared.
+	 * A deregistered entry can still be woken until it is freed (urp_driver_shutdown()
+	 * walks it while its poll's terminal CQE is outstanding), so clear the slots first. */
+	urp_io_clear_wakers(e->io);
+	for (dir = URP_DIR_READ; dir <= URP_DIR_WRITE; dir++)
+		e->slot[dir].stored = e->slot[dir].called;
 	/* A task already woken sits on the loop's queue: let it run before its storage goes. */
 	loop_pass();
 	if (how & 1) {
