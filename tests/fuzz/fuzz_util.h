@@ -104,6 +104,8 @@ static inline unsigned ref_from_interest(unsigned interest)
 }
 
 /* Check the library's word against the reference, field by field. */
-#define FUZZ_CHECK_WORD(word, ref)                                                                 	FUZZ_CHECK((word) == ref_pack(ref), "word %#x, expected ready %#x tick %u shutdown %d",   		   (unsigned)(word), (ref)->ready, (ref)->tick, (ref)->shutdown)
+#define FUZZ_CHECK_WORD(word, ref)                                                                 \
+	FUZZ_CHECK((word) == ref_pack(ref), "word %#x, expected ready %#x tick %u shutdown %d",   \
+		   (unsigned)(word), (ref)->ready, (ref)->tick, (ref)->shutdown)
 
 #endif /* URP_TESTS_FUZZ_UTIL_H */
