@@ -2,9 +2,11 @@
 #
 #   make                 library (shared + static) and tools, under build/
 #   make check           install missing packages, then build and run every test:
-#                        plain, ASan+UBSan, TSan, the Spin model, install and probe checks
+#                        plain, ASan+UBSan, TSan, the Spin model, install and probe checks,
+#                        every fuzz target over its seed corpus, urpoll-bench --smoke
 #   make run             install missing packages, build, run the main job: urpoll-bench
-#                        --quick, urpoll against epoll, traced when root
+#                        --quick, urpoll against epoll, then a traced pass when root
+#   make fuzz            fuzz each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench-proxy     urpoll-proxy vs HAProxy vs direct (tools/bench-proxy.sh, docs/proxy.md)
 #   make soak            the soak: SOAK_SECONDS=3600 under load, not part of check
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -271,6 +273,58 @@ test-trace: lib $(TRACE_BIN) $(BUILD)/tests/trace_bpf \
 		$(BUILD)/tests/trace_workload
 	$(Q)tests/run-suite.sh $(BUILD) trace_bpf
 
+# ---- fuzzing: libFuzzer targets in tests/fuzz/<target>.c, seed corpora in tests/fuzz/<target>/ ----
+# Each target compiles the library's sources straight into the fuzzer (liburpoll.so hides the
+# internal symbols, and the fuzzer wants them instrumented for coverage anyway), always with
+# ASan and UBSan. `make fuzz` fuzzes each target for FUZZ_SECONDS, growing a working corpus in
+# build/fuzz/corpus/<target>/ (crashes land in build/fuzz/<target>-crash-*); `make check` runs
+# every seed file once (test-fuzz).
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := ready core_ops driver_ops
+FUZZ_OUT := build/fuzz
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_OUT)/%)
+FUZZ_CFLAGS := -g -O1 -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_DEPS := tests/fuzz/fuzz_util.h include/urpoll.h $(wildcard core/*.h uring/*.h)
+FUZZ_ENV := ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+.PHONY: fuzz test-fuzz
+
+$(FUZZ_OUT)/ready $(FUZZ_OUT)/core_ops: $(FUZZ_OUT)/%: tests/fuzz/%.c $(CORE_SRCS) $(FUZZ_DEPS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRCS) -lpthread
+
+$(FUZZ_OUT)/driver_ops: tests/fuzz/driver_ops.c $(LIB_SRCS) $(FUZZ_DEPS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(URING_LIBS) -lpthread
+
+fuzz: $(FUZZ_BINS)
+	$(Q)for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_OUT)/corpus/$$t; \
+		echo "== fuzz: $$t for $(FUZZ_SECONDS)s"; \
+		$(FUZZ_ENV) $(FUZZ_OUT)/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_OUT)/$$t- $(FUZZ_OUT)/corpus/$$t tests/fuzz/$$t \
+			>$(FUZZ_OUT)/$$t.fuzz.log 2>&1; rc=$$?; \
+		grep -a '^#[0-9]*.*DONE\|^stat::number_of_executed_units\|^stat::average_exec_per_sec' \
+			$(FUZZ_OUT)/$$t.fuzz.log; \
+		if [ $$rc -ne 0 ]; then tail -40 $(FUZZ_OUT)/$$t.fuzz.log; exit 1; fi; \
+	done
+
+# A libFuzzer binary given files runs each once and exits non-zero on the first failure.
+test-fuzz: $(FUZZ_BINS)
+	$(Q)status=0; for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz corpus: $$t"; \
+		if $(FUZZ_ENV) $(FUZZ_OUT)/$$t tests/fuzz/$$t/* >$(FUZZ_OUT)/$$t.corpus.log 2>&1; then \
+			tests/run-suite.sh --record fuzz/$$t pass; \
+			echo "$$(ls tests/fuzz/$$t | wc -l) inputs passed"; \
+		else tests/run-suite.sh --record fuzz/$$t fail; status=1; \
+			tail -40 $(FUZZ_OUT)/$$t.corpus.log; fi; \
+	done; exit $$status
+
 deps:
 	$(Q)tools/install-deps.sh
 
@@ -330,7 +384,7 @@ check: deps
 	$(Q)rm -f build/check-results
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory -k test-plain test-asan test-tsan test-model test-install \
-		test-probes test-readme test-trace test-bench; status=$$?; tests/run-suite.sh --summary build/check-results; \
+		test-probes test-readme test-trace test-bench test-fuzz; status=$$?; tests/run-suite.sh --summary build/check-results; \
 		exit $$status
 
 install: lib $(TRACE_BIN)
@@ -354,7 +408,7 @@ clean:
 	rm -rf build
 
 help:
-	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(LIB_OBJS:.o=.d) $(FAULT_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d $(SERVER_OBJS:.o=.d) \
 	$(BENCH_BIN).d
