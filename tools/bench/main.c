@@ -844,11 +844,15 @@ static int usage(int status)
 		for (unsigned i = 0; i < *tables[t].count; i++) {
 			const struct workload *wl = &tables[t].wl[i];
 
-			fprintf(f, "  %-20s %s\n  %-20s %s =", wl->name, wl->what, "",
-				wl->param_name);
-			for (unsigned p = 0; p < wl->nparams; p++)
-				fprintf(f, "%s %u", p ? "," : "", wl->params[p]);
-			fprintf(f, "; unit: %s\n", wl->unit);
+			fprintf(f, "  %-20s %s\n  %-20s ", wl->name, wl->what, "");
+			/* Workloads without a parameter run it once, at 0: say nothing. */
+			if (*wl->param_name) {
+				fprintf(f, "%s =", wl->param_name);
+				for (unsigned p = 0; p < wl->nparams; p++)
+					fprintf(f, "%s %u", p ? "," : "", wl->params[p]);
+				fprintf(f, "; ");
+			}
+			fprintf(f, "unit: %s\n", wl->unit);
 		}
 	}
 	fprintf(f, "\nBackends:");
