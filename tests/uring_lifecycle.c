@@ -294,6 +294,40 @@ Test(uring_lifecycle, shutdown_waker_may_deregister)
 	}
 }
 
+static int gone_wakes;
+
+static void gone_wake(void *arg)
+{
+	gone_wakes++;
+}
+
+/*
+ * Bug (found by tests/fuzz/driver_ops): urp_driver_shutdown() called the waker of an entry
+ * deregistered in the same turn, whose poll had not ended yet. The entry is gone for the caller,
+ * who may have freed the waker's arg.
+ */
+Test(uring_lifecycle, shutdown_skips_deregistered_entries)
+{
+	struct urp_waker w = {.wake = gone_wake, .arg = NULL};
+	struct urp_event ev;
+	struct urp_io *io;
+	int p[2];
+
+	drv = driver_new(NULL);
+	turn(drv, 0);
+	cr_assert_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	io = reg(p[0], URP_READABLE);
+	turn(drv, 0);
+	gone_wakes = 0;
+	cr_assert_eq(urp_io_poll_ready(io, URP_DIR_READ, &w, &ev), -EAGAIN);
+	cr_assert_eq(urp_deregister(io), 0);
+	urp_driver_shutdown(drv);
+	cr_assert_eq(turn_until_live(drv, 0), 0);
+	cr_assert_eq(gone_wakes, 0, "the deregistered entry's waker ran %d times", gone_wakes);
+	close(p[0]);
+	close(p[1]);
+}
+
 /* ---- registration limit ---- */
 
 Test(uring_lifecycle, registration_limit_enospc)

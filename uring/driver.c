@@ -221,7 +221,12 @@ static void shutdown_entries(struct urp_driver *drv)
 	drv->shutting_down = true;
 	urp__list_for_each_safe(pos, tmp, &drv->live)
 	{
-		urp_io_shutdown(urp__container_of(pos, struct urp_io, link));
+		struct urp_io *io = urp__container_of(pos, struct urp_io, link);
+
+		/* Deregistered, waiting for its poll's final CQE: gone for the caller, whose
+		 * waker's arg may already be freed. */
+		if (!(io->driver_state & URP__IO_GONE))
+			urp_io_shutdown(io);
 	}
 	drv->shutting_down = false;
 }
