@@ -134,8 +134,9 @@ LINK_LIB := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lurpoll
 tools: $(TOOL_BINS) $(TRACE_BIN) $(BENCH_BIN)
 
 # What the servers share (tools/net.c: addresses and listeners; tools/acceptor.c: the listener
-# task), compiled once per build directory and linked into each server.
-SERVER_SRCS := tools/net.c tools/acceptor.c
+# task; tools/server.c: loops, threads and signals), compiled once per build directory and
+# linked into each server.
+SERVER_SRCS := tools/net.c tools/acceptor.c tools/server.c
 SERVER_OBJS := $(SERVER_SRCS:%.c=$(BUILD)/obj/%.o)
 SERVER_BINS := $(BUILD)/tools/urpoll-echo $(BUILD)/tools/urpoll-proxy
 

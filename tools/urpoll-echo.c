@@ -17,8 +17,6 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -26,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -35,6 +32,7 @@
 
 #include "acceptor.h"
 #include "net.h"
+#include "server.h"
 
 #define PROG "urpoll-echo"
 
@@ -61,74 +59,31 @@ struct conn {
 /* One loop on one thread. Its counters are written by that thread only and read after join. */
 struct worker {
 	struct urp_loop *loop;
-	pthread_t thread;
-	unsigned index;
 	struct acceptor acceptors[MAX_LISTENERS];
 	unsigned nacceptors;
 	struct conn *conns;
 	uint64_t accepted, bytes, dropped, errors;
-	int status; /* urp_loop_run()'s result */
-};
-
-/* SIGINT and SIGTERM arrive on a signalfd watched by a task of the first loop. */
-struct sigwatch {
-	struct urp_task task;
-	struct urp_io *io;
-	int fd;
-	struct signalfd_siginfo info;
 };
 
 static struct {
-	bool quiet;
-	bool pin;
+	struct server server;
 	struct acceptor_group group;
 	struct worker *workers;
 	unsigned nworkers;
-	struct sigwatch sig;
-	atomic_int exit_status;
 } srv;
 
 /* ---- shutdown ---- */
 
-static void stop_all(int status)
-{
-	if (status)
-		atomic_store(&srv.exit_status, status);
-	for (unsigned i = 0; i < srv.nworkers; i++)
-		urp_loop_stop(srv.workers[i].loop);
-}
-
 static void stop_failed(void)
 {
-	stop_all(1);
+	server_stop(&srv.server, 1);
 }
 
-static ssize_t sig_read(void *arg)
+/* SIGINT or SIGTERM: stop at once. */
+static void on_signal(int signo)
 {
-	struct sigwatch *s = arg;
-	ssize_t n = read(s->fd, &s->info, sizeof(s->info));
-
-	return n < 0 ? -errno : n;
-}
-
-static int sigwatch_run(struct urp_task *task, void *arg)
-{
-	struct urp_waker waker = urp_task_waker(task);
-	struct sigwatch *s = arg;
-	struct urp_event ev;
-	ssize_t n;
-
-	for (;;) {
-		n = urp_io_try_io(s->io, URP_READABLE, sig_read, s);
-		if (n > 0) {
-			stop_all(0);
-			continue;
-		}
-		if (n != -EAGAIN)
-			return 0;
-		if (urp_io_poll_ready(s->io, URP_DIR_READ, &waker, &ev) == -EAGAIN)
-			return 0;
-	}
+	(void)signo;
+	server_stop(&srv.server, 0);
 }
 
 /* ---- connections ---- */
@@ -276,7 +231,7 @@ out_free:
 out_close:
 	/* -ENOSPC: more connections than the ring was sized for (main() sizes it from the
 	 * descriptor limit); -ENOMEM. Either way the client sees its connection closed. */
-	if (!srv.quiet)
+	if (!srv.server.quiet)
 		fprintf(stderr, PROG ": dropping a connection: %s\n", urp_strerror(ret));
 	close(fd);
 	w->dropped++;
@@ -327,35 +282,6 @@ out_close:
 	return err;
 }
 
-static void *worker_main(void *arg)
-{
-	struct worker *w = arg;
-
-	if (srv.pin) {
-		cpu_set_t allowed, one;
-		unsigned seen = 0, want;
-
-		/* The i-th CPU this process may use (modulo their number). */
-		if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0 && CPU_COUNT(&allowed)) {
-			want = w->index % (unsigned)CPU_COUNT(&allowed);
-			for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-				if (!CPU_ISSET(cpu, &allowed) || seen++ != want)
-					continue;
-				CPU_ZERO(&one);
-				CPU_SET(cpu, &one);
-				pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
-				break;
-			}
-		}
-	}
-	w->status = urp_loop_run(w->loop);
-	if (w->status < 0) {
-		fprintf(stderr, PROG ": loop %u: %s\n", w->index, urp_strerror(w->status));
-		stop_all(1);
-	}
-	return NULL;
-}
-
 static int usage(int status)
 {
 	fprintf(status ? stderr : stdout,
@@ -398,7 +324,7 @@ static int usage(int status)
 static void print_summary(void)
 {
 	uint64_t conns = 0, bytes = 0, shed = 0, errors = 0;
-	struct urp_stats sum = { 0 }, st;
+	struct urp_stats sum;
 
 	for (unsigned i = 0; i < srv.nworkers; i++) {
 		struct worker *w = &srv.workers[i];
@@ -409,24 +335,15 @@ static void print_summary(void)
 		for (unsigned j = 0; j < w->nacceptors; j++)
 			shed += atomic_load_explicit(&w->acceptors[j].shed, memory_order_relaxed);
 		errors += w->errors;
-		if (urp_driver_stats(urp_loop_driver(w->loop), &st) == 0) {
-			sum.events += st.events;
-			sum.stale_rejects += st.stale_rejects;
-			sum.wake_batches += st.wake_batches;
-			sum.unknown_tokens += st.unknown_tokens;
-		}
 	}
+	server_stats(&srv.server, &sum);
 	printf(PROG ": %llu connections, %llu bytes, %llu events, %llu stale rejections, "
 		    "%llu wake batches (%u thread%s, %llu shed, %llu errors)\n",
 	       (unsigned long long)conns, (unsigned long long)bytes,
 	       (unsigned long long)sum.events, (unsigned long long)sum.stale_rejects,
 	       (unsigned long long)sum.wake_batches, srv.nworkers, srv.nworkers == 1 ? "" : "s",
 	       (unsigned long long)shed, (unsigned long long)errors);
-	/* A completion for no live registration: a bug in urpoll, never in the caller. */
-	if (sum.unknown_tokens)
-		fprintf(stderr,
-			PROG ": %llu completions named no live registration (a urpoll bug)\n",
-			(unsigned long long)sum.unknown_tokens);
+	server_stats_check(&srv.server, &sum);
 	fflush(stdout);
 }
 
@@ -444,14 +361,12 @@ int main(int argc, char **argv)
 	};
 	const char *listen_arg = NULL, *unix_path = NULL;
 	int tcp_fds[MAX_THREADS], unix_fd = -1, ret, opt, status = 1;
-	unsigned nthreads = 1, started = 0, limit;
+	unsigned nthreads = 1, limit;
 	int listen_fds[MAX_LISTENERS];
 	unsigned nlisten;
 	struct urp_driver_opts dopts = { 0 };
 	union sockaddr_any addr;
 	socklen_t addr_len = 0;
-	char text[128];
-	sigset_t mask;
 
 	for (unsigned i = 0; i < MAX_THREADS; i++)
 		tcp_fds[i] = -1;
@@ -477,10 +392,10 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'p':
-			srv.pin = true;
+			srv.server.pin = true;
 			break;
 		case 'q':
-			srv.quiet = true;
+			srv.server.quiet = true;
 			break;
 		case 'h':
 			return usage(0);
@@ -498,8 +413,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n", argv[optind]);
 		return 2;
 	}
+	srv.server.prog = PROG;
+	srv.server.on_signal = on_signal;
 	srv.group.prog = PROG;
-	srv.group.quiet = srv.quiet;
+	srv.group.quiet = srv.server.quiet;
 	srv.group.fatal = stop_failed;
 	if (!listen_arg && !unix_path)
 		listen_arg = "127.0.0.1:7777";
@@ -515,18 +432,8 @@ int main(int argc, char **argv)
 		limit = srv.group.max_conns;
 	dopts.cq_entries = net_cq_entries_for(limit);
 
-	/* Signals are blocked in every thread (they inherit the mask) and read from a signalfd
-	 * by a task: no handler, nothing async-signal-unsafe. */
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	srv.sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (srv.sig.fd < 0) {
-		fprintf(stderr, PROG ": signalfd: %s\n", strerror(errno));
+	if (server_signals_open(&srv.server, 0) < 0)
 		return 1;
-	}
 
 	if (listen_arg) {
 		ret = net_tcp_listeners(&addr, addr_len, tcp_fds, nthreads);
@@ -551,16 +458,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": %s\n", strerror(ENOMEM));
 		goto out_close;
 	}
+	srv.nworkers = nthreads;
+	if (server_loops_new(&srv.server, nthreads, &dopts) < 0)
+		goto out_free;
 	for (unsigned i = 0; i < nthreads; i++) {
 		struct worker *w = &srv.workers[i];
 
-		w->index = i;
-		ret = urp_loop_new(&w->loop, &dopts);
-		if (ret < 0) {
-			fprintf(stderr, PROG ": %s\n", urp_strerror(ret));
-			goto out_free;
-		}
-		srv.nworkers++;
+		w->loop = srv.server.loops[i].loop;
 		nlisten = 0;
 		if (listen_arg)
 			listen_fds[nlisten++] = tcp_fds[i];
@@ -576,52 +480,17 @@ int main(int argc, char **argv)
 			w->nacceptors++;
 		}
 	}
-	ret = urp_register(urp_loop_driver(srv.workers[0].loop), srv.sig.fd, URP_READABLE,
-			   &srv.sig.io);
-	if (ret < 0) {
-		fprintf(stderr, PROG ": register: %s\n", urp_strerror(ret));
-		goto out_free;
-	}
-	urp_task_init(&srv.sig.task, srv.workers[0].loop, sigwatch_run, &srv.sig);
-	urp_task_wake(&srv.sig.task);
 
-	for (started = 1; started < nthreads; started++) {
-		struct worker *w = &srv.workers[started];
-
-		ret = pthread_create(&w->thread, NULL, worker_main, w);
-		if (ret) {
-			fprintf(stderr, PROG ": cannot start a thread: %s\n", strerror(ret));
-			stop_all(1);
-			break;
-		}
-		/* "urpoll-echo/1": loops 1..N-1 by name in ps and top (loop 0 is the main
-		 * thread), named before the address is printed. */
-		snprintf(text, sizeof(text), PROG "/%u", started);
-		text[15] = '\0';
-		pthread_setname_np(w->thread, text);
-	}
-	/* Printed once every loop exists: whoever reads it may connect at once. */
-	if (!srv.quiet && started == nthreads) {
-		if (listen_arg)
-			printf(PROG ": listening on tcp %s\n", net_addr_str(&addr, text, sizeof(text)));
-		if (unix_path)
-			printf(PROG ": listening on unix %s\n", unix_path);
-		fflush(stdout);
-	}
-	if (started == nthreads)
-		worker_main(&srv.workers[0]);
-	for (unsigned i = 1; i < started; i++)
-		pthread_join(srv.workers[i].thread, NULL);
-	status = atomic_load(&srv.exit_status);
-	if (!srv.quiet)
+	status = server_run(&srv.server, listen_arg ? &addr : NULL, unix_path);
+	if (!srv.server.quiet)
 		print_summary();
 
 out_free:
+	/* Frees every entry still registered; then the descriptors are ours to close. */
+	server_loops_free(&srv.server);
 	for (unsigned i = 0; i < srv.nworkers; i++) {
 		struct worker *w = &srv.workers[i];
 
-		/* Frees every entry still registered; then the descriptors are ours to close. */
-		urp_loop_free(w->loop);
 		while (w->conns) {
 			struct conn *c = w->conns;
 
@@ -642,6 +511,6 @@ out_close:
 		close(unix_fd);
 	if (unix_path)
 		unlink(unix_path);
-	close(srv.sig.fd);
+	server_signals_close(&srv.server);
 	return status;
 }

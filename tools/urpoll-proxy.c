@@ -19,7 +19,6 @@
 #include <limits.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdatomic.h>
@@ -27,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -36,6 +34,7 @@
 
 #include "acceptor.h"
 #include "net.h"
+#include "server.h"
 
 #define PROG "urpoll-proxy"
 
@@ -85,7 +84,6 @@ struct counters {
 
 struct worker {
 	struct urp_loop *loop;
-	pthread_t thread;
 	unsigned index;
 	struct acceptor acceptor;
 	struct conn *conns;
@@ -97,7 +95,6 @@ struct worker {
 	uint32_t now;	    /* ticks since start */
 	uint32_t drain_end; /* tick the drain gives up at; 0: not draining yet */
 	struct counters n;
-	int status;
 };
 
 struct backend {
@@ -106,25 +103,15 @@ struct backend {
 	char text[64];
 };
 
-/* SIGINT, SIGTERM and SIGUSR1 arrive on a signalfd watched by a task of the first loop. */
-struct sigwatch {
-	struct urp_task task;
-	struct urp_io *io;
-	int fd;
-	struct signalfd_siginfo info;
-};
-
 static struct {
-	bool quiet;
+	struct server server;
 	unsigned idle_ticks, connect_ticks, stats_ticks; /* 0: none */
 	struct backend backends[MAX_BACKENDS];
 	unsigned nbackends;
 	struct acceptor_group group;
 	struct worker *workers;
 	unsigned nworkers;
-	struct sigwatch sig;
 	atomic_bool draining;
-	atomic_int exit_status;
 } prx;
 
 /* ---- counters and shutdown ---- */
@@ -132,7 +119,7 @@ static struct {
 static void print_stats(const char *when)
 {
 	uint64_t sum[7] = { 0 }, shed = 0, refused = 0;
-	struct urp_stats total = { 0 }, st;
+	struct urp_stats total;
 
 	for (unsigned i = 0; i < prx.nworkers; i++) {
 		struct worker *w = &prx.workers[i];
@@ -144,13 +131,8 @@ static void print_stats(const char *when)
 			sum[k] += net_counted(c[k]);
 		shed += net_counted(&w->acceptor.shed);
 		refused += net_counted(&w->acceptor.refused);
-		if (urp_driver_stats(urp_loop_driver(w->loop), &st) == 0) {
-			total.events += st.events;
-			total.stale_rejects += st.stale_rejects;
-			total.wake_batches += st.wake_batches;
-			total.unknown_tokens += st.unknown_tokens;
-		}
 	}
+	server_stats(&prx.server, &total);
 	printf(PROG ": %s: conns %llu open %llu refused %llu shed %llu bytes_up %llu "
 		    "bytes_down %llu connect_errors %llu timeouts %llu io_errors %llu events %llu "
 		    "stale_rejects %llu wake_batches %llu\n",
@@ -159,25 +141,13 @@ static void print_stats(const char *when)
 	       (unsigned long long)sum[3], (unsigned long long)sum[4], (unsigned long long)sum[5],
 	       (unsigned long long)sum[6], (unsigned long long)total.events,
 	       (unsigned long long)total.stale_rejects, (unsigned long long)total.wake_batches);
-	/* A completion for no live registration: a bug in urpoll, never in the caller. */
-	if (total.unknown_tokens)
-		fprintf(stderr,
-			PROG ": %llu completions named no live registration (a urpoll bug)\n",
-			(unsigned long long)total.unknown_tokens);
+	server_stats_check(&prx.server, &total);
 	fflush(stdout);
-}
-
-static void stop_all(int status)
-{
-	if (status)
-		atomic_store(&prx.exit_status, status);
-	for (unsigned i = 0; i < prx.nworkers; i++)
-		urp_loop_stop(prx.workers[i].loop);
 }
 
 static void stop_failed(void)
 {
-	stop_all(1);
+	server_stop(&prx.server, 1);
 }
 
 /* First signal: stop accepting and let each loop finish its connections (its timer task
@@ -185,7 +155,7 @@ static void stop_failed(void)
 static void drain_all(void)
 {
 	if (atomic_exchange(&prx.draining, true)) {
-		stop_all(0);
+		server_stop(&prx.server, 0);
 		return;
 	}
 	for (unsigned i = 0; i < prx.nworkers; i++) {
@@ -194,35 +164,13 @@ static void drain_all(void)
 	}
 }
 
-static ssize_t sig_read(void *arg)
+/* SIGUSR1: the counters; SIGINT or SIGTERM: the drain. */
+static void on_signal(int signo)
 {
-	struct sigwatch *s = arg;
-	ssize_t n = read(s->fd, &s->info, sizeof(s->info));
-
-	return n < 0 ? -errno : n;
-}
-
-static int sigwatch_run(struct urp_task *task, void *arg)
-{
-	struct urp_waker waker = urp_task_waker(task);
-	struct sigwatch *s = arg;
-	struct urp_event ev;
-	ssize_t n;
-
-	for (;;) {
-		n = urp_io_try_io(s->io, URP_READABLE, sig_read, s);
-		if (n > 0) {
-			if (s->info.ssi_signo == SIGUSR1)
-				print_stats("stats");
-			else
-				drain_all();
-			continue;
-		}
-		if (n != -EAGAIN)
-			return 0;
-		if (urp_io_poll_ready(s->io, URP_DIR_READ, &waker, &ev) == -EAGAIN)
-			return 0;
-	}
+	if (signo == SIGUSR1)
+		print_stats("stats");
+	else
+		drain_all();
 }
 
 /* ---- connections ---- */
@@ -580,18 +528,6 @@ static int timer_start(struct worker *w)
 
 /* ---- set-up ---- */
 
-static void *worker_main(void *arg)
-{
-	struct worker *w = arg;
-
-	w->status = urp_loop_run(w->loop);
-	if (w->status < 0) {
-		fprintf(stderr, PROG ": loop %u: %s\n", w->index, urp_strerror(w->status));
-		stop_all(1);
-	}
-	return NULL;
-}
-
 /* Whether a backend accepts a connection within timeout_ms: 0 or -errno. */
 static int backend_probe(const struct backend *b, int timeout_ms)
 {
@@ -666,14 +602,12 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	unsigned nthreads = 1, started = 0, limit, idle_s = 300, connect_s = 5, stats_s = 0;
+	unsigned nthreads = 1, limit, idle_s = 300, connect_s = 5, stats_s = 0;
 	int listen_fds[MAX_THREADS], ret, opt, status = 1;
 	struct urp_driver_opts dopts = { 0 };
 	const char *listen_arg = NULL;
 	union sockaddr_any addr;
 	socklen_t addr_len = 0;
-	char text[128];
-	sigset_t mask;
 
 	for (unsigned i = 0; i < MAX_THREADS; i++)
 		listen_fds[i] = -1;
@@ -725,7 +659,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'q':
-			prx.quiet = true;
+			prx.server.quiet = true;
 			break;
 		case 'h':
 			return usage(0);
@@ -755,8 +689,10 @@ int main(int argc, char **argv)
 	prx.idle_ticks = idle_s * TICKS_PER_S;
 	prx.connect_ticks = connect_s * TICKS_PER_S;
 	prx.stats_ticks = stats_s * TICKS_PER_S;
+	prx.server.prog = PROG;
+	prx.server.on_signal = on_signal;
 	prx.group.prog = PROG;
-	prx.group.quiet = prx.quiet;
+	prx.group.quiet = prx.server.quiet;
 	prx.group.refuse = true;
 	prx.group.fatal = stop_failed;
 
@@ -775,19 +711,8 @@ int main(int argc, char **argv)
 		limit = 2 * prx.group.max_conns;
 	dopts.cq_entries = net_cq_entries_for(limit + 8);
 
-	/* Signals are blocked in every thread (they inherit the mask) and read from a signalfd
-	 * by a task: no handler, nothing async-signal-unsafe. */
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	prx.sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (prx.sig.fd < 0) {
-		fprintf(stderr, PROG ": signalfd: %s\n", strerror(errno));
+	if (server_signals_open(&prx.server, SIGUSR1) < 0)
 		return 1;
-	}
 
 	ret = net_tcp_listeners(&addr, addr_len, listen_fds, nthreads);
 	if (ret < 0) {
@@ -804,17 +729,15 @@ int main(int argc, char **argv)
 		prx.workers[i].acceptor.reserve_fd = -1;
 		prx.workers[i].acceptor.fd = -1;
 	}
+	prx.nworkers = nthreads;
+	if (server_loops_new(&prx.server, nthreads, &dopts) < 0)
+		goto out_free;
 	for (unsigned i = 0; i < nthreads; i++) {
 		struct worker *w = &prx.workers[i];
 
+		w->loop = prx.server.loops[i].loop;
 		w->index = i;
 		w->next_backend = i;
-		ret = urp_loop_new(&w->loop, &dopts);
-		if (ret < 0) {
-			fprintf(stderr, PROG ": %s\n", urp_strerror(ret));
-			goto out_free;
-		}
-		prx.nworkers++;
 		ret = acceptor_start(&w->acceptor, &prx.group, w->loop, listen_fds[i], conn_start,
 				     w);
 		listen_fds[i] = -1; /* the acceptor's now: it closes it on the drain */
@@ -825,47 +748,17 @@ int main(int argc, char **argv)
 			goto out_free;
 		}
 	}
-	ret = urp_register(urp_loop_driver(prx.workers[0].loop), prx.sig.fd, URP_READABLE,
-			   &prx.sig.io);
-	if (ret < 0) {
-		fprintf(stderr, PROG ": register: %s\n", urp_strerror(ret));
-		goto out_free;
-	}
-	urp_task_init(&prx.sig.task, prx.workers[0].loop, sigwatch_run, &prx.sig);
-	urp_task_wake(&prx.sig.task);
 
-	for (started = 1; started < nthreads; started++) {
-		struct worker *w = &prx.workers[started];
-
-		ret = pthread_create(&w->thread, NULL, worker_main, w);
-		if (ret) {
-			fprintf(stderr, PROG ": cannot start a thread: %s\n", strerror(ret));
-			stop_all(1);
-			break;
-		}
-		snprintf(text, sizeof(text), PROG "/%u", started);
-		text[15] = '\0';
-		pthread_setname_np(w->thread, text);
-	}
-	/* Printed once every loop exists: whoever reads it may connect at once. */
-	if (!prx.quiet && started == nthreads) {
-		printf(PROG ": listening on tcp %s\n", net_addr_str(&addr, text, sizeof(text)));
-		fflush(stdout);
-	}
-	if (started == nthreads)
-		worker_main(&prx.workers[0]);
-	for (unsigned i = 1; i < started; i++)
-		pthread_join(prx.workers[i].thread, NULL);
-	status = atomic_load(&prx.exit_status);
-	if (!prx.quiet)
+	status = server_run(&prx.server, &addr, NULL);
+	if (!prx.server.quiet)
 		print_stats("exit");
 
 out_free:
+	/* Frees every entry still registered; then the descriptors are ours to close. */
+	server_loops_free(&prx.server);
 	for (unsigned i = 0; i < prx.nworkers; i++) {
 		struct worker *w = &prx.workers[i];
 
-		/* Frees every entry still registered; then the descriptors are ours to close. */
-		urp_loop_free(w->loop);
 		while (w->conns) {
 			struct conn *c = w->conns;
 
@@ -887,6 +780,6 @@ out_close:
 	for (unsigned i = 0; i < nthreads; i++)
 		if (listen_fds[i] >= 0)
 			close(listen_fds[i]);
-	close(prx.sig.fd);
+	server_signals_close(&prx.server);
 	return status;
 }

@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/* server: loops, threads and signals of the urpoll servers (see server.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server.h"
+
+void server_stop(struct server *s, int status)
+{
+	if (status)
+		atomic_store(&s->exit_status, status);
+	for (unsigned i = 0; i < s->nloops; i++)
+		urp_loop_stop(s->loops[i].loop);
+}
+
+/* ---- signals ---- */
+
+int server_signals_open(struct server *s, int extra_signo)
+{
+	sigset_t mask;
+
+	/* Signals are blocked in every thread (they inherit the mask) and read from a signalfd
+	 * by a task: no handler, nothing async-signal-unsafe. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	if (extra_signo)
+		sigaddset(&mask, extra_signo);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	s->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (s->sig_fd < 0) {
+		fprintf(stderr, "%s: signalfd: %s\n", s->prog, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+void server_signals_close(struct server *s)
+{
+	close(s->sig_fd);
+}
+
+static ssize_t sig_read(void *arg)
+{
+	struct server *s = arg;
+	ssize_t n = read(s->sig_fd, &s->sig_info, sizeof(s->sig_info));
+
+	return n < 0 ? -errno : n;
+}
+
+static int sig_run(struct urp_task *task, void *arg)
+{
+	struct urp_waker waker = urp_task_waker(task);
+	struct server *s = arg;
+	struct urp_event ev;
+	ssize_t n;
+
+	for (;;) {
+		n = urp_io_try_io(s->sig_io, URP_READABLE, sig_read, s);
+		if (n > 0) {
+			s->on_signal((int)s->sig_info.ssi_signo);
+			continue;
+		}
+		if (n != -EAGAIN)
+			return 0;
+		if (urp_io_poll_ready(s->sig_io, URP_DIR_READ, &waker, &ev) == -EAGAIN)
+			return 0;
+	}
+}
+
+/* ---- loops ---- */
+
+int server_loops_new(struct server *s, unsigned n, const struct urp_driver_opts *opts)
+{
+	struct urp_loop *first;
+	int ret;
+
+	s->loops = calloc(n, sizeof(*s->loops));
+	if (!s->loops) {
+		fprintf(stderr, "%s: %s\n", s->prog, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct server_loop *l = &s->loops[i];
+
+		l->server = s;
+		l->index = i;
+		ret = urp_loop_new(&l->loop, opts);
+		if (ret < 0) {
+			fprintf(stderr, "%s: %s\n", s->prog, urp_strerror(ret));
+			return ret;
+		}
+		s->nloops++;
+	}
+	first = s->loops[0].loop;
+	ret = urp_register(urp_loop_driver(first), s->sig_fd, URP_READABLE, &s->sig_io);
+	if (ret < 0) {
+		fprintf(stderr, "%s: register: %s\n", s->prog, urp_strerror(ret));
+		return ret;
+	}
+	urp_task_init(&s->sig_task, first, sig_run, s);
+	urp_task_wake(&s->sig_task);
+	return 0;
+}
+
+void server_loops_free(struct server *s)
+{
+	for (unsigned i = 0; i < s->nloops; i++)
+		urp_loop_free(s->loops[i].loop);
+	free(s->loops);
+	s->loops = NULL;
+	s->nloops = 0;
+}
+
+/* Pin the calling thread to the index-th CPU this process may use (modulo their number). */
+static void pin_to(unsigned index)
+{
+	cpu_set_t allowed, one;
+	unsigned seen = 0, want;
+
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) || !CPU_COUNT(&allowed))
+		return;
+	want = index % (unsigned)CPU_COUNT(&allowed);
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &allowed) || seen++ != want)
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+		break;
+	}
+}
+
+static void *loop_main(void *arg)
+{
+	struct server_loop *l = arg;
+	struct server *s = l->server;
+	int ret;
+
+	if (s->pin)
+		pin_to(l->index);
+	ret = urp_loop_run(l->loop);
+	if (ret < 0) {
+		fprintf(stderr, "%s: loop %u: %s\n", s->prog, l->index, urp_strerror(ret));
+		server_stop(s, 1);
+	}
+	return NULL;
+}
+
+int server_run(struct server *s, const union sockaddr_any *tcp, const char *unix_path)
+{
+	unsigned started;
+	char text[128];
+	int ret;
+
+	for (started = 1; started < s->nloops; started++) {
+		struct server_loop *l = &s->loops[started];
+
+		ret = pthread_create(&l->thread, NULL, loop_main, l);
+		if (ret) {
+			fprintf(stderr, "%s: cannot start a thread: %s\n", s->prog, strerror(ret));
+			server_stop(s, 1);
+			break;
+		}
+		/* "urpoll-echo/1": loops 1..N-1 by name in ps and top (loop 0 is the main
+		 * thread), named before the address is printed. */
+		snprintf(text, sizeof(text), "%s/%u", s->prog, started);
+		text[15] = '\0';
+		pthread_setname_np(l->thread, text);
+	}
+	if (started == s->nloops) {
+		/* Printed once every loop exists: whoever reads it may connect at once. */
+		if (!s->quiet) {
+			if (tcp)
+				printf("%s: listening on tcp %s\n", s->prog,
+				       net_addr_str(tcp, text, sizeof(text)));
+			if (unix_path)
+				printf("%s: listening on unix %s\n", s->prog, unix_path);
+			fflush(stdout);
+		}
+		loop_main(&s->loops[0]);
+	}
+	for (unsigned i = 1; i < started; i++)
+		pthread_join(s->loops[i].thread, NULL);
+	return atomic_load(&s->exit_status);
+}
+
+/* ---- statistics ---- */
+
+void server_stats(struct server *s, struct urp_stats *sum)
+{
+	struct urp_stats st;
+
+	*sum = (struct urp_stats){ 0 };
+	for (unsigned i = 0; i < s->nloops; i++) {
+		if (urp_driver_stats(urp_loop_driver(s->loops[i].loop), &st))
+			continue;
+		sum->events += st.events;
+		sum->stale_rejects += st.stale_rejects;
+		sum->wake_batches += st.wake_batches;
+		sum->unknown_tokens += st.unknown_tokens;
+	}
+}
+
+void server_stats_check(const struct server *s, const struct urp_stats *sum)
+{
+	/* A completion for no live registration: a bug in urpoll, never in the caller. */
+	if (sum->unknown_tokens)
+		fprintf(stderr, "%s: %llu completions named no live registration (a urpoll bug)\n",
+			s->prog, (unsigned long long)sum->unknown_tokens);
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server: the thread-per-core scaffolding of the urpoll servers (urpoll-echo, urpoll-proxy).
+ * N loops, loop 0 on the main thread and loop i on a thread named "PROG/i"; SIGINT, SIGTERM
+ * (and one more signal of the server's choice) read from a signalfd by a task of loop 0; the
+ * "listening on" lines once every loop exists; a stop of every loop from any thread.
+ *
+ * Each function that fails prints why on stderr, prefixed with prog, and returns -errno.
+ */
+#ifndef URP_TOOLS_SERVER_H
+#define URP_TOOLS_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/signalfd.h>
+
+#include <urpoll.h>
+
+#include "net.h"
+
+struct server;
+
+struct server_loop {
+	struct server *server;
+	struct urp_loop *loop;
+	pthread_t thread;
+	unsigned index;
+};
+
+struct server {
+	const char *prog; /* prefix of the messages and the threads' names */
+	bool quiet;	  /* no "listening on" lines */
+	bool pin;	  /* loop i on the i-th CPU the process may use */
+	/* Called on loop 0 for each signal read (SIGINT, SIGTERM or the extra one). */
+	void (*on_signal)(int signo);
+	struct server_loop *loops; /* nloops of them */
+	unsigned nloops;
+	struct urp_task sig_task;
+	struct urp_io *sig_io;
+	int sig_fd;
+	struct signalfd_siginfo sig_info;
+	atomic_int exit_status;
+};
+
+/*
+ * Ignore SIGPIPE and block SIGINT, SIGTERM and extra_signo (0: none) in this thread and the
+ * threads it starts later, to be read from s->sig_fd. Returns 0 or -errno.
+ */
+int server_signals_open(struct server *s, int extra_signo);
+/* n loops on driver options opts (s->nloops counts those made, for server_loops_free()), then
+ * the signal task on loop 0. Returns 0 or -errno. */
+int server_loops_new(struct server *s, unsigned n, const struct urp_driver_opts *opts);
+/*
+ * Start a thread for each loop but the first, print where the server listens (tcp and
+ * unix_path each when not NULL, unless quiet) once they all run, then run loop 0 on this thread
+ * until the server stops and join the others. Returns the exit status: 0 after a signal, 1 if
+ * a thread could not start or a loop failed (or server_stop() was called with 1).
+ */
+int server_run(struct server *s, const union sockaddr_any *tcp, const char *unix_path);
+/* Stop every loop (any thread); a nonzero status becomes the exit status of server_run(). */
+void server_stop(struct server *s, int status);
+/* The driver statistics of all loops, summed. */
+void server_stats(struct server *s, struct urp_stats *sum);
+/* Report on stderr completions for no live registration in sum: a bug in urpoll. */
+void server_stats_check(const struct server *s, const struct urp_stats *sum);
+/* Free the loops: every entry still registered with them, so that the descriptors are the
+ * caller's to close. */
+void server_loops_free(struct server *s);
+/* Close the signalfd of server_signals_open(). */
+void server_signals_close(struct server *s);
+
+#endif /* URP_TOOLS_SERVER_H */
