@@ -34,6 +34,8 @@
 
 #include <urpoll.h>
 
+#include "e2e_util.h"
+
 /* Generous bounds, reached only when something is broken (or a sanitizer is very slow). */
 #define BOUND_S	     20.0
 #define START_S	     10.0
@@ -42,14 +44,6 @@
 #define ONE_MIB	     (1u << 20)
 /* A send that makes no progress for this long has stalled. */
 #define FLOOD_IDLE_MS 300
-
-union sockaddr_any {
-	struct sockaddr sa;
-	struct sockaddr_in in;
-	struct sockaddr_in6 in6;
-	struct sockaddr_un un;
-	struct sockaddr_storage ss;
-};
 
 struct endpoint {
 	union sockaddr_any addr;
@@ -68,14 +62,6 @@ static struct {
 	int baseline_fds; /* descriptors of the idle server, right after it printed its address */
 	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 } srv = { .pid = -1, .out = -1, .err = -1 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t splitmix64(uint64_t *state)
 {
@@ -114,29 +100,12 @@ static void server_kill(void)
 
 static void suite_init(void)
 {
-	struct rlimit rl;
-
-	/* A thousand clients and their thousand server ends: raise the soft limit to the hard
-	 * one (20000 here); the server inherits it. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	/* A thousand clients and their thousand server ends (the hard limit is 20000 here). */
+	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 }
 
 TestSuite(echo_e2e, .init = suite_init, .fini = server_kill, .timeout = 60);
-
-static void skip_without_io_uring(void)
-{
-	struct urp_driver *drv;
-	int ret = urp_driver_new(&drv, NULL);
-
-	if (ret == -EPERM || ret == -ENOSYS || ret == -EOPNOTSUPP)
-		cr_skip_test("io_uring unavailable: %s", urp_strerror(ret));
-	cr_assert_eq(ret, 0, "urp_driver_new: %s", urp_strerror(ret));
-	urp_driver_free(drv);
-}
 
 static const char *server_binary(void)
 {
@@ -159,24 +128,7 @@ static const char *server_binary(void)
 /* Read what the server printed into srv.text until needle shows up or seconds pass. */
 static bool server_wait_output(const char *needle, double seconds)
 {
-	double deadline = now_s() + seconds;
-
-	while (!strstr(srv.text, needle)) {
-		struct pollfd p = { .fd = srv.out, .events = POLLIN };
-		double left = deadline - now_s();
-		ssize_t n;
-
-		if (left <= 0 || srv.text_len + 1 >= sizeof(srv.text))
-			return false;
-		if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
-			continue;
-		n = read(srv.out, srv.text + srv.text_len, sizeof(srv.text) - 1 - srv.text_len);
-		if (n <= 0)
-			return false;
-		srv.text_len += (size_t)n;
-		srv.text[srv.text_len] = '\0';
-	}
-	return true;
+	return wait_output(srv.out, srv.text, sizeof(srv.text), &srv.text_len, 0, needle, seconds);
 }
 
 /* After the server exited: the rest of its output, up to EOF. */
@@ -190,23 +142,6 @@ static void server_read_rest(void)
 		srv.text_len += (size_t)n;
 		srv.text[srv.text_len] = '\0';
 	}
-}
-
-static int count_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *de;
-	int n = 0;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		return -1;
-	while ((de = readdir(dir)))
-		n += de->d_name[0] != '.';
-	closedir(dir);
-	return n;
 }
 
 /* Fork and exec the server with args (NULL-terminated, without argv[0]). nofile > 0 sets its

@@ -33,6 +33,8 @@
 
 #include <urpoll.h>
 
+#include "e2e_util.h"
+
 #define MAX_PROCS 8
 #define OUT_SIZE  65536
 #define START_S	  10.0
@@ -53,14 +55,6 @@ static struct {
 	struct proc *proxy;
 	unsigned proxy_port;
 } t;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void sleep_ms(unsigned ms)
 {
@@ -96,14 +90,8 @@ static void cleanup(void)
 
 static void suite_init(void)
 {
-	struct rlimit rl;
-
-	/* 5,000 clients, and the proxy's 10,000 descriptors: raise the soft limit to the hard
-	 * one (20,000 here); every process started inherits it. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	/* 5,000 clients, and the proxy's 10,000 descriptors (the hard limit is 20,000 here). */
+	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	strcpy(t.dir, "/tmp/proxy_e2e.XXXXXX");
 	cr_assert_not_null(mkdtemp(t.dir), "mkdtemp: %s", strerror(errno));
@@ -120,17 +108,6 @@ static void need_program(const char *name)
 	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", name);
 	if (system(cmd) != 0)
 		cr_skip_test("%s is not installed (tools/install-deps.sh installs it)", name);
-}
-
-static void skip_without_io_uring(void)
-{
-	struct urp_driver *drv;
-	int ret = urp_driver_new(&drv, NULL);
-
-	if (ret == -EPERM || ret == -ENOSYS || ret == -EOPNOTSUPP)
-		cr_skip_test("io_uring unavailable: %s", urp_strerror(ret));
-	cr_assert_eq(ret, 0, "urp_driver_new: %s", urp_strerror(ret));
-	urp_driver_free(drv);
 }
 
 /* Start argv; its stdout and stderr are read back through p->out when capture is set. */
@@ -168,24 +145,7 @@ static struct proc *spawn(char *const *argv, bool capture)
 /* Read p's output until needle shows up after offset from, it ends, or seconds pass. */
 static bool proc_wait_output_from(struct proc *p, size_t from, const char *needle, double seconds)
 {
-	double deadline = now_s() + seconds;
-
-	while (!strstr(p->text + from, needle)) {
-		struct pollfd pfd = { .fd = p->out, .events = POLLIN };
-		double left = deadline - now_s();
-		ssize_t n;
-
-		if (left <= 0 || p->len + 1 >= sizeof(p->text))
-			return false;
-		if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0)
-			continue;
-		n = read(p->out, p->text + p->len, sizeof(p->text) - 1 - p->len);
-		if (n <= 0)
-			return false;
-		p->len += (size_t)n;
-		p->text[p->len] = '\0';
-	}
-	return true;
+	return wait_output(p->out, p->text, sizeof(p->text), &p->len, from, needle, seconds);
 }
 
 static bool proc_wait_output(struct proc *p, const char *needle, double seconds)
@@ -382,22 +342,6 @@ static unsigned long long proxy_counter(const char *name)
 	at = strstr(line, key);
 	cr_assert_not_null(at, "no %s in %s", name, line);
 	return strtoull(at + strlen(key), NULL, 10);
-}
-
-static int count_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *de;
-	int n = 0;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	cr_assert_not_null(dir);
-	while ((de = readdir(dir)))
-		n += de->d_name[0] != '.';
-	closedir(dir);
-	return n;
 }
 
 /* Wait until the proxy holds want descriptors again; returns the last count seen. */
@@ -740,6 +684,7 @@ Test(proxy_e2e, five_thousand_idle_connections_and_traffic_then_every_fd_is_rele
 	redis = redis_start();
 	proxy_start(&redis, 1, NULL);
 	idle_fds = count_fds(t.proxy->pid);
+	cr_assert_gt(idle_fds, 0, "the proxy is gone");
 	for (unsigned i = 0; i < IDLE_CONNS; i++) {
 		fds[i] = connect_port(t.proxy_port);
 		cr_assert_geq(fds[i], 0, "connection %u: %s", i, strerror(-fds[i]));
@@ -806,6 +751,7 @@ Test(proxy_e2e, a_backend_that_dies_closes_only_its_clients)
 	redis[1] = redis_start();
 	proxy_start(redis, 2, NULL);
 	idle_fds = count_fds(t.proxy->pid);
+	cr_assert_gt(idle_fds, 0, "the proxy is gone");
 	for (unsigned i = 0; i < 2; i++) {
 		ssize_t n;
 		char *at;

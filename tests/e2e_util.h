@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the end-to-end tests of the servers (echo_e2e, proxy_e2e): the clock, the
+ * descriptor limit, the io_uring skip, a process's open descriptors, and reading a child's
+ * output until a line shows up. Addresses are the servers' own union sockaddr_any (tools/net.h;
+ * only the type is used, nothing of net.c).
+ */
+#ifndef URP_TESTS_E2E_UTIL_H
+#define URP_TESTS_E2E_UTIL_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include <urpoll.h>
+
+#include "../tools/net.h"
+
+static inline double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The soft limit on descriptors raised to the hard one; the processes started inherit it. */
+static inline void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static inline void skip_without_io_uring(void)
+{
+	struct urp_driver *drv;
+	int ret = urp_driver_new(&drv, NULL);
+
+	if (ret == -EPERM || ret == -ENOSYS || ret == -EOPNOTSUPP)
+		cr_skip_test("io_uring unavailable: %s", urp_strerror(ret));
+	cr_assert_eq(ret, 0, "urp_driver_new: %s", urp_strerror(ret));
+	urp_driver_free(drv);
+}
+
+/* The descriptors pid holds open, or -1 when it is gone. */
+static inline int count_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	int n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((de = readdir(dir)))
+		n += de->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/*
+ * Read fd into text (size bytes, *len of them used, kept NUL-terminated) until needle shows
+ * up at or after offset from, fd ends, text is full, or seconds pass. Whether it showed up.
+ */
+static inline bool wait_output(int fd, char *text, size_t size, size_t *len, size_t from,
+			       const char *needle, double seconds)
+{
+	double deadline = now_s() + seconds;
+
+	while (!strstr(text + from, needle)) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		double left = deadline - now_s();
+		ssize_t n;
+
+		if (left <= 0 || *len + 1 >= size)
+			return false;
+		if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
+			continue;
+		n = read(fd, text + *len, size - 1 - *len);
+		if (n <= 0)
+			return false;
+		*len += (size_t)n;
+		text[*len] = '\0';
+	}
+	return true;
+}
+
+#endif /* URP_TESTS_E2E_UTIL_H */
