@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* server: loops, threads and signals of the urpoll servers (see server.h). */
 #include <errno.h>
+#include <getopt.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -17,6 +18,17 @@ void server_stop(struct server *s, int status)
 		atomic_store(&s->exit_status, status);
 	for (unsigned i = 0; i < s->nloops; i++)
 		urp_loop_stop(s->loops[i].loop);
+}
+
+int server_usage_error(const char *prog, int opt, char **argv)
+{
+	if (opt == -1)
+		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
+	else if (opt == ':')
+		fprintf(stderr, "%s: %s needs an argument (see --help)\n", prog, argv[optind - 1]);
+	else
+		fprintf(stderr, "%s: unknown option '%s' (see --help)\n", prog, argv[optind - 1]);
+	return 2;
 }
 
 /* ---- signals ---- */

@@ -58,6 +58,13 @@ int server_loops_new(struct server *s, unsigned n, const struct urp_driver_opts 
  * a thread could not start or a loop failed (or server_stop() was called with 1).
  */
 int server_run(struct server *s, const union sockaddr_any *tcp, const char *unix_path);
+/*
+ * After getopt_long() with ":" leading its optstring: opt ':' (an option without its
+ * argument), any other opt (an unknown option) or -1 (an operand at argv[optind], which the
+ * servers take none of). Prints the one line that says so; returns 2, the exit status of bad
+ * usage.
+ */
+int server_usage_error(const char *prog, int opt, char **argv);
 /* Stop every loop (any thread); a nonzero status becomes the exit status of server_run(). */
 void server_stop(struct server *s, int status);
 /* The driver statistics of all loops, summed. */

@@ -399,20 +399,12 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			return usage(0);
-		case ':':
-			fprintf(stderr, PROG ": %s needs an argument (see --help)\n",
-				argv[optind - 1]);
-			return 2;
 		default:
-			fprintf(stderr, PROG ": unknown option '%s' (see --help)\n",
-				argv[optind - 1]);
-			return 2;
+			return server_usage_error(PROG, opt, argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n", argv[optind]);
-		return 2;
-	}
+	if (optind < argc)
+		return server_usage_error(PROG, -1, argv);
 	srv.server.prog = PROG;
 	srv.server.on_signal = on_signal;
 	srv.group.prog = PROG;
