@@ -101,11 +101,23 @@ struct run_result {
 /* Timed region: wall, CPU, context switches, and the syscall count when available. */
 struct run_clock {
 	uint64_t t0, c0, csw[2], sys0;
+	/* Of run_clock_start_loop(): the loop whose waits the region counts. */
+	const struct bench_backend *b;
+	struct bench_loop *lp;
+	uint64_t waits0;
 };
 void run_clock_start(struct run_clock *clk);
 /* Fills wall_ns, cpu_ns, vcsw, ivcsw, syscalls and events/waits. */
 void run_clock_stop(const struct run_clock *clk, struct run_result *res, uint64_t events,
 		    uint64_t waits);
+/* run_clock_start(), counting the waits of loop lp of backend b from now on. */
+void run_clock_start_loop(struct run_clock *clk, const struct bench_backend *b,
+			  struct bench_loop *lp);
+/* run_clock_stop() with the waits of that loop since run_clock_start_loop(). */
+void run_clock_stop_loop(const struct run_clock *clk, struct run_result *res, uint64_t events);
+/* Arm every watch of lp with one non-blocking turn (urpoll submits its polls on a turn), then
+ * run_clock_start_loop(). Returns 0, or the turn's -errno (the clock is not started). */
+int run_clock_arm(struct run_clock *clk, const struct bench_backend *b, struct bench_loop *lp);
 /* Open the syscall counter (tracepoint raw_syscalls:sys_enter, this process and the threads
  * and children it starts afterwards): call once, before any thread starts. Returns 0, or
  * -errno with a sentence in why; run_result.syscalls then stays 0 and means "not counted". */

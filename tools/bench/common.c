@@ -241,3 +241,27 @@ void run_clock_stop(const struct run_clock *clk, struct run_result *res, uint64_
 	res->events = events;
 	res->waits = waits;
 }
+
+void run_clock_start_loop(struct run_clock *clk, const struct bench_backend *b,
+			  struct bench_loop *lp)
+{
+	clk->b = b;
+	clk->lp = lp;
+	clk->waits0 = b->waits(lp);
+	run_clock_start(clk);
+}
+
+void run_clock_stop_loop(const struct run_clock *clk, struct run_result *res, uint64_t events)
+{
+	run_clock_stop(clk, res, events, clk->b->waits(clk->lp) - clk->waits0);
+}
+
+int run_clock_arm(struct run_clock *clk, const struct bench_backend *b, struct bench_loop *lp)
+{
+	int ret = b->run_once(lp, 0);
+
+	if (ret < 0)
+		return ret;
+	run_clock_start_loop(clk, b, lp);
+	return 0;
+}

@@ -57,7 +57,7 @@ static int churn_reg(enum backend be, unsigned batch, uint64_t events, struct ru
 	int fds[CHURN_FDS];
 	struct bench_loop *lp;
 	struct run_clock clk;
-	uint64_t i, calls = 0, waits0;
+	uint64_t i, calls = 0;
 	unsigned j;
 	int ret;
 
@@ -81,12 +81,9 @@ static int churn_reg(enum backend be, unsigned batch, uint64_t events, struct ru
 			goto out_del;
 		}
 	}
-	ret = b->run_once(lp, 0);
+	ret = run_clock_arm(&clk, b, lp);
 	if (ret < 0)
 		goto out_del;
-
-	waits0 = b->waits(lp);
-	run_clock_start(&clk);
 	for (i = 0; i < events; i++) {
 		j = (unsigned)(i % CHURN_FDS);
 		ret = b->del(lp, w[j], false);
@@ -106,7 +103,7 @@ static int churn_reg(enum backend be, unsigned batch, uint64_t events, struct ru
 			}
 		}
 	}
-	run_clock_stop(&clk, res, events, b->waits(lp) - waits0);
+	run_clock_stop_loop(&clk, res, events);
 	ret = calls ? bench_fail(-EPROTO, "churn-reg: a never-readable eventfd was called") : 0;
 
 out_del:
@@ -338,7 +335,7 @@ static int churn_conn(enum backend be, unsigned inflight, uint64_t events, struc
 	struct conn_client cl = { .inflight = inflight, .target = events, .lat = res->lat };
 	struct bench_watch *lw;
 	struct run_clock clk;
-	uint64_t waits0, cpu0;
+	uint64_t cpu0;
 	pthread_t client;
 	int ret;
 
@@ -367,8 +364,7 @@ static int churn_conn(enum backend be, unsigned inflight, uint64_t events, struc
 		goto out_close_loop;
 	}
 
-	waits0 = srv.b->waits(srv.lp);
-	run_clock_start(&clk);
+	run_clock_start_loop(&clk, srv.b, srv.lp);
 	cpu0 = thread_cpu_ns();
 	ret = pthread_create(&client, NULL, client_main, &cl);
 	if (ret) {
@@ -389,7 +385,7 @@ static int churn_conn(enum backend be, unsigned inflight, uint64_t events, struc
 	if (srv.err)
 		__atomic_store_n(&cl.err, srv.err, __ATOMIC_RELEASE);
 	pthread_join(client, NULL);
-	run_clock_stop(&clk, res, srv.served, srv.b->waits(srv.lp) - waits0);
+	run_clock_stop_loop(&clk, res, srv.served);
 	if (res->syscalls >= cl.syscalls)
 		res->syscalls -= cl.syscalls;
 	res->bytes = 2 * CONN_MSG * srv.served;

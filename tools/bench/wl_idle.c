@@ -241,7 +241,6 @@ static int idle_run(enum backend be, unsigned idle, uint64_t requests, struct ru
 	struct idle_conn *conns;
 	struct sockaddr_in addr;
 	struct run_clock clk;
-	uint64_t waits0;
 	pid_t child;
 
 	if (!srv.b)
@@ -291,14 +290,13 @@ static int idle_run(enum backend be, unsigned idle, uint64_t requests, struct ru
 	ret = server_setup(&srv, lfd, conns, count, res);
 	if (ret < 0)
 		goto out_kill;
-	waits0 = srv.b->waits(srv.lp);
-	run_clock_start(&clk);
+	run_clock_start_loop(&clk, srv.b, srv.lp);
 	if (write(go[1], "g", 1) != 1) {
 		ret = bench_fail(-errno, "idle: go");
 		goto out_kill;
 	}
 	ret = server_loop(&srv, requests, child);
-	run_clock_stop(&clk, res, srv.served, srv.b->waits(srv.lp) - waits0);
+	run_clock_stop_loop(&clk, res, srv.served);
 	if (ret < 0)
 		goto out_kill;
 	close(stop[1]);

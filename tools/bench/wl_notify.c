@@ -75,7 +75,6 @@ static int notify_run(enum backend be, unsigned k, uint64_t events, struct run_r
 	struct bench_loop *lp;
 	struct notify_run *nr;
 	struct run_clock clk;
-	uint64_t waits0;
 	unsigned i;
 	int ret;
 
@@ -105,14 +104,11 @@ static int notify_run(enum backend be, unsigned k, uint64_t events, struct run_r
 			goto out_del;
 		}
 	}
-	/* Arm every watch before timing starts (urpoll submits its polls on a turn). */
-	ret = b->run_once(lp, 0);
+	ret = run_clock_arm(&clk, b, lp);
 	if (ret < 0)
 		goto out_del;
-	waits0 = b->waits(lp);
-	run_clock_start(&clk);
 	ret = notify_rounds(b, lp, nr, k, (events + k - 1) / k);
-	run_clock_stop(&clk, res, nr->consumed, b->waits(lp) - waits0);
+	run_clock_stop_loop(&clk, res, nr->consumed);
 	res->bytes = nr->consumed * sizeof(uint64_t);
 out_del:
 	while (i-- > 0) {

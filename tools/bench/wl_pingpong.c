@@ -133,7 +133,6 @@ static int pp_run(enum backend be, bool tcp, size_t size, unsigned conns, uint64
 	unsigned nends = 2 * conns, added = 0;
 	struct bench_loop *lp;
 	struct run_clock clk;
-	uint64_t waits0;
 	int *fds, ret;
 
 	if (!b)
@@ -166,13 +165,11 @@ static int pp_run(enum backend be, bool tcp, size_t size, unsigned conns, uint64
 			goto out_del;
 		}
 	}
-	ret = b->run_once(lp, 0);
+	ret = run_clock_arm(&clk, b, lp);
 	if (ret < 0)
 		goto out_del;
-	waits0 = b->waits(lp);
-	run_clock_start(&clk);
 	ret = pp_loop(b, lp, &pr, conns);
-	run_clock_stop(&clk, res, pr.done, b->waits(lp) - waits0);
+	run_clock_stop_loop(&clk, res, pr.done);
 	res->bytes = pr.bytes;
 	pp_fairness(&pr, conns, res);
 out_del:
