@@ -131,7 +131,7 @@ $(PCFILE): Makefile
 # Tools and tests link the shared library, as users do.
 LINK_LIB := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lurpoll
 
-tools: $(TOOL_BINS) $(TRACE_BIN) $(BENCH_BIN)
+tools: $(TOOL_BINS) $(TRACE_BIN)
 
 # What the servers share (tools/net.c: addresses and listeners; tools/acceptor.c: the listener
 # task; tools/server.c: loops, threads and signals), compiled once per build directory and
@@ -244,6 +244,8 @@ $(TRACE_BIN): tools/urpoll-trace.c bpf/urpoll_trace.h $(BPF_OUT)/urpoll.skel.h
 # peers are Debian's libev, libevent and libuv (tools/install-deps.sh installs them).
 BENCH_SRCS := $(wildcard tools/bench/*.c)
 BENCH_BIN := $(BUILD)/tools/urpoll-bench
+# Here, not in the tools rule above: a prerequisite expands where it is read.
+tools: $(BENCH_BIN)
 # libevent before libev: Debian's libev.so also exports libevent's 1.x names (event_add,
 # event_base_loop, ...), and the first library linked wins them. libevent_pthreads: wakeup's
 # libevent waker calls event_active() from another thread.
