@@ -23,6 +23,7 @@ static void count_wake(void *arg)
 {
 	struct counted_waker *w = arg;
 
+	FUZZ_CHECK(!w->gone, "a waker of a deregistered entry was called");
 	w->called++;
 	FUZZ_CHECK(w->called <= w->stored, "waker called %u times, stored %u", w->called,
 		   w->stored);
@@ -146,7 +147,7 @@ static bool entry_settled(struct entry *e, const char **why)
 		return false;
 	}
 	for (dir = URP_DIR_READ; dir <= URP_DIR_WRITE; dir++) {
-		if (word_sees(word, dir_mask(dir)) && e->slot[dir].called < e->slot[dir].stored) {
+		if (word_sees(word, dir_mask(dir)) && e->slot[dir]->called < e->slot[dir]->stored) {
 			*why = "a slot waker on a ready direction was not called";
 			return false;
 		}
@@ -245,6 +246,9 @@ static void do_register(struct entry *e, unsigned kind, unsigned extra)
 		return;
 	}
 	FUZZ_CHECK(ret == 0, "register returned %d", ret);
+	e->slot[0] = calloc(1, sizeof(*e->slot[0]));
+	e->slot[1] = calloc(1, sizeof(*e->slot[1]));
+	FUZZ_CHECK(e->slot[0] && e->slot[1], "out of memory");
 	e->live = true;
 	urp_task_init(&e->task, model.loop, task_run, e);
 }
@@ -316,21 +320,21 @@ static void do_hangup(struct entry *e)
 
 static void do_poll_ready(struct entry *e, int dir)
 {
-	struct urp_waker w = { count_wake, &e->slot[dir] };
+	struct urp_waker w = { count_wake, e->slot[dir] };
 	struct urp_event ev;
-	unsigned pending = e->slot[dir].stored - e->slot[dir].called;
+	unsigned pending = e->slot[dir]->stored - e->slot[dir]->called;
 	int ret;
 
 	/* A second store replaces the first (the last poller wins): the first will never be
 	 * called, so it is no longer owed. */
-	e->slot[dir].stored -= pending;
-	e->slot[dir].stored++;
+	e->slot[dir]->stored -= pending;
+	e->slot[dir]->stored++;
 	ret = urp_io_poll_ready(e->io, dir, &w, &ev);
 	FUZZ_CHECK(ret == 0 || ret == -EAGAIN, "poll_ready returned %d", ret);
 	FUZZ_CHECK((ret == 0) == word_sees(urp_io_word(e->io), dir_mask(dir)), "poll_ready %d",
 		   ret);
 	if (ret == 0)
-		e->slot[dir].stored--;
+		e->slot[dir]->stored--;
 }
 
 static void cancel_futures(struct entry *e)
@@ -387,12 +391,14 @@ static void do_deregister(struct entry *e, uint8_t how)
 	int dir;
 
 	cancel_futures(e);
-	/* The waker contract: arg stays valid until the waker is called, replaced or cleared.
-	 * A deregistered entry can still be woken until it is freed (urp_driver_shutdown()
-	 * walks it while its poll's terminal CQE is outstanding), so clear the slots first. */
-	urp_io_clear_wakers(e->io);
-	for (dir = URP_DIR_READ; dir <= URP_DIR_WRITE; dir++)
-		e->slot[dir].stored = e->slot[dir].called;
+	/* Slot wakers stay stored, on purpose: once deregistered the entry is gone for the
+	 * caller, who may free a waker's arg, so the driver must never call one again (not for
+	 * a completion that lands before the poll's final CQE, nor at shutdown). */
+	for (dir = URP_DIR_READ; dir <= URP_DIR_WRITE; dir++) {
+		e->slot[dir]->gone = true;
+		model.gone[model.nr_gone++] = e->slot[dir];
+		e->slot[dir] = NULL;
+	}
 	/* A task already woken sits on the loop's queue: let it run before its storage goes. */
 	loop_pass();
 	if (how & 1) {
@@ -421,8 +427,8 @@ static void do_shutdown(void)
 		if (!e->live)
 			continue;
 		FUZZ_CHECK(urp_io_word(e->io) >> 31, "entry %u not shut down", i);
-		FUZZ_CHECK(e->slot[0].called == e->slot[0].stored &&
-				   e->slot[1].called == e->slot[1].stored &&
+		FUZZ_CHECK(e->slot[0]->called == e->slot[0]->stored &&
+				   e->slot[1]->called == e->slot[1]->stored &&
 				   e->fut_waker.called == e->fut_waker.stored,
 			   "entry %u: shutdown left a waker uncalled", i);
 	}
@@ -516,6 +522,9 @@ struct urp_stats drv_model_finish(void)
 	}
 	FUZZ_CHECK(st.live == 0, "%lu entries still live after deregistering all",
 		   (unsigned long)st.live);
+	/* Every entry freed: no one holds the slot wakers of deregistered entries any more. */
+	while (model.nr_gone)
+		free(model.gone[--model.nr_gone]);
 	FUZZ_CHECK(open_fds() == model.fds_before, "%d fds open, %d before the input", open_fds(),
 		   model.fds_before);
 	if (model.shut) {

@@ -37,6 +37,7 @@ enum drv_model_kind { K_PIPE_R, K_PIPE_W, K_SOCK, K_EVENTFD, K_COUNT };
 struct counted_waker {
 	unsigned stored; /* times a waker was left pending with the library */
 	unsigned called;
+	bool gone;	 /* its entry was deregistered: it must never be called again */
 };
 
 struct entry {
@@ -49,7 +50,9 @@ struct entry {
 	unsigned queued; /* bytes (or the eventfd count) the kernel holds for fd */
 	bool hup;	 /* the peer is gone */
 	bool failed;	 /* seen shut down by the driver, not by urp_driver_shutdown() */
-	struct counted_waker slot[2];
+	/* Allocated per registration: after deregistration the library may still hold them (it
+	 * must not call them), so they outlive the entry until the end of the input. */
+	struct counted_waker *slot[2];
 	struct urp_readiness fut;
 	bool fut_waiting;
 	struct counted_waker fut_waker;
@@ -71,6 +74,8 @@ struct drv_model {
 	 */
 	bool polls_may_fail;
 	unsigned failed_seen; /* entries seen shut down by the driver in this input */
+	struct counted_waker *gone[2 * DRV_MODEL_MAX_OPS]; /* slot wakers of deregistered entries */
+	unsigned nr_gone;
 	int fds_before;
 };
 
