@@ -284,12 +284,12 @@ test-trace: lib $(TRACE_BIN) $(BUILD)/tests/trace_bpf \
 # every seed file once (test-fuzz).
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := ready core_ops driver_ops
+FUZZ_TARGETS := ready core_ops driver_ops driver_faults
 FUZZ_OUT := build/fuzz
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_OUT)/%)
 FUZZ_CFLAGS := -g -O1 -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_DEPS := tests/fuzz/fuzz_util.h include/urpoll.h $(wildcard core/*.h uring/*.h)
+FUZZ_DEPS := tests/fuzz/fuzz_util.h tests/fuzz/driver_model.h include/urpoll.h $(wildcard core/*.h uring/*.h)
 FUZZ_ENV := ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
@@ -300,10 +300,22 @@ $(FUZZ_OUT)/ready $(FUZZ_OUT)/core_ops: $(FUZZ_OUT)/%: tests/fuzz/%.c $(CORE_SRC
 	@$(if $(Q),echo "  FUZZCC  $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRCS) -lpthread
 
-$(FUZZ_OUT)/driver_ops: tests/fuzz/driver_ops.c $(LIB_SRCS) $(FUZZ_DEPS)
+# The driver targets share driver_model.c (entries, kernel model, public-API ops, properties).
+# driver_faults is built like tests/uring_fault: the library's sources with URP_FAULT, so every
+# ring call goes through uring/fault.c.
+FUZZ_DRIVER_SRCS := tests/fuzz/driver_model.c $(LIB_SRCS)
+
+$(FUZZ_OUT)/driver_ops: tests/fuzz/driver_ops.c $(FUZZ_DRIVER_SRCS) $(FUZZ_DEPS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(URING_LIBS) -lpthread
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_DRIVER_SRCS) $(URING_LIBS) -lpthread
+
+$(FUZZ_OUT)/driver_faults: tests/fuzz/driver_faults.c $(FUZZ_DRIVER_SRCS) uring/fault.c \
+		$(FUZZ_DEPS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -DURP_FAULT -o $@ $< $(FUZZ_DRIVER_SRCS) uring/fault.c \
+		$(URING_LIBS) -lpthread
 
 fuzz: $(FUZZ_BINS)
 	$(Q)for t in $(FUZZ_TARGETS); do \

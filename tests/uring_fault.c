@@ -379,6 +379,47 @@ Test(uring_fault, sq_full_at_deregistration_turn_does_not_block)
 	close(c.sv[1]);
 }
 
+static int gone_wakes;
+
+static void gone_wake(void *arg)
+{
+	gone_wakes++;
+}
+
+/*
+ * Bug (found by tests/fuzz/driver_faults): a removal put off for want of an SQE made the
+ * deregistered entry live again until the retry: a completion landing in that turn was applied
+ * and called the caller's waker (whose arg the caller may have freed), and a poll ending in
+ * that turn was re-armed on an fd the caller may have closed.
+ */
+Test(uring_fault, sq_full_at_deregistration_entry_stays_gone)
+{
+	struct urp_waker w = {.wake = gone_wake, .arg = NULL};
+	struct urp_stats st0, st;
+	struct urp_event ev;
+	struct conn c;
+
+	drv = driver_new(NULL);
+	conn_open(&c);
+	gone_wakes = 0;
+	cr_assert_eq(urp_io_poll_ready(c.io, URP_DIR_READ, &w, &ev), -EAGAIN);
+	st0 = driver_stats(drv);
+	cr_assert_eq(urp_deregister(c.io), 0);
+	write_all(c.sv[1], "x", 1);
+	urp__fault_poll_end(token(c.io), POLLIN);
+	urp__fault_fail(URP__FAULT_SQE, 0, 4, -EBUSY);
+	for (int i = 0; i < TURN_TRIES && driver_stats(drv).live; i++)
+		turn(drv, TURN_WAIT_MS);
+	st = driver_stats(drv);
+	cr_assert_eq(st.live, 0, "never freed");
+	cr_assert_eq(gone_wakes, 0, "the deregistered entry's waker ran %d times", gone_wakes);
+	cr_assert_eq(st.events, st0.events, "a deregistered entry's readiness was applied");
+	cr_assert_eq(st.rearms, st0.rearms, "a deregistered entry's poll was re-armed");
+	cr_assert_eq(st.poll_errors, 0);
+	close(c.sv[0]);
+	close(c.sv[1]);
+}
+
 /* No SQE for the unpark poll: a turn that cannot be unparked must not block. */
 Test(uring_fault, sq_full_at_unpark_arm_turn_does_not_block)
 {

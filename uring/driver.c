@@ -160,11 +160,13 @@ static int remove_poll(struct urp_driver *drv, struct urp_io *io)
 
 	if (!sqe) {
 		/* Try again next turn, without blocking in this one: the kernel keeps the file
-		 * open until the poll is gone. */
+		 * open until the poll is gone. The entry stays gone meanwhile: its completions
+		 * are not applied, its wakers (whose arg the caller may have freed) not called,
+		 * and a poll ending now is neither re-armed (the fd may be closed already) nor
+		 * freed (it is on the command queue). */
 		drv->put_off = true;
-		io->driver_state &= ~URP__IO_GONE;
-		push_cmd(drv, io, URP__CMD_REMOVE |
-				       (io->driver_state & URP__IO_CLOSE ? URP__CMD_CLOSE : 0));
+		io->driver_state |= URP__IO_CANCEL_DUE;
+		push_cmd(drv, io, URP__CMD_REMOVE);
 		return -EBUSY;
 	}
 	/* Not POLL_REMOVE: under DEFER_TASKRUN it fails with -EALREADY while a wake-up of the
@@ -173,6 +175,23 @@ static int remove_poll(struct urp_driver *drv, struct urp_io *io)
 	io_uring_prep_cancel64(sqe, (__u64)(uintptr_t)io, 0);
 	io_uring_sqe_set_data64(sqe, URP__TOKEN_CTL);
 	return 0;
+}
+
+static void remove_entry(struct urp_driver *drv, struct urp_io *io, uint32_t bits)
+{
+	if (io->driver_state & URP__IO_GONE) {
+		/* Deregistered twice, or the retry of a cancel that found no SQE. */
+		if (!(io->driver_state & URP__IO_CANCEL_DUE))
+			return;
+		io->driver_state &= ~URP__IO_CANCEL_DUE;
+	}
+	io->driver_state |= URP__IO_GONE;
+	if (bits & URP__CMD_CLOSE)
+		io->driver_state |= URP__IO_CLOSE;
+	if (!io->polls_armed)
+		retire(drv, io);
+	else if (remove_poll(drv, io) == 0)
+		drv->cancels_due++;
 }
 
 static void run_command(struct urp_driver *drv, struct urp_io *io, uint32_t bits)
@@ -185,15 +204,8 @@ static void run_command(struct urp_driver *drv, struct urp_io *io, uint32_t bits
 		else if (!(bits & URP__CMD_REMOVE))
 			arm(drv, io);
 	}
-	if ((bits & URP__CMD_REMOVE) && !(io->driver_state & URP__IO_GONE)) {
-		io->driver_state |= URP__IO_GONE;
-		if (bits & URP__CMD_CLOSE)
-			io->driver_state |= URP__IO_CLOSE;
-		if (!io->polls_armed)
-			retire(drv, io);
-		else if (remove_poll(drv, io) == 0)
-			drv->cancels_due++;
-	}
+	if (bits & URP__CMD_REMOVE)
+		remove_entry(drv, io, bits);
 }
 
 static void free_entry(struct urp_driver *drv, struct urp_io *io)
@@ -256,7 +268,7 @@ static void poll_ended(struct urp_driver *drv, struct urp_io *io, int res)
 	io->polls_armed--;
 	io->driver_state &= ~URP__IO_FRESH;
 	if (io->driver_state & URP__IO_GONE) {
-		if (!io->polls_armed) {
+		if (!io->polls_armed && !(io->driver_state & URP__IO_CANCEL_DUE)) {
 			retire(drv, io);
 			if (drv->cancels_due)
 				drv->cancels_due--;

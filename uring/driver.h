@@ -32,6 +32,7 @@
 #define URP__IO_GONE	 0x01u /* deregistered: free after the last poll's final CQE */
 #define URP__IO_CLOSE	 0x02u /* close fd when freed */
 #define URP__IO_FRESH	 0x04u /* armed, no CQE with F_MORE yet */
+#define URP__IO_CANCEL_DUE 0x08u /* gone, its poll's cancel put off for want of an SQE */
 #define URP__IO_MAGIC	 0x75727030u /* "urp0": urp_io.magic while the driver owns it */
 
 struct urp__driver_counts {

@@ -20,6 +20,7 @@
 
 struct site_fault {
 	unsigned calls;
+	unsigned failed;
 	unsigned skip;
 	unsigned count;
 	int err;
@@ -45,7 +46,10 @@ static struct {
 
 void urp__fault_reset(void)
 {
+	int rings_open = fault.rings_open;
+
 	memset(&fault, 0, sizeof(fault));
+	fault.rings_open = rings_open;
 }
 
 void urp__fault_fail(enum urp__fault_site site, unsigned skip, unsigned count, int err)
@@ -58,6 +62,11 @@ void urp__fault_fail(enum urp__fault_site site, unsigned skip, unsigned count, i
 unsigned urp__fault_calls(enum urp__fault_site site)
 {
 	return fault.site[site].calls;
+}
+
+unsigned urp__fault_failed(enum urp__fault_site site)
+{
+	return fault.site[site].failed;
 }
 
 int urp__fault_rings_open(void)
@@ -114,6 +123,7 @@ static int injected(enum urp__fault_site site)
 		return 0;
 	}
 	f->count--;
+	f->failed++;
 	return f->err;
 }
 

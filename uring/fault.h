@@ -33,6 +33,8 @@ enum urp__fault_site {
 void urp__fault_fail(enum urp__fault_site site, unsigned skip, unsigned count, int err);
 /* Calls made at site since the last reset, failed ones included. */
 unsigned urp__fault_calls(enum urp__fault_site site);
+/* Calls failed at site since the last reset. */
+unsigned urp__fault_failed(enum urp__fault_site site);
 /* Rings set up, minus rings exited: 0 when no failure path leaked one. */
 int urp__fault_rings_open(void);
 /* Clear these IORING_FEAT_* bits from what the kernel reports at setup (an older kernel). */
@@ -54,7 +56,8 @@ void urp__fault_poll_end(uint64_t user_data, int32_t res);
 /* io_uring_cq_has_overflow() says yes for the next count calls (IORING_SQ_CQ_OVERFLOW). */
 void urp__fault_overflow(unsigned count);
 
-/* Forget every fault and count. */
+/* Forget every fault and count, but not the rings still open (a harness may reset between
+ * inputs while its driver lives on). */
 void urp__fault_reset(void);
 
 #endif /* URP_URING_FAULT_H */
