@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "atomic.h"
+#include "debug.h"
 #include "io.h"
 #include "probes.h"
 #include "ready.h"
@@ -44,12 +45,14 @@ int urp__io_alloc(struct urp_io **out, struct urp__counters *counters,
 	io->counters = counters;
 	io->release = release;
 	io->fd = -1;
+	urp__debug_io_born(io);
 	*out = io;
 	return 0;
 }
 
 void urp__io_destroy(struct urp_io *io)
 {
+	urp__debug_io_died(io);
 	free(io);
 }
 
@@ -111,7 +114,8 @@ void urp_io_free(struct urp_io *io)
 {
 	if (!io)
 		return;
-	urp_io_shutdown(io);
+	urp__debug_io_given_up(io, "urp_io_free");
+	urp__io_shutdown(io);
 	urp__io_release(io);
 }
 
@@ -129,6 +133,7 @@ int urp_detached_stats(struct urp_stats *st)
 
 uint32_t urp_io_word(const struct urp_io *io)
 {
+	urp__debug_io_usable(io, "urp_io_word");
 	/* Pairs with the release half of the CAS in urp_io_set_readiness(). */
 	return urp__load_acquire(&io->readiness);
 }
@@ -238,7 +243,7 @@ static void io_wake(struct urp_io *io, unsigned ready)
 	calls_put(io);
 }
 
-void urp_io_set_readiness(struct urp_io *io, unsigned ready)
+void urp__io_set_readiness(struct urp_io *io, unsigned ready)
 {
 	uint32_t cur, next;
 
@@ -254,10 +259,22 @@ void urp_io_set_readiness(struct urp_io *io, unsigned ready)
 		io_wake(io, ready);
 }
 
-void urp_io_shutdown(struct urp_io *io)
+void urp__io_shutdown(struct urp_io *io)
 {
 	urp__fetch_or_acq_rel(&io->readiness, URP__SHUTDOWN_MASK);
 	io_wake(io, URP_READY_ALL);
+}
+
+void urp_io_set_readiness(struct urp_io *io, unsigned ready)
+{
+	urp__debug_io_usable(io, "urp_io_set_readiness");
+	urp__io_set_readiness(io, ready);
+}
+
+void urp_io_shutdown(struct urp_io *io)
+{
+	urp__debug_io_usable(io, "urp_io_shutdown");
+	urp__io_shutdown(io);
 }
 
 static bool interest_valid(unsigned interest)
@@ -269,6 +286,7 @@ int urp_io_ready_event(struct urp_io *io, unsigned interest, struct urp_event *e
 {
 	if (!io || !ev || !interest_valid(interest))
 		return -EINVAL;
+	urp__debug_io_usable(io, "urp_io_ready_event");
 	/* Pairs with the release half of the CAS in urp_io_set_readiness(). */
 	urp__word_event(urp__load_acquire(&io->readiness), urp__ready_from_interest(interest), ev);
 	return 0;
@@ -281,6 +299,7 @@ int urp_io_clear_readiness(struct urp_io *io, const struct urp_event *ev)
 
 	if (!io || !ev || ev->tick > URP_TICK_MAX)
 		return -EINVAL;
+	urp__debug_io_usable(io, "urp_io_clear_readiness");
 	/* Closed states are final: the kernel will not report them again, so never forget them. */
 	clear = ev->ready & URP_READY_ALL & ~(URP_READ_CLOSED | URP_WRITE_CLOSED);
 	cur = urp__load_relaxed(&io->readiness);
@@ -312,6 +331,7 @@ int urp_io_poll_ready(struct urp_io *io, enum urp_direction dir, const struct ur
 
 	if (!io || !ev || (dir != URP_DIR_READ && dir != URP_DIR_WRITE))
 		return -EINVAL;
+	urp__debug_io_usable(io, "urp_io_poll_ready");
 	mask = direction_mask(dir);
 	/* Pairs with the release half of the CAS in urp_io_set_readiness(). */
 	word = urp__load_acquire(&io->readiness);
@@ -340,6 +360,7 @@ void urp_io_clear_wakers(struct urp_io *io)
 
 	if (!io)
 		return;
+	urp__debug_io_usable(io, "urp_io_clear_wakers");
 	urp__lock(&io->lock);
 	memset(&io->reader, 0, sizeof(io->reader));
 	memset(&io->writer, 0, sizeof(io->writer));

@@ -71,6 +71,8 @@ struct urp_io {
 	struct urp__snode cmd_link; /* link in the driver's command queue */
 	uint32_t cmd;		  /* commands pending for the driver (atomic) */
 	uint32_t magic;		  /* set while the driver owns a live entry */
+	uint32_t poll_errno;	  /* why the poll failed, once it did (atomic; urp_io_poll_error) */
+	uint32_t arm_cq_full;	  /* driver thread: drv->cq_full_seen when the poll was armed */
 	int fd;
 	unsigned interest;
 	unsigned driver_state;	  /* driver thread only */
@@ -85,6 +87,11 @@ _Static_assert(sizeof(struct urp_io) % URP__CACHE_PAIR == 0, "urp_io shares its 
  * urp__io_release() was called and no wake still runs on it. Returns 0 or -ENOMEM. */
 int urp__io_alloc(struct urp_io **io, struct urp__counters *counters,
 		  void (*release)(struct urp_io *io));
+/* Set and Shutdown for the driver: urp_io_set_readiness() and urp_io_shutdown() without the
+ * debug build's check that the caller still owns io (the driver applies completions to
+ * entries that a user may be deregistering on another thread). */
+void urp__io_set_readiness(struct urp_io *io, unsigned ready);
+void urp__io_shutdown(struct urp_io *io);
 /* Free an entry's memory now (the release callbacks end here). */
 void urp__io_destroy(struct urp_io *io);
 /* The owner is done with io: free it now, or when the last wake running on it returns. */

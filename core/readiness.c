@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "atomic.h"
+#include "debug.h"
 #include "io.h"
 #include "ready.h"
 #include "word.h"
@@ -61,6 +62,7 @@ int urp_readiness_poll(struct urp_readiness *r, const struct urp_waker *w, struc
 	io = rd->io;
 	if (!io || rd->waiter.interest == 0 || (rd->waiter.interest & ~URP_INTEREST_ALL))
 		return -EINVAL;
+	urp__debug_io_usable(io, "urp_readiness_poll");
 	mask = urp__ready_from_interest(rd->waiter.interest);
 
 	switch (rd->state) {
@@ -112,6 +114,7 @@ void urp_readiness_cancel(struct urp_readiness *r)
 		return;
 	rd = to_readiness(r);
 	if (rd->state == READINESS_WAITING) {
+		urp__debug_io_usable(rd->io, "urp_readiness_cancel");
 		urp__lock(&rd->io->lock);
 		woken = urp__list_empty(&rd->waiter.node);
 		if (!woken)

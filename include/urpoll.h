@@ -24,6 +24,13 @@ extern "C" {
 #define URPOLL_VERSION_MAJOR 0
 #define URPOLL_VERSION_MINOR 1
 
+/* Alignment of the caller-owned opaque structs, spelled so that the header is C and C++. */
+#ifdef __cplusplus
+#define URP_ALIGNAS(n) alignas(n)
+#else
+#define URP_ALIGNAS(n) _Alignas(n)
+#endif
+
 /* Ready bits (what a file descriptor is); interest bits use the same values. */
 #define URP_READABLE	 0x01u
 #define URP_WRITABLE	 0x02u
@@ -103,7 +110,7 @@ ssize_t urp_io_try_io(struct urp_io *io, unsigned interest, ssize_t (*op)(void *
  * is public so it can live on a stack or in a task; its fields are not.
  */
 struct urp_readiness {
-	_Alignas(8) unsigned char opaque[64];
+	URP_ALIGNAS(8) unsigned char opaque[64];
 };
 
 /* Prepare r to wait on io for interest; does not touch io. */
@@ -112,7 +119,9 @@ void urp_readiness_init(struct urp_readiness *r, struct urp_io *io, unsigned int
  * when polled again later: loop), -EAGAIN while pending (w is stored, replacing the previous
  * one), -EINVAL on bad arguments. */
 int urp_readiness_poll(struct urp_readiness *r, const struct urp_waker *w, struct urp_event *ev);
-/* Unlink r if it is still waiting. Idempotent; r may be reused after urp_readiness_init(). */
+/* Unlink r if it is still waiting. Idempotent; r may be reused after urp_readiness_init().
+ * While r waits, its entry must be alive: cancel before urp_deregister() or urp_driver_free()
+ * (which wakes every future with the shutdown bit before it frees the entry). */
 void urp_readiness_cancel(struct urp_readiness *r);
 
 /* ---- counters ---- */
@@ -131,12 +140,18 @@ void urp_readiness_cancel(struct urp_readiness *r);
  *   enters          io_uring_enter calls (about one per turn)
  *   extra_enters    of those, calls beyond the turn's one (SQ full, overflow flush)
  *   poll_errors     polls that failed (res < 0, not a cancel); the entry reports ERROR
- *   oneshot_files   entries whose file cannot be polled (regular files): ready once, for good
+ *   oneshot_files   entries whose file cannot be polled (regular files, directories, block
+ *                   devices, character devices without a poll method such as /dev/null):
+ *                   ready once, for good
+ *
+ * The struct has room to grow: later versions add counters in place of reserved[], which the
+ * library fills with zeros, so its size (256 bytes) stays that of URPOLL_0.
  */
 struct urp_stats {
 	uint64_t turns, events, stale_rejects, wake_batches, wakes, rearms, cq_overflows,
 		unknown_tokens, live;
 	uint64_t enters, extra_enters, poll_errors, oneshot_files;
+	uint64_t reserved[19];
 };
 
 /* The process-wide counters of detached entries (urp_io_new): stale_rejects, wake_batches,
@@ -158,11 +173,14 @@ struct urp_driver;
  * is set, a driver accepts at most cq_entries / 2 - 1 registrations (-ENOSPC beyond), so the
  * CQ holds two completions per registration plus the unpark poll and never overflows. The CQ
  * is raised to the SQ's size; cq_entries below 4 is -EINVAL, except that with
- * URP_DRIVER_OVERCOMMIT 2 is allowed. */
+ * URP_DRIVER_OVERCOMMIT 2 is allowed. reserved[] must be zero (-EINVAL otherwise): later
+ * versions give it meaning, and an older library then refuses what it cannot honour. Zero the
+ * whole struct ({ 0 } or designated initializers) and set what you need. */
 struct urp_driver_opts {
 	unsigned sq_entries;
 	unsigned cq_entries;
 	unsigned flags;
+	unsigned reserved[13];
 };
 
 /* Setup tiers, tried in order. */
@@ -173,6 +191,8 @@ enum urp_tier {
 	URP_TIER_SQPOLL, /* SQPOLL|CQSIZE, only when asked for */
 };
 
+/* What urp_driver_info() reports. Room to grow as struct urp_stats: 128 bytes in URPOLL_0,
+ * reserved[] filled with zeros. */
 struct urp_driver_info {
 	enum urp_tier tier;
 	const char *tier_name; /* "defer", "coop", "basic", "sqpoll" */
@@ -181,6 +201,7 @@ struct urp_driver_info {
 	unsigned sq_entries;
 	unsigned cq_entries;
 	unsigned max_registrations;
+	unsigned reserved[23];
 };
 
 /*
@@ -210,26 +231,52 @@ int urp_driver_unpark(struct urp_driver *drv);
  * -ESHUTDOWN. On the turning thread this is done before it returns, otherwise on the next
  * turn. */
 void urp_driver_shutdown(struct urp_driver *drv);
+/* Copy drv's counters (struct urp_stats) into *st; any thread, at any time (each counter is
+ * read atomically, the set is not a snapshot). Returns 0, -EINVAL, or -ECHILD after fork(). */
 int urp_driver_stats(struct urp_driver *drv, struct urp_stats *st);
+/* The setup tier, ring flags and sizes drv got from the kernel, into *info; any thread.
+ * tier_name points at a static string. Returns 0 or -EINVAL. */
 int urp_driver_info(struct urp_driver *drv, struct urp_driver_info *info);
 
 /*
- * Watch fd (which must be O_NONBLOCK) for interest (URP_READABLE, URP_WRITABLE, URP_PRIORITY,
- * URP_ERROR). Any thread: on the turning thread the poll is armed at once, otherwise on the
- * next turn. *io stays valid until urp_deregister(). Returns 0, or -EINVAL, -ESHUTDOWN,
- * -ENOSPC (registration limit, see urp_driver_opts), -ENOMEM, -ECHILD.
+ * Watch fd for interest (URP_READABLE, URP_WRITABLE, URP_PRIORITY, URP_ERROR). Any thread: on
+ * the turning thread the poll is armed at once, otherwise on the next turn. *io stays valid
+ * until urp_deregister(). Returns 0, or -EINVAL, -ESHUTDOWN, -ENOSPC (registration limit, see
+ * urp_driver_opts), -ENOMEM, -ECHILD.
+ *
+ * The library never reads or writes fd: completions are hints, and the operations you run when
+ * it says ready must not block, so make fd O_NONBLOCK (or use MSG_DONTWAIT). A blocking fd is
+ * not refused (checking would cost a syscall per registration); its first read that finds
+ * nothing blocks your thread. A descriptor that is not open when the poll is armed fails
+ * that poll: the entry reports URP_ERROR, is shut down (waiters wake, urp_io_try_io() answers
+ * -ESHUTDOWN) and urp_io_poll_error() returns -EBADF. A file that cannot be polled at all (a
+ * regular file, /dev/null) is ready once, for good (oneshot_files in struct urp_stats).
  */
 int urp_register(struct urp_driver *drv, int fd, unsigned interest, struct urp_io **io);
 /*
- * Stop watching: io is gone for the caller (cancel its futures first). Any thread. The entry
- * is freed only after the kernel returns the poll's last completion. The fd may be closed as
- * soon as this returns, and its number reused at once (entries are keyed by address, not by
- * fd), but the kernel keeps the file open until the poll is removed on the next turn.
+ * Stop watching: io is gone for the caller. Any thread. The entry is freed only after the
+ * kernel returns the poll's last completion. The fd may be closed as soon as this returns, and
+ * its number reused at once (entries are keyed by address, not by fd), but the kernel keeps the
+ * file open until the poll is removed on the next turn.
+ *
+ * Rules (debug builds, -DURP_DEBUG, abort with a message when they are broken): cancel every
+ * future and clear the slots that hold your wakers first; call it once per registration;
+ * after it, io must not be passed to any call. urp_driver_free() ends every registration the
+ * same way, so futures waiting on its entries must be cancelled before it, not after.
  */
 int urp_deregister(struct urp_io *io);
 /* urp_deregister(), then the driver closes fd once its poll is gone (on the next turn, or the
  * one after), so a peer sees EOF without another call. Do not close fd yourself. */
 int urp_deregister_close(struct urp_io *io);
+
+/*
+ * Why the driver stopped watching io: 0 while its poll is armed (and for a detached entry), or
+ * the negative errno its poll failed with: -EBADF (fd was not open when the poll was armed),
+ * -ENOMEM, -EBUSY (the submission queue stayed full), ... Once it is nonzero the entry has
+ * URP_ERROR and the shutdown bit set for good. A task that gets -ESHUTDOWN from an entry whose
+ * driver was not shut down learns the reason here. Any thread.
+ */
+int urp_io_poll_error(const struct urp_io *io);
 
 /* A sentence for an error returned by urp_driver_new() and friends. Never NULL. */
 const char *urp_strerror(int err);
@@ -239,7 +286,9 @@ const char *urp_strerror(int err);
 /*
  * Park the calling thread until io is ready for interest (returns 0 with *ev), shut down
  * (-ESHUTDOWN), or timeout_ms passes (-ETIMEDOUT; -1 waits for ever). Another thread must turn
- * io's driver (see urp_driver_spawn()). -EINVAL on bad arguments. Signals do not end the wait.
+ * io's driver (see urp_driver_spawn()): on the thread that turns it (a task of its loop, a
+ * waker) nothing could ever wake the wait, so it returns -EDEADLK at once. -EINVAL on bad
+ * arguments. Signals do not end the wait.
  */
 int urp_io_wait(struct urp_io *io, unsigned interest, int timeout_ms, struct urp_event *ev);
 
@@ -259,7 +308,7 @@ struct urp_loop;
  * future and clear every slot that holds its waker: those return only after a waker already
  * taken has returned). */
 struct urp_task {
-	_Alignas(8) unsigned char opaque[48];
+	URP_ALIGNAS(8) unsigned char opaque[48];
 };
 #define URP_TASK_DONE 1
 typedef int (*urp_task_fn)(struct urp_task *task, void *arg);

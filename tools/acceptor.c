@@ -152,6 +152,23 @@ static int acceptor_finish(struct acceptor *a)
 	return URP_TASK_DONE;
 }
 
+/*
+ * The listener's entry is shut down: by the driver's shutdown (the server is stopping: nothing
+ * to say), or because the driver's poll on the socket failed, which would otherwise leave the
+ * server up and silently deaf to new clients. Returns 0 for run().
+ */
+static int acceptor_shut(struct acceptor *a)
+{
+	int err = urp_io_poll_error(a->io);
+
+	if (err < 0) {
+		fprintf(stderr, "%s: the poll on a listening socket failed: %s\n", a->group->prog,
+			strerror(-err));
+		a->group->fatal();
+	}
+	return 0;
+}
+
 /* A full group with refuse set: accept one and close it at once. */
 static ssize_t refuse_one(struct acceptor *a)
 {
@@ -228,14 +245,6 @@ static int acceptor_run(struct urp_task *task, void *arg)
 			}
 		}
 		if (fd == -EAGAIN) {
-			/* A listening socket reports no errors: ERROR means the driver's poll on
-			 * it failed, and would read as ready for ever. */
-			if (urp_io_word(a->io) & URP_ERROR) {
-				fprintf(stderr, "%s: the poll on a listening socket failed\n",
-					g->prog);
-				g->fatal();
-				return 0;
-			}
 			/* Drained. Wait for the next connection, unless one came meanwhile. */
 			urp_readiness_init(&a->ready, a->io, URP_READABLE);
 			if (urp_readiness_poll(&a->ready, &waker, &ev) == -EAGAIN) {
@@ -245,7 +254,7 @@ static int acceptor_run(struct urp_task *task, void *arg)
 			continue;
 		}
 		if (fd == -ESHUTDOWN)
-			return 0;
+			return acceptor_shut(a);
 		if (accept_retryable(fd))
 			continue;
 		fprintf(stderr, "%s: accept: %s\n", g->prog, strerror((int)-fd));

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../core/atomic.h"
+#include "../core/debug.h"
 #include "../core/ready.h"
 #include "driver.h"
 #include "ring.h"
@@ -34,6 +35,11 @@ static bool on_driver_thread(const struct urp_driver *drv)
 {
 	/* Pairs with the release store in enable(). */
 	return urp__load_acquire(&drv->enabled) && pthread_equal(pthread_self(), drv->thread);
+}
+
+bool urp__driver_on_thread(const struct urp_driver *drv)
+{
+	return on_driver_thread(drv);
 }
 
 /* ---- submission ---- */
@@ -71,30 +77,45 @@ static unsigned poll_events(unsigned interest)
 }
 
 /*
- * The poll is gone and will not be re-armed (it failed, or no SQE could be had): the entry can
- * never report readiness again. Say ERROR and shut it down, which wakes every waiter and makes
- * urp_io_try_io() answer -ESHUTDOWN: an entry left "ready" would have a task loop spinning on
- * an fd that keeps answering EAGAIN.
+ * The poll is gone and will not be re-armed (it failed with err, or no SQE could be had): the
+ * entry can never report readiness again. Say ERROR and shut it down, which wakes every waiter
+ * and makes urp_io_try_io() answer -ESHUTDOWN: an entry left "ready" would have a task loop
+ * spinning on an fd that keeps answering EAGAIN. The reason is stored first, so whoever sees
+ * the shutdown bit can read it (urp_io_poll_error()).
  */
-static void poll_failed(struct urp_driver *drv, struct urp_io *io)
+static void poll_failed(struct urp_driver *drv, struct urp_io *io, int err)
 {
 	urp__count_local(&drv->st.poll_errors, 1);
-	urp_io_set_readiness(io, URP_ERROR);
-	urp_io_shutdown(io);
+	/* Pairs with the acquire load in urp_io_poll_error(). */
+	urp__store_release(&io->poll_errno, (uint32_t)-err);
+	urp__io_set_readiness(io, URP_ERROR);
+	urp__io_shutdown(io);
+}
+
+int urp_io_poll_error(const struct urp_io *io)
+{
+	if (!io)
+		return -EINVAL;
+	urp__debug_io_usable(io, "urp_io_poll_error");
+	/* Pairs with the release store in poll_failed(). */
+	return -(int)urp__load_acquire(&io->poll_errno);
 }
 
 static void arm(struct urp_driver *drv, struct urp_io *io)
 {
-	struct io_uring_sqe *sqe = get_sqe(drv);
+	struct io_uring_sqe *sqe;
 
+	urp__debug_assert(on_driver_thread(drv), "arm", "not on the driver's thread");
+	sqe = get_sqe(drv);
 	if (!sqe) {
-		poll_failed(drv, io);
+		poll_failed(drv, io, -EBUSY);
 		return;
 	}
 	io_uring_prep_poll_multishot(sqe, io->fd, poll_events(io->interest));
 	io_uring_sqe_set_data(sqe, io);
 	io->polls_armed++;
 	io->driver_state |= URP__IO_FRESH;
+	io->arm_cq_full = drv->cq_full_seen;
 	/* Pairs with urp__tsan_acquire() in dispatch(). */
 	urp__tsan_release(io);
 }
@@ -200,7 +221,7 @@ static void run_command(struct urp_driver *drv, struct urp_io *io, uint32_t bits
 		go_live(drv, io);
 		/* Registered while a shutdown was on its way: shut it down like the others. */
 		if (urp__load_acquire(&drv->shutdown))
-			urp_io_shutdown(io);
+			urp__io_shutdown(io);
 		else if (!(bits & URP__CMD_REMOVE))
 			arm(drv, io);
 	}
@@ -238,7 +259,7 @@ static void shutdown_entries(struct urp_driver *drv)
 		/* Deregistered, waiting for its poll's final CQE: gone for the caller, whose
 		 * waker's arg may already be freed. */
 		if (!(io->driver_state & URP__IO_GONE))
-			urp_io_shutdown(io);
+			urp__io_shutdown(io);
 	}
 	drv->shutting_down = false;
 }
@@ -246,17 +267,26 @@ static void shutdown_entries(struct urp_driver *drv)
 /* ---- completion ---- */
 
 /*
- * A fresh poll that ends at its first CQE either has no wait queue to sleep on (a regular file:
- * vfs_poll() says ready and the multishot poll completes at once without F_MORE) or lost its
- * CQE to overflow, any number of times in a row. The file's kind tells them apart, on this
- * rare path only.
+ * A fresh poll that ends at its first CQE with a mask either has no wait queue to sleep on, or
+ * lost its CQE to a full CQ (any number of times in a row). No wait queue: the file has no
+ * poll method, vfs_poll() answers DEFAULT_POLLMASK, and io_uring completes the multishot poll
+ * at once without F_MORE (__io_arm_poll_handler(), kernel 6.18); reading such a file never
+ * blocks, so its readiness is final. Regular files, directories and block devices never have a
+ * poll method. Character devices may (a tty, /dev/random) or may not (/dev/null, /dev/zero,
+ * /dev/full): for them the CQ tells, since the poll cannot have lost its CQE if the CQ was
+ * never full since the poll was armed. Sockets, pipes and anonymous inodes (eventfd, timerfd,
+ * signalfd) can always be polled, so an early end of theirs is re-armed. One fstat(), on this
+ * rare path only: never per event.
  */
-static bool unpollable(const struct urp_io *io)
+static bool unpollable(const struct urp_driver *drv, const struct urp_io *io)
 {
 	struct stat st;
 
-	return fstat(io->fd, &st) == 0 &&
-	       (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode));
+	if (fstat(io->fd, &st) < 0)
+		return false;
+	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode))
+		return true;
+	return S_ISCHR(st.st_mode) && io->arm_cq_full == drv->cq_full_seen;
 }
 
 /* A poll ended (CQE without F_MORE). Unless a removal is pending, re-arm: the new poll
@@ -276,11 +306,11 @@ static void poll_ended(struct urp_driver *drv, struct urp_io *io, int res)
 		return;
 	}
 	if (res < 0 && res != -ECANCELED) {
-		poll_failed(drv, io);
+		poll_failed(drv, io, res);
 		return;
 	}
 	/* Its readiness is final: the entry keeps it, without further polls. */
-	if (res >= 0 && fresh && unpollable(io)) {
+	if (res >= 0 && fresh && unpollable(drv, io)) {
 		urp__count_local(&drv->st.oneshot_files, 1);
 		return;
 	}
@@ -351,7 +381,7 @@ static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
 		return 0;
 	}
 	if (cqe->res >= 0 && !(io->driver_state & URP__IO_GONE)) {
-		urp_io_set_readiness(io, urp__ready_from_poll((unsigned)cqe->res));
+		urp__io_set_readiness(io, urp__ready_from_poll((unsigned)cqe->res));
 		events = 1;
 	}
 	if (more) {
@@ -376,6 +406,10 @@ static int reap(struct urp_driver *drv)
 		seen++;
 	}
 	urp__ring_cq_advance(&drv->ring, seen);
+	/* The head stays put during the pass, so a full pass means the kernel found the CQ full
+	 * and may have overflowed CQEs that a flush inside the next enter delivers unseen. */
+	if (seen >= drv->info.cq_entries)
+		drv->cq_full_seen++;
 	return events;
 }
 
@@ -386,6 +420,7 @@ static int reap_all(struct urp_driver *drv)
 	/* With IORING_FEAT_NODROP the kernel keeps CQEs that did not fit, and ends the polls
 	 * they belong to (their final CQE lacks F_MORE): flush, reap, and re-arm them. */
 	while (urp__ring_cq_has_overflow(&drv->ring)) {
+		drv->cq_full_seen++;
 		urp__count_local(&drv->st.cq_overflows, 1);
 		urp__ring_get_events(&drv->ring);
 		urp__count_local(&drv->st.enters, 1);
@@ -478,6 +513,22 @@ static int enable(struct urp_driver *drv)
 	return 0;
 }
 
+int urp__driver_claim(struct urp_driver *drv)
+{
+	uint32_t unclaimed = 0;
+	int ret;
+
+	if (urp__load_acquire(&drv->enabled))
+		return pthread_equal(pthread_self(), drv->thread) ? 0 : -EEXIST;
+	/* Two first turns may race: one claims the driver, the other finds it taken. */
+	if (!urp__cas_acq_rel(&drv->claimed, &unclaimed, 1))
+		return -EEXIST;
+	ret = enable(drv);
+	if (ret < 0)
+		urp__store_release(&drv->claimed, 0);
+	return ret;
+}
+
 int urp_driver_turn(struct urp_driver *drv, int timeout_ms)
 {
 	int ret, events;
@@ -486,20 +537,9 @@ int urp_driver_turn(struct urp_driver *drv, int timeout_ms)
 		return -EINVAL;
 	if (forked(drv))
 		return -ECHILD;
-	if (!urp__load_acquire(&drv->enabled)) {
-		uint32_t unclaimed = 0;
-
-		/* Two first turns may race: one claims the driver, the other finds it taken. */
-		if (!urp__cas_acq_rel(&drv->claimed, &unclaimed, 1))
-			return -EEXIST;
-		ret = enable(drv);
-		if (ret < 0) {
-			urp__store_release(&drv->claimed, 0);
-			return ret;
-		}
-	} else if (!pthread_equal(pthread_self(), drv->thread)) {
-		return -EEXIST;
-	}
+	ret = urp__driver_claim(drv);
+	if (ret < 0)
+		return ret;
 	if (drv->in_turn)
 		return -EBUSY;
 	drv->in_turn = true;
@@ -607,11 +647,15 @@ static int deregister(struct urp_io *io, uint32_t bits)
 {
 	struct urp_driver *drv;
 
-	if (!io || io->magic != URP__IO_MAGIC || !io->owner)
+	if (!io)
+		return -EINVAL;
+	urp__debug_io_usable(io, bits & URP__CMD_CLOSE ? "urp_deregister_close" : "urp_deregister");
+	if (io->magic != URP__IO_MAGIC || !io->owner)
 		return -EINVAL;
 	drv = io->owner;
 	if (forked(drv))
 		return -ECHILD;
+	urp__debug_io_given_up(io, "urp_deregister");
 	/* Always through the queue, even on the turning thread: a waker may deregister the very
 	 * entry being dispatched, so entries change state only between completions. */
 	push_cmd(drv, io, bits);
@@ -692,6 +736,13 @@ void urp_driver_free(struct urp_driver *drv)
 	close(drv->unpark_fd);
 	free(drv);
 }
+
+/* URPOLL_0's sizes: fields are added in place of reserved[], never beyond. */
+_Static_assert(sizeof(struct urp_stats) == 256, "struct urp_stats changed size");
+_Static_assert(sizeof(struct urp_driver_opts) == 64, "struct urp_driver_opts changed size");
+#ifdef __LP64__
+_Static_assert(sizeof(struct urp_driver_info) == 128, "struct urp_driver_info changed size");
+#endif
 
 int urp_driver_stats(struct urp_driver *drv, struct urp_stats *st)
 {

@@ -57,6 +57,7 @@ struct urp_driver {
 	int unpark_fd;
 	void *cmd_head;			/* urp_io.cmd_link stack pushed by any thread (atomic) */
 	unsigned cancels_due;		/* driver thread: entries whose cancelled poll has not ended */
+	uint32_t cq_full_seen;		/* driver thread: reaps that found the CQ full or overflowed */
 	uint64_t registered;		/* accepted, not yet freed (atomic): the limit */
 	unsigned max_registrations;
 	struct urp__list_head live;	/* driver thread: registered entries */
@@ -68,6 +69,13 @@ struct urp_driver {
 	struct urp__counters counters;	/* core counts: any thread */
 	struct urp__driver_counts st;	/* driver thread writes, anyone reads */
 };
+
+/* driver.c: whether the calling thread turns drv. */
+bool urp__driver_on_thread(const struct urp_driver *drv);
+/* Make the calling thread the one that turns drv (enabling the ring on it), as its first turn
+ * would. Returns 0 when it is (or already was), -EEXIST when another thread is, or the error
+ * of enabling the ring. */
+int urp__driver_claim(struct urp_driver *drv);
 
 /* setup.c */
 int urp__ring_setup(struct urp_driver *drv, const struct urp_driver_opts *opts);

@@ -169,10 +169,12 @@ int urp_loop_run(struct urp_loop *loop)
 
 	if (!loop)
 		return -EINVAL;
-	/* The thread that first turned the driver owns it: run nothing elsewhere. */
-	if (urp__load_acquire(&loop->drv->enabled) &&
-	    !pthread_equal(pthread_self(), loop->drv->thread))
-		return -EEXIST;
+	/* The thread that first turned the driver owns it: run nothing elsewhere. Claimed before
+	 * the first task runs, so that tasks see the thread that turns their driver (a blocking
+	 * urp_io_wait() in a task is then -EDEADLK, not a hang). */
+	ret = urp__driver_claim(loop->drv);
+	if (ret < 0)
+		return ret;
 	loop->thread = pthread_self();
 	urp__store_release(&loop->running, 1);
 	for (;;) {

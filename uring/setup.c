@@ -81,6 +81,9 @@ int urp__ring_setup(struct urp_driver *drv, const struct urp_driver_opts *opts)
 	size_t i;
 
 	if (opts) {
+		for (i = 0; i < sizeof(opts->reserved) / sizeof(opts->reserved[0]); i++)
+			if (opts->reserved[i])
+				return -EINVAL;
 		flags = opts->flags;
 		if (opts->sq_entries)
 			sq = opts->sq_entries;

@@ -2,7 +2,8 @@
 /*
  * Blocking waits for thread-per-connection code: a readiness future whose waker is a futex on
  * the caller's stack. Safe because a cancel (and a Done) returns only after a waker already
- * taken has returned (core/io.c), so nothing writes the stack word after we leave.
+ * taken has returned (core/io.c), so nothing writes the stack word after we leave. It lives
+ * above the driver because it must know who turns the entry's ring.
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -11,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "io.h"
+#include "../core/atomic.h"
+#include "driver.h"
 
 static void wake_thread(void *arg)
 {
@@ -48,6 +49,9 @@ int urp_io_wait(struct urp_io *io, unsigned interest, int timeout_ms, struct urp
 
 	if (!io || !ev || timeout_ms < -1 || interest == 0 || (interest & ~URP_INTEREST_ALL))
 		return -EINVAL;
+	/* Only the thread that turns the ring can make the entry ready: parked, it never would. */
+	if (io->owner && urp__driver_on_thread(io->owner))
+		return -EDEADLK;
 	if (timeout_ms >= 0) {
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
 		deadline.tv_sec += timeout_ms / 1000;
