@@ -51,7 +51,8 @@ WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpo
 CFLAGS ?= -O2 -g
 URP_CFLAGS := -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -MMD -MP
 ifneq ($(SANITIZE),)
-URP_CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+URP_CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	-DURP_DEBUG
 URP_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 ifeq ($(URP_PROBES),0)
@@ -61,8 +62,8 @@ endif
 # interposes urp_* symbols.
 LIB_CFLAGS := $(URP_CFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition
 
-CORE_SRCS := core/io.c core/readiness.c core/ready.c core/probes.c core/wait.c
-URING_SRCS := uring/setup.c uring/driver.c uring/loop.c uring/spawn.c
+CORE_SRCS := core/io.c core/readiness.c core/ready.c core/probes.c core/debug.c
+URING_SRCS := uring/setup.c uring/driver.c uring/loop.c uring/spawn.c uring/wait.c
 LIB_SRCS := $(CORE_SRCS) $(URING_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
@@ -86,6 +87,11 @@ TEST_NAMES := $(patsubst tests/%.c,%,$(wildcard tests/core_*.c tests/uring_*.c t
 # but the proxy's: one loop per process there, and redis-benchmark, wrk and 5,000 connections
 # under TSan would take most of `make check`.
 THREADED_TESTS := $(filter-out proxy_e2e,$(TEST_NAMES))
+# The debug checks of misuse exist in the debug (sanitizer) builds only.
+ifneq ($(SANITIZE),)
+TEST_NAMES += misuse_debug
+THREADED_TESTS += misuse_debug
+endif
 TEST_BINS := $(TEST_NAMES:%=$(BUILD)/tests/%)
 
 TOOLS := $(filter-out urpoll-trace,$(patsubst tools/%.c,%,$(wildcard tools/urpoll-*.c)))
@@ -94,7 +100,7 @@ TOOL_BINS := $(TOOLS:%=$(BUILD)/tools/%)
 TRACE_BIN := $(BUILD)/tools/urpoll-trace
 
 .PHONY: all lib tools tests check run deps install uninstall clean help \
-	test-unit test-plain test-asan test-tsan test-model test-install test-probes test-readme \
+	test-unit test-plain test-asan test-tsan test-model test-install test-probes test-readme test-cxx \
 	bpf test-trace test-bench bench-proxy
 
 all: lib tools
@@ -196,6 +202,19 @@ $(BUILD)/tests/uring_fault: tests/uring_fault.c $(FAULT_OBJS)
 	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -DURP_FAULT -o $@ $< $(FAULT_OBJS) \
 		$(URP_LDFLAGS) $(URING_LIBS) $(CRITERION_LIBS) -lpthread
 
+# The servers' listener task against the injectable ring: uring_fault's objects plus
+# tools/acceptor.c.
+TEST_NAMES += acceptor_fault
+THREADED_TESTS += acceptor_fault
+TEST_BINS += $(BUILD)/tests/acceptor_fault
+tests: $(BUILD)/tests/acceptor_fault
+
+$(BUILD)/tests/acceptor_fault: tests/acceptor_fault.c $(FAULT_OBJS) $(BUILD)/obj/tools/acceptor.o
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -DURP_FAULT -o $@ $< $(FAULT_OBJS) \
+		$(BUILD)/obj/tools/acceptor.o $(URP_LDFLAGS) $(URING_LIBS) $(CRITERION_LIBS) -lpthread
+
 # The eBPF tracer: bpf/urpoll.bpf.c -> build/bpf/urpoll.bpf.o -> build/bpf/urpoll.skel.h,
 # compiled into $(BUILD)/tools/urpoll-trace. The BPF outputs do not depend on SANITIZE or
 # URP_PROBES, so every build directory shares build/bpf/.
@@ -287,7 +306,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := ready core_ops driver_ops driver_faults
 FUZZ_OUT := build/fuzz
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_OUT)/%)
-FUZZ_CFLAGS := -g -O1 -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude \
+FUZZ_CFLAGS := -g -O1 -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -DURP_DEBUG \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_DEPS := tests/fuzz/fuzz_util.h tests/fuzz/driver_model.h include/urpoll.h $(wildcard core/*.h uring/*.h)
 FUZZ_ENV := ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
@@ -295,10 +314,17 @@ FUZZ_ENV := ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
 
 .PHONY: fuzz test-fuzz
 
-$(FUZZ_OUT)/ready $(FUZZ_OUT)/core_ops: $(FUZZ_OUT)/%: tests/fuzz/%.c $(CORE_SRCS) $(FUZZ_DEPS)
+$(FUZZ_OUT)/ready: tests/fuzz/ready.c $(CORE_SRCS) $(FUZZ_DEPS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRCS) -lpthread
+
+# core_ops drives detached entries only, but urp_io_wait() (uring/wait.c) asks the driver who
+# turns an entry's ring: it links the whole library.
+$(FUZZ_OUT)/core_ops: tests/fuzz/core_ops.c $(LIB_SRCS) $(FUZZ_DEPS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(URING_LIBS) -lpthread
 
 # The driver targets share driver_model.c (entries, kernel model, public-API ops, properties).
 # driver_faults is built like tests/uring_fault: the library's sources with URP_FAULT, so every
@@ -391,6 +417,20 @@ test-readme: lib
 	else diff -u $(BUILD)/readme-block.c $(BUILD)/readme-example.c; \
 		tests/run-suite.sh --record readme fail; exit 1; fi
 
+# include/urpoll.h is valid C++ (11 and later): tests/cxx_header.cc compiled for each standard,
+# linked against the library and run.
+CXX ?= g++
+CXX_STDS := c++11 c++17 c++20
+
+test-cxx: lib
+	$(Q)status=0; for std in $(CXX_STDS); do \
+		if $(CXX) -std=$$std -Wall -Wextra -pedantic -Werror -Iinclude tests/cxx_header.cc \
+			-o $(BUILD)/tests/cxx_header-$$std $(LINK_LIB) && \
+		   $(BUILD)/tests/cxx_header-$$std; then \
+			tests/run-suite.sh --record cxx/$$std pass; \
+		else tests/run-suite.sh --record cxx/$$std fail; status=1; fi; \
+	done; exit $$status
+
 test-probes: lib
 	$(Q)$(MAKE) --no-print-directory URP_PROBES=0 lib
 	$(Q)tests/probes-test.sh $(SHLIB) build/noprobes/liburpoll.so.$(VERSION)
@@ -399,7 +439,7 @@ check: deps
 	$(Q)rm -f build/check-results
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory -k test-plain test-asan test-tsan test-model test-install \
-		test-probes test-readme test-trace test-bench test-fuzz; status=$$?; tests/run-suite.sh --summary build/check-results; \
+		test-probes test-readme test-cxx test-trace test-bench test-fuzz; status=$$?; tests/run-suite.sh --summary build/check-results; \
 		exit $$status
 
 install: lib $(TRACE_BIN)

@@ -327,6 +327,68 @@ Test(loop_wait, bad_args_einval)
 	close(sv[1]);
 }
 
+/* ---- waits that nothing could ever end ---- */
+
+/* On the thread that turns the driver, a wait could only time out (or, with -1, hang for
+ * ever): nothing else turns the ring that would make the entry ready. */
+Test(loop_wait, wait_on_the_turning_thread_is_edeadlk, .timeout = 10)
+{
+	struct urp_driver *d;
+	struct urp_event ev;
+	struct urp_io *io;
+	int sv[2];
+
+	cr_assert_eq(urp_driver_new(&d, NULL), 0);
+	unix_pair(sv);
+	io = reg_or_fail(d, sv[0], URP_READABLE);
+	cr_assert_geq(urp_driver_turn(d, 0), 0); /* this thread turns d from now on */
+	cr_assert_eq(urp_io_wait(io, URP_READABLE, 1000, &ev), -EDEADLK);
+	cr_assert_eq(urp_io_wait(io, URP_READABLE, -1, &ev), -EDEADLK);
+	/* Ready already or not, the answer does not depend on luck. */
+	write_all(sv[1], "x", 1);
+	cr_assert_eq(urp_io_wait(io, URP_READABLE, 0, &ev), -EDEADLK);
+	cr_assert_eq(urp_deregister(io), 0);
+	urp_driver_free(d);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+struct deadlock_task {
+	struct urp_task task;
+	struct urp_loop *loop;
+	struct urp_io *io;
+	int ret;
+};
+
+static int deadlock_task_run(struct urp_task *task, void *arg)
+{
+	struct deadlock_task *t = arg;
+	struct urp_event ev;
+
+	t->ret = urp_io_wait(t->io, URP_READABLE, -1, &ev);
+	urp_loop_stop(t->loop);
+	return URP_TASK_DONE;
+}
+
+/* A task of the loop that turns the entry's driver: the same deadlock. */
+Test(loop_wait, wait_from_a_task_of_the_turning_loop_is_edeadlk, .timeout = 10)
+{
+	struct deadlock_task t = {0};
+	int sv[2];
+
+	t.loop = loop_new_or_fail();
+	unix_pair(sv);
+	t.io = reg_or_fail(urp_loop_driver(t.loop), sv[0], URP_READABLE);
+	urp_task_init(&t.task, t.loop, deadlock_task_run, &t);
+	urp_task_wake(&t.task);
+	cr_assert_eq(urp_loop_run(t.loop), 0);
+	cr_assert_eq(t.ret, -EDEADLK);
+	cr_assert_eq(urp_deregister(t.io), 0);
+	urp_loop_free(t.loop);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 /* ---- many waiters ---- */
 
 #define NWAITERS 8

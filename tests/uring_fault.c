@@ -331,6 +331,7 @@ static void assert_failed_entry(struct urp_io *io)
 	cr_assert(word_shutdown(urp_io_word(io)));
 	cr_assert_eq(urp_io_try_io(io, URP_READABLE, op_read, &op), -ESHUTDOWN);
 	cr_assert_eq(op.calls, 0);
+	cr_assert_lt(urp_io_poll_error(io), 0, "a failed poll must say why");
 }
 
 Test(uring_fault, sq_full_persistently_shuts_entry_down)
@@ -623,6 +624,7 @@ Test(uring_fault, poll_end_negative_res_shuts_entry_down)
 		turn(drv, TURN_WAIT_MS);
 	cr_assert_eq(driver_stats(drv).poll_errors, 1);
 	assert_failed_entry(c.io);
+	cr_assert_eq(urp_io_poll_error(c.io), -ENOMEM);
 	urp__fault_cqe_add(token(c.io), POLLIN, IORING_CQE_F_MORE);
 	turn(drv, 0);
 	cr_assert_eq(driver_stats(drv).unknown_tokens, 1);

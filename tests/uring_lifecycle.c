@@ -901,6 +901,8 @@ Test(uring_lifecycle, failed_poll_shuts_entry_down)
 	cr_assert(urp_io_word(io) & 0x80000000u, "a dead poll must shut its entry down");
 	cr_assert_eq(urp_io_try_io(io, URP_READABLE, eagain_op, NULL), -ESHUTDOWN);
 	cr_assert_eq(driver_stats(drv).poll_errors, 1);
+	/* And says why, where a driver shutdown would leave it 0. */
+	cr_assert_eq(urp_io_poll_error(io), -EBADF);
 	cr_assert_eq(urp_deregister(io), 0);
 	cr_assert_eq(turn_until_live(drv, 0), 0);
 	close(sv[1]);

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
 	# build
-	gcc make pkg-config liburing-dev libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-dev
+	gcc g++ make pkg-config liburing-dev libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-dev
 	clang llvm bpftool
 	# tests
 	libcriterion-dev spin binutils libclang-rt-14-dev python3
