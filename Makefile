@@ -3,7 +3,8 @@
 #   make                 library (shared + static) and tools, under build/
 #   make check           install missing packages, then build and run every test:
 #                        plain, ASan+UBSan, TSan, the Spin model, install and probe checks,
-#                        every fuzz target over its seed corpus, urpoll-bench --smoke
+#                        every fuzz target over its seed corpus, urpoll-bench --smoke,
+#                        the tools' command lines
 #   make run             install missing packages, build, run the main job: urpoll-bench
 #                        --quick, urpoll against epoll, then a traced pass when root
 #   make fuzz            fuzz each libFuzzer target for FUZZ_SECONDS (default 60)
@@ -100,8 +101,8 @@ TOOL_BINS := $(TOOLS:%=$(BUILD)/tools/%)
 TRACE_BIN := $(BUILD)/tools/urpoll-trace
 
 .PHONY: all lib tools tests check run deps install uninstall clean help \
-	test-unit test-plain test-asan test-tsan test-model test-install test-probes test-readme test-cxx \
-	bpf test-trace test-bench bench-proxy
+	test-unit test-plain test-asan test-tsan test-model test-install test-probes test-readme \
+	test-cxx bpf test-trace test-bench test-cli bench-proxy
 
 all: lib tools
 
@@ -282,6 +283,11 @@ $(BENCH_BIN): $(BENCH_SRCS) tools/bench/bench.h include/urpoll.h $(BUILD)/$(SONA
 test-bench: lib $(BENCH_BIN)
 	$(Q)tests/bench_smoke.sh $(BUILD)
 
+# The tools' command lines (tests/tools_cli.sh): exit status 0, 1 or 2, one-line errors that name
+# the option, --help on stdout, output paths checked before a benchmark runs. Plain build only.
+test-cli: lib tools
+	$(Q)tests/tools_cli.sh $(BUILD)
+
 # The traced workload: a plain program on the library (the tests pattern rule would also link
 # Criterion, which it does not use).
 $(BUILD)/tests/trace_workload: tests/trace_workload.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
@@ -439,8 +445,8 @@ check: deps
 	$(Q)rm -f build/check-results
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory -k test-plain test-asan test-tsan test-model test-install \
-		test-probes test-readme test-cxx test-trace test-bench test-fuzz; status=$$?; tests/run-suite.sh --summary build/check-results; \
-		exit $$status
+		test-probes test-readme test-cxx test-trace test-bench test-cli test-fuzz; status=$$?; \
+		tests/run-suite.sh --summary build/check-results; exit $$status
 
 install: lib $(TRACE_BIN)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
@@ -463,7 +469,7 @@ clean:
 	rm -rf build
 
 help:
-	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(LIB_OBJS:.o=.d) $(FAULT_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d $(SERVER_OBJS:.o=.d) \
 	$(BENCH_BIN).d

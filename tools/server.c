@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +21,98 @@ void server_stop(struct server *s, int status)
 		urp_loop_stop(s->loops[i].loop);
 }
 
-int server_usage_error(const char *prog, int opt, char **argv)
+/*
+ * The token that held the option getopt_long() has just returned: argv[optind - 1], or
+ * argv[optind - 2] when its argument was the next word.
+ */
+static const char *opt_token(char **argv)
 {
-	if (opt == -1)
-		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
-	else if (opt == ':')
-		fprintf(stderr, "%s: %s needs an argument (see --help)\n", prog, argv[optind - 1]);
+	return optarg && optarg == argv[optind - 1] ? argv[optind - 2] : argv[optind - 1];
+}
+
+/* "--name" out of "--name" or "--name=value". */
+static const char *long_name(const char *token)
+{
+	static char name[64];
+
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(token, "="), token);
+	return name;
+}
+
+const char *server_opt_name(int opt, char **argv)
+{
+	static char name[3];
+	const char *token = opt_token(argv);
+
+	if (token[0] == '-' && token[1] == '-')
+		return long_name(token);
+	snprintf(name, sizeof(name), "-%c", opt);
+	return name;
+}
+
+int server_opt_error(const char *prog, const char *opt_name, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: %s: ", prog, opt_name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 2;
+}
+
+bool server_opt_count(const char *prog, int opt, char **argv, unsigned min, unsigned max,
+		      const char *unit, unsigned *out)
+{
+	const char *digits = optarg + (optarg[0] == '-');
+
+	if (net_parse_count(optarg, min, max, out))
+		return true;
+	/* A decimal that does not fit is out of range; anything else is not a number. */
+	if (*digits && strspn(digits, "0123456789") == strlen(digits))
+		server_opt_error(prog, server_opt_name(opt, argv),
+				 "%s is out of range (%u to %u%s%s)", optarg, min, max,
+				 *unit ? " " : "", unit);
 	else
-		fprintf(stderr, "%s: unknown option '%s' (see --help)\n", prog, argv[optind - 1]);
+		server_opt_error(prog, server_opt_name(opt, argv),
+				 "'%s' is not a number (%u to %u%s%s)", optarg, min, max,
+				 *unit ? " " : "", unit);
+	return false;
+}
+
+static bool takes_no_argument(const struct option *options, int val)
+{
+	for (; options->name; options++)
+		if (options->val == val)
+			return options->has_arg == no_argument;
+	return false;
+}
+
+int server_usage_error(const char *prog, int opt, char **argv, const struct option *options)
+{
+	const char *token = argv[optind - 1];
+
+	if (opt == -1) {
+		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
+	} else if (opt == ':') {
+		/* A missing argument ends its word: optind has moved past it. */
+		if (token[0] == '-' && token[1] == '-')
+			fprintf(stderr, "%s: %s needs an argument (see --help)\n", prog, token);
+		else
+			fprintf(stderr, "%s: -%c needs an argument (see --help)\n", prog, optopt);
+	} else if (optopt && token[0] == '-' && token[1] == '-' && strchr(token, '=') &&
+		   takes_no_argument(options, optopt)) {
+		/* "--quiet=1": glibc reports the option's value in optopt. */
+		fprintf(stderr, "%s: %s takes no argument (see --help)\n", prog, long_name(token));
+	} else if (optopt) {
+		/* An unknown short option, perhaps inside a group ("-qx"): optind may not have
+		 * moved, so only optopt names it. */
+		fprintf(stderr, "%s: unknown option '-%c' (see --help)\n", prog, optopt);
+	} else {
+		/* An unknown or ambiguous long option: always a word of its own. */
+		fprintf(stderr, "%s: unknown option '%s' (see --help)\n", prog, long_name(token));
+	}
 	return 2;
 }
 

@@ -10,6 +10,7 @@
 #ifndef URP_TOOLS_SERVER_H
 #define URP_TOOLS_SERVER_H
 
+#include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -59,12 +60,27 @@ int server_loops_new(struct server *s, unsigned n, const struct urp_driver_opts 
  */
 int server_run(struct server *s, const union sockaddr_any *tcp, const char *unix_path);
 /*
- * After getopt_long() with ":" leading its optstring: opt ':' (an option without its
- * argument), any other opt (an unknown option) or -1 (an operand at argv[optind], which the
- * servers take none of). Prints the one line that says so; returns 2, the exit status of bad
- * usage.
+ * Option errors, after getopt_long() with ":" leading its optstring. Each prints one line on
+ * stderr, "prog: ...", naming the option as the user spelled it: "--name" for a long option
+ * (without its "=value"), "-c" for a short one.
+ *
+ * server_usage_error(): opt ':' (an option without its argument), '?' (an unknown option, or
+ * one of options that takes no argument given one: "--quiet=1") or -1 (an operand at
+ * argv[optind], which the servers take none of). Returns 2, the exit status of bad usage.
  */
-int server_usage_error(const char *prog, int opt, char **argv);
+int server_usage_error(const char *prog, int opt, char **argv, const struct option *options);
+/* The option opt that getopt_long() has just returned with optarg, as spelled; the string
+ * stays valid until the next call. */
+const char *server_opt_name(int opt, char **argv);
+/* "prog: opt_name: " and the formatted rest. Returns 2. */
+int server_opt_error(const char *prog, const char *opt_name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/*
+ * optarg as a decimal in [min, max] into *out. Otherwise prints "'x' is not a number (min to
+ * max unit)" or "x is out of range (min to max unit)" for opt and returns false.
+ */
+bool server_opt_count(const char *prog, int opt, char **argv, unsigned min, unsigned max,
+		      const char *unit, unsigned *out);
 /* Stop every loop (any thread); a nonzero status becomes the exit status of server_run(). */
 void server_stop(struct server *s, int status);
 /* The driver statistics of all loops, summed. */

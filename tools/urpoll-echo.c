@@ -317,7 +317,15 @@ static int usage(int status)
 		"descriptors (EMFILE), the server sheds the oldest pending connection\n"
 		"(closes it at once) with a reserve descriptor, or stops accepting until\n"
 		"one of its connections closes: it never spins.\n"
-		"Exit status: 0 after a signal, 1 on a runtime error, 2 on bad usage.\n");
+		"\n"
+		"EXAMPLES:\n"
+		"    " PROG "                          # TCP on 127.0.0.1:7777\n"
+		"    " PROG " -l 127.0.0.1:0 -q        # a free port, printed on stdout\n"
+		"    " PROG " -l [::1]:7777 -t 2 --pin # two loops, one per CPU\n"
+		"    " PROG " -u /tmp/echo.sock        # a Unix socket only\n"
+		"\n"
+		"Exit status: 0 after a signal, 1 on a runtime error (address in use, no\n"
+		"io_uring), 2 on bad usage.\n");
 	return status;
 }
 
@@ -375,21 +383,29 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'l':
 			listen_arg = optarg;
+			if (!net_parse_addr(optarg, &addr, &addr_len))
+				return server_opt_error(PROG, server_opt_name(opt, argv),
+							"bad address '%s' (expected IPV4:PORT or "
+							"[IPV6]:PORT)",
+							optarg);
 			break;
 		case 'u':
 			unix_path = optarg;
+			if (!*optarg || strlen(optarg) >= sizeof(addr.un.sun_path))
+				return server_opt_error(PROG, server_opt_name(opt, argv),
+							"'%s' is %zu bytes long (a socket path "
+							"is 1 to %zu)",
+							optarg, strlen(optarg),
+							sizeof(addr.un.sun_path) - 1);
 			break;
 		case 't':
-			if (!net_parse_count(optarg, 1, MAX_THREADS, &nthreads)) {
-				fprintf(stderr, PROG ": --threads wants 1 to %d\n", MAX_THREADS);
+			if (!server_opt_count(PROG, opt, argv, 1, MAX_THREADS, "", &nthreads))
 				return 2;
-			}
 			break;
 		case 'm':
-			if (!net_parse_count(optarg, 1, UINT_MAX / 2, &srv.group.max_conns)) {
-				fprintf(stderr, PROG ": --max-conns wants a positive number\n");
+			if (!server_opt_count(PROG, opt, argv, 1, UINT_MAX / 2, "",
+					      &srv.group.max_conns))
 				return 2;
-			}
 			break;
 		case 'p':
 			srv.server.pin = true;
@@ -400,22 +416,19 @@ int main(int argc, char **argv)
 		case 'h':
 			return usage(0);
 		default:
-			return server_usage_error(PROG, opt, argv);
+			return server_usage_error(PROG, opt, argv, options);
 		}
 	}
 	if (optind < argc)
-		return server_usage_error(PROG, -1, argv);
+		return server_usage_error(PROG, -1, argv, options);
 	srv.server.prog = PROG;
 	srv.server.on_signal = on_signal;
 	srv.group.prog = PROG;
 	srv.group.quiet = srv.server.quiet;
 	srv.group.fatal = stop_failed;
-	if (!listen_arg && !unix_path)
+	if (!listen_arg && !unix_path) {
 		listen_arg = "127.0.0.1:7777";
-	if (listen_arg && !net_parse_addr(listen_arg, &addr, &addr_len)) {
-		fprintf(stderr, PROG ": bad address '%s': expected IPV4:PORT or [IPV6]:PORT\n",
-			listen_arg);
-		return 2;
+		net_parse_addr(listen_arg, &addr, &addr_len);
 	}
 
 	/* Every connection costs a descriptor: allow as many as the hard limit lets us. */

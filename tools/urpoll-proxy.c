@@ -571,10 +571,12 @@ static int usage(int status)
 		"                              io_uring and SO_REUSEPORT listener (default 1)\n"
 		"  -m, --max-conns N           at most N client connections in all; beyond it a\n"
 		"                              new client is accepted and closed at once\n"
+		"                              (default: as many as descriptors allow)\n"
 		"  -i, --idle-timeout SEC      close both sides after SEC seconds without a byte\n"
 		"                              moved (default 300; 0: never)\n"
 		"  -c, --connect-timeout SEC   give up a backend connect after SEC (default 5)\n"
-		"  -s, --stats-interval SEC    print the counters every SEC seconds (0: never)\n"
+		"  -s, --stats-interval SEC    print the counters every SEC seconds\n"
+		"                              (default 0: never)\n"
 		"  -q, --quiet                 print errors only\n"
 		"  -h, --help                  this text\n"
 		"\n"
@@ -582,8 +584,16 @@ static int usage(int status)
 		"stale-event rejections and wake batches). SIGINT or SIGTERM stops accepting\n"
 		"and lets open connections finish for up to %d s (a second signal: at once),\n"
 		"then prints them and exits 0. Out of descriptors (EMFILE), new clients are\n"
-		"shed, never spun on. Exit status: 1 on a runtime error (port in use, backend\n"
-		"unreachable), 2 on bad usage.\n",
+		"shed, never spun on.\n"
+		"\n"
+		"EXAMPLES:\n"
+		"    " PROG " -l 127.0.0.1:6380 -b 127.0.0.1:6379      # one backend\n"
+		"    " PROG " -l [::]:80 -b 10.0.0.1:80 -b 10.0.0.2:80 -t 2\n"
+		"    " PROG " -l 127.0.0.1:0 -b 127.0.0.1:8080 -i 0 -s 10\n"
+		"        # a free port, no idle timeout, counters every 10 s\n"
+		"\n"
+		"Exit status: 0 after a signal, 1 on a runtime error (port in use, backend\n"
+		"unreachable, no io_uring), 2 on bad usage.\n",
 		MAX_BACKENDS, DRAIN_S);
 	return status;
 }
@@ -603,6 +613,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned nthreads = 1, limit, idle_s = 300, connect_s = 5, stats_s = 0;
+	const unsigned max_s = 86400 * 365; /* the longest timeout or interval: a year */
 	int listen_fds[MAX_THREADS], ret, opt, status = 1;
 	struct urp_driver_opts dopts = { 0 };
 	const char *listen_arg = NULL;
@@ -616,47 +627,44 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'l':
 			listen_arg = optarg;
+			if (!net_parse_addr(optarg, &addr, &addr_len))
+				return server_opt_error(PROG, server_opt_name(opt, argv),
+							"bad listen address '%s' (expected "
+							"IPV4:PORT or [IPV6]:PORT)",
+							optarg);
 			break;
 		case 'b': {
 			struct backend *b = &prx.backends[prx.nbackends];
 
-			if (prx.nbackends == MAX_BACKENDS) {
-				fprintf(stderr, PROG ": at most %d backends\n", MAX_BACKENDS);
-				return 2;
-			}
-			if (!net_parse_addr(optarg, &b->addr, &b->len)) {
-				fprintf(stderr,
-					PROG ": bad backend address '%s': expected IPV4:PORT or "
-					     "[IPV6]:PORT\n",
-					optarg);
-				return 2;
-			}
+			if (prx.nbackends == MAX_BACKENDS)
+				return server_opt_error(PROG, server_opt_name(opt, argv),
+							"at most %d backends", MAX_BACKENDS);
+			if (!net_parse_addr(optarg, &b->addr, &b->len))
+				return server_opt_error(PROG, server_opt_name(opt, argv),
+							"bad backend address '%s' (expected "
+							"IPV4:PORT or [IPV6]:PORT)",
+							optarg);
 			net_addr_str(&b->addr, b->text, sizeof(b->text));
 			prx.nbackends++;
 			break;
 		}
 		case 't':
-			if (!net_parse_count(optarg, 1, MAX_THREADS, &nthreads)) {
-				fprintf(stderr, PROG ": --threads wants 1 to %d\n", MAX_THREADS);
+			if (!server_opt_count(PROG, opt, argv, 1, MAX_THREADS, "", &nthreads))
 				return 2;
-			}
 			break;
 		case 'm':
-			if (!net_parse_count(optarg, 1, UINT_MAX / 4, &prx.group.max_conns)) {
-				fprintf(stderr, PROG ": --max-conns wants a positive number\n");
+			if (!server_opt_count(PROG, opt, argv, 1, UINT_MAX / 4, "",
+					      &prx.group.max_conns))
 				return 2;
-			}
 			break;
 		case 'i':
 		case 'c':
 		case 's':
-			if (!net_parse_count(optarg, opt == 'c', 86400 * 365,
-					     opt == 'i' ? &idle_s : opt == 'c' ? &connect_s
-									: &stats_s)) {
-				fprintf(stderr, PROG ": %s wants a number of seconds%s\n",
-					argv[optind - 1], opt == 'c' ? " (at least 1)" : "");
+			if (!server_opt_count(PROG, opt, argv, opt == 'c', max_s, "seconds",
+					      opt == 'i'   ? &idle_s
+					      : opt == 'c' ? &connect_s
+							   : &stats_s))
 				return 2;
-			}
 			break;
 		case 'q':
 			prx.server.quiet = true;
@@ -664,18 +672,13 @@ int main(int argc, char **argv)
 		case 'h':
 			return usage(0);
 		default:
-			return server_usage_error(PROG, opt, argv);
+			return server_usage_error(PROG, opt, argv, options);
 		}
 	}
 	if (optind < argc)
-		return server_usage_error(PROG, -1, argv);
+		return server_usage_error(PROG, -1, argv, options);
 	if (!listen_arg || !prx.nbackends) {
 		fprintf(stderr, PROG ": --listen and at least one --backend are needed (see --help)\n");
-		return 2;
-	}
-	if (!net_parse_addr(listen_arg, &addr, &addr_len)) {
-		fprintf(stderr, PROG ": bad listen address '%s': expected IPV4:PORT or [IPV6]:PORT\n",
-			listen_arg);
 		return 2;
 	}
 	prx.idle_ticks = idle_s * TICKS_PER_S;

@@ -125,6 +125,8 @@ static const char doc[] =
 	"  stale lag      histogram of current - event tick (mod 32768), in ticks\n"
 	"With -p the tool stops (after a final interval) when the process exits; Ctrl-C or "
 	"SIGTERM prints the interval in progress and exits 0.\n"
+	"Exit status: 0, 1 on a runtime error (privileges, BTF, uprobes, the library or the "
+	"process not found), 2 on bad usage (checked before anything needs root).\n"
 	"\n"
 	"The numbers live in the per-CPU map urp_stats; its BTF names every field: "
 	"`bpftool map dump name urp_stats` (sum the CPUs), or with --pin DIR "
@@ -183,20 +185,41 @@ static void fail(const char *fmt, ...)
 	exit(1);
 }
 
+/*
+ * Option key with its argument arg as the user spelled it: "--pid" (without "=value") or "-p".
+ * argp has just read it with getopt_long(): state->next is past the argument's word.
+ */
+static const char *opt_spelled(const struct argp_state *state, int key, const char *arg)
+{
+	const char *token = state->argv[state->next - 1];
+	static char name[64];
+
+	if (arg == token)
+		token = state->argv[state->next - 2];
+	if (token[0] == '-' && token[1] == '-')
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(token, "="), token);
+	else
+		snprintf(name, sizeof(name), "-%c", key);
+	return name;
+}
+
 static error_t parse_arg(int key, char *arg, struct argp_state *state)
 {
 	static int positional;
 	char *end;
+	long pid;
 
 	switch (key) {
 	case 'h':
-		argp_state_help(state, stderr, ARGP_HELP_STD_HELP);
+		argp_state_help(state, stdout, ARGP_HELP_STD_HELP);
 		break;
 	case 'p':
 		errno = 0;
-		env.pid = strtol(arg, &end, 10);
-		if (errno || *end || env.pid <= 0)
-			argp_error(state, "invalid PID: %s", arg);
+		pid = strtol(arg, &end, 10);
+		if (errno || *end || end == arg || pid <= 0 || pid > INT_MAX)
+			argp_error(state, "%s: invalid PID '%s' (a process id, 1 or more)",
+				   opt_spelled(state, key, arg), arg);
+		env.pid = (pid_t)pid;
 		break;
 	case 'l':
 		env.lib = arg;
@@ -206,8 +229,10 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_PIN:
 		if (arg[0] != '/')
-			argp_error(state, "--pin needs an absolute directory, e.g. " BPFFS_DIR
-					  "/urpoll");
+			argp_error(state,
+				   "%s: '%s' is not an absolute directory (e.g. " BPFFS_DIR
+				   "/urpoll)",
+				   opt_spelled(state, key, arg), arg);
 		env.pin_dir = arg;
 		break;
 	case OPT_EVENTS:
@@ -228,15 +253,20 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		errno = 0;
 		if (positional == 0) {
 			env.interval_s = strtod(arg, &end);
-			if (errno || *end || !(env.interval_s >= 0.01 && env.interval_s <= 86400))
-				argp_error(state, "invalid interval (seconds, 0.01 to 86400): %s",
+			if (errno || *end || end == arg ||
+			    !(env.interval_s >= 0.01 && env.interval_s <= 86400))
+				argp_error(state,
+					   "interval: '%s' is not a number of seconds from 0.01 "
+					   "to 86400",
 					   arg);
 		} else if (positional == 1) {
 			env.count = strtoul(arg, &end, 10);
-			if (errno || *end || env.count == 0)
-				argp_error(state, "invalid count: %s", arg);
+			if (errno || *end || end == arg || arg[0] == '-' || env.count == 0)
+				argp_error(state,
+					   "count: '%s' is not a number of intervals, 1 or more",
+					   arg);
 		} else {
-			argp_error(state, "unexpected argument: %s", arg);
+			argp_error(state, "unexpected argument '%s'", arg);
 		}
 		positional++;
 		break;
@@ -858,6 +888,10 @@ int main(int argc, char **argv)
 	sigset_t stop_signals;
 	int err, i;
 
+	/* Usage errors exit 2 (argp's default is EX_USAGE, 64), and getopt's own messages name
+	 * the tool as every other one does, not the path it was started by. */
+	argp_err_exit_status = 2;
+	argv[0] = (char *)prog_name;
 	err = argp_parse(&argp, argc, argv, 0, NULL, NULL);
 	if (err)
 		return 2;

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 enum backend { BE_URPOLL, BE_EPOLL, BE_LIBEV, BE_LIBEVENT, BE_LIBUV, BE_COUNT };
@@ -188,8 +189,9 @@ struct plot_point {
 	double median, lo, hi;
 	double ratio; /* median against epoll's, NAN when epoll has no cell */
 };
-/* A self-contained SVG: one panel per workload, grouped bars per parameter, one colour per
- * backend, whiskers for the spread, readable without the table. */
-int svg_write(const char *path, const struct plot_point *pts, unsigned n, const char *title);
+/* A self-contained SVG into f (the caller opens and closes it): one panel per workload, grouped
+ * bars per parameter, one colour per backend, whiskers for the spread, readable without the
+ * table. Returns 0, or -EIO when a write failed. */
+int svg_write(FILE *f, const struct plot_point *pts, unsigned n, const char *title);
 
 #endif

@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -94,6 +96,8 @@ static struct opts {
 	bool runs_set, callgrind, no_syscalls;
 	bool backend_on[BE_COUNT];
 	const char *json_path, *svg_path;
+	/* Opened before anything runs (outputs_open()), written at the end. */
+	FILE *json_file, *svg_file;
 	const char *cg_dir; /* set in the process valgrind runs */
 } opt;
 
@@ -154,26 +158,36 @@ static unsigned workloads_total(void)
 	return n;
 }
 
-static int backends_parse(const char *list)
+/* The comma-separated list of --backends (spelled opt_name); prints why it is bad. */
+static int backends_parse(const char *opt_name, const char *list)
 {
 	char *copy = strdup(list), *save = NULL, *tok;
+	unsigned n = 0;
 	int ret = 0;
 
-	if (!copy)
+	if (!copy) {
+		fprintf(stderr, "%s: %s\n", bench_prog, strerror(ENOMEM));
 		return -ENOMEM;
+	}
 	memset(opt.backend_on, 0, sizeof(opt.backend_on));
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save), n++) {
 		int be;
 
 		for (be = 0; be < BE_COUNT; be++)
 			if (!strcmp(tok, bench_backend_names[be]))
 				break;
 		if (be == BE_COUNT) {
-			fprintf(stderr, "%s: unknown backend '%s' (see --help)\n", bench_prog, tok);
+			fprintf(stderr, "%s: %s: unknown backend '%s' (see --help)\n", bench_prog,
+				opt_name, tok);
 			ret = -EINVAL;
 			break;
 		}
 		opt.backend_on[be] = true;
+	}
+	if (!ret && !n) {
+		fprintf(stderr, "%s: %s: no backend in '%s' (see --help)\n", bench_prog, opt_name,
+			list);
+		ret = -EINVAL;
 	}
 	free(copy);
 	return ret;
@@ -613,6 +627,60 @@ static void json_cell(FILE *f, const struct cell *c, const struct summary *sm, b
 	fprintf(f, "}%s\n", last ? "" : ",");
 }
 
+/* ---- output files ---- */
+
+/*
+ * The file of --json or --svg (spelled opt_name), opened before anything runs: a path that
+ * cannot be written fails at once, not after the benchmark. It is not truncated yet, so a run
+ * that fails before its results leaves the file as it was.
+ */
+static FILE *output_open(const char *opt_name, const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+	FILE *f;
+
+	if (fd < 0) {
+		fprintf(stderr, "%s: %s: cannot open '%s': %s\n", bench_prog, opt_name, path,
+			strerror(errno));
+		return NULL;
+	}
+	f = fdopen(fd, "w");
+	if (!f) {
+		fprintf(stderr, "%s: %s: '%s': %s\n", bench_prog, opt_name, path, strerror(errno));
+		close(fd);
+	}
+	return f;
+}
+
+/* Both output files, or a line on stderr and -1. */
+static int outputs_open(void)
+{
+	if (opt.json_path && !(opt.json_file = output_open("--json", opt.json_path)))
+		return -1;
+	if (opt.svg_path && !(opt.svg_file = output_open("--svg", opt.svg_path)))
+		return -1;
+	return 0;
+}
+
+static void outputs_close(void)
+{
+	if (opt.json_file)
+		fclose(opt.json_file);
+	if (opt.svg_file)
+		fclose(opt.svg_file);
+	opt.json_file = opt.svg_file = NULL;
+}
+
+/* Empty a regular file before the results go in (a pipe or a device has nothing to empty). */
+static int output_truncate(FILE *f)
+{
+	struct stat st;
+
+	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fileno(f), 0) < 0)
+		return -errno;
+	return 0;
+}
+
 /* ---- the whole invocation ---- */
 
 struct bench {
@@ -690,11 +758,16 @@ static unsigned bench_workload(struct bench *bn, unsigned w, unsigned row, struc
 
 static int bench_json(const struct bench *bn)
 {
-	FILE *f = fopen(opt.json_path, "w");
+	FILE *f = opt.json_file;
 	unsigned n = 0, k = 0;
+	int ret;
 
-	if (!f)
-		return bench_fail(-errno, opt.json_path);
+	opt.json_file = NULL;
+	ret = output_truncate(f);
+	if (ret < 0) {
+		fclose(f);
+		return bench_fail(ret, opt.json_path);
+	}
 	for (unsigned i = 0; i < bn->nrows * BE_COUNT; i++)
 		n += opt.backend_on[bn->cells[i].be];
 	fprintf(f, "{\n  \"tool\": \"urpoll-bench\",\n  \"title\": \"%s\",\n  \"mode\": \"%s\",\n"
@@ -721,9 +794,10 @@ static int bench_json(const struct bench *bn)
 		if (opt.backend_on[bn->cells[i].be])
 			json_cell(f, &bn->cells[i], &bn->sums[i], ++k == n);
 	fprintf(f, "  ]\n}\n");
-	if (fclose(f) != 0)
-		return bench_fail(-errno, opt.json_path);
-	return 0;
+	ret = ferror(f) ? -EIO : 0;
+	if (fclose(f) != 0 && ret == 0)
+		ret = -errno;
+	return ret < 0 ? bench_fail(ret, opt.json_path) : 0;
 }
 
 static int bench_svg(const struct bench *bn)
@@ -756,7 +830,12 @@ static int bench_svg(const struct bench *bn)
 		};
 		n++;
 	}
-	ret = svg_write(opt.svg_path, pts, n, bn->title);
+	ret = output_truncate(opt.svg_file);
+	if (ret == 0)
+		ret = svg_write(opt.svg_file, pts, n, bn->title);
+	if (fclose(opt.svg_file) && ret == 0)
+		ret = -errno;
+	opt.svg_file = NULL;
 	if (ret < 0)
 		bench_fail(ret, opt.svg_path);
 out_free:
@@ -808,7 +887,11 @@ static int callgrind_parent(char **argv)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "%s: could not remove %s\n", bench_prog, dir);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+	/* Our own statuses pass through; valgrind's (127: not installed) or a signal are a
+	 * runtime failure. */
+	if (WIFEXITED(status) && WEXITSTATUS(status) <= 2)
+		return WEXITSTATUS(status);
+	return 1;
 }
 
 /* ---- main ---- */
@@ -819,7 +902,7 @@ static int usage(int status)
 
 	fprintf(f,
 		"usage: %s [--quick|--smoke] [--runs N] [--backends LIST] [--json FILE]\n"
-		"       [--svg FILE] [--callgrind] [--no-syscalls] [WORKLOAD...]\n\n"
+		"       [--svg FILE] [--callgrind] [--no-syscalls] [-h] [WORKLOAD...]\n\n"
 		"Runs each workload on each backend in the same invocation, interleaved (urpoll\n"
 		"epoll libev libevent libuv urpoll ...), one untimed warm-up each, then N timed runs\n"
 		"(default 5), and prints the median, the min-max spread and the ratio against raw\n"
@@ -831,12 +914,13 @@ static int usage(int status)
 		"  --smoke          a few events, one run, no warm-up: checks that everything runs\n"
 		"  --runs N         timed runs per cell (1..%d)\n"
 		"  --backends LIST  comma-separated, default all: urpoll,epoll,libev,libevent,libuv\n"
-		"  --json FILE      every cell, its per-run values and its summary\n"
+		"  --json FILE      every cell, its per-run values and its summary (FILE is\n"
+		"                   opened before the first run, written after the last)\n"
 		"  --svg FILE       a plot of the medians with their spread, one panel per workload\n"
 		"  --callgrind      re-run under valgrind --tool=callgrind, one run per cell, and\n"
 		"                   report user instructions per unit (Ir/u; repeatable counts)\n"
 		"  --no-syscalls    do not count syscalls\n"
-		"  --help           this text\n\n"
+		"  -h, --help       this text\n\n"
 		"WORKLOAD is a name or a prefix: \"pingpong\" selects every pingpong-* variant;\n"
 		"default: all of them.\n\nWorkloads:\n",
 		bench_prog, MAX_RUNS);
@@ -870,25 +954,82 @@ static int usage(int status)
 		"(needs root or perf_event_paranoid <= -1; tracefs is mounted at /sys/kernel/tracing\n"
 		"when missing), read at the start and end of each timed region, so every syscall\n"
 		"of the run counts (the workload's own reads and writes too), the harness's one\n"
-		"closing read excepted. Without the tracepoint the column shows \"-\".\n");
+		"closing read excepted. Without the tracepoint the column shows \"-\".\n"
+		"\n"
+		"EXAMPLES:\n"
+		"    %s --quick                         # every workload, fewer events\n"
+		"    %s --smoke                         # does everything run?\n"
+		"    %s --runs 9 --json r.json --svg r.svg pingpong\n"
+		"    %s --backends urpoll,epoll --callgrind notify\n"
+		"\n"
+		"Exit status: 0, 1 on a runtime error (a run failed, an output file cannot be\n"
+		"written, no io_uring), 2 on bad usage.\n",
+		bench_prog, bench_prog, bench_prog, bench_prog);
 	return status;
 }
 
+static const struct option longopts[] = {
+	{ "quick", no_argument, NULL, 'q' },	  { "smoke", no_argument, NULL, 's' },
+	{ "runs", required_argument, NULL, 'r' }, { "backends", required_argument, NULL, 'b' },
+	{ "json", required_argument, NULL, 'j' }, { "svg", required_argument, NULL, 'g' },
+	{ "callgrind", no_argument, NULL, 'c' },  { "no-syscalls", no_argument, NULL, 'n' },
+	{ "help", no_argument, NULL, 'h' },	  { NULL, 0, NULL, 0 },
+};
+
+/*
+ * The long option getopt_long() has just returned with optarg, as the user spelled it (without
+ * "=value"): from argv[optind - 1], or argv[optind - 2] when optarg was the next word.
+ */
+static const char *opt_spelled(char **argv)
+{
+	const char *token = optarg == argv[optind - 1] ? argv[optind - 2] : argv[optind - 1];
+	static char name[64];
+
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(token, "="), token);
+	return name;
+}
+
+/* After getopt_long() with ":" leading its optstring returned ':' or '?'. Prints one line;
+ * returns 2, the exit status of bad usage. */
+static int usage_error(int o, char **argv)
+{
+	const char *token = argv[optind - 1];
+	bool flag = false;
+
+	if (o == ':') {
+		fprintf(stderr, "%s: %s needs an argument (see --help)\n", bench_prog, token);
+		return 2;
+	}
+	/* "--smoke=1", an option that takes no argument given one: glibc leaves the option's
+	 * val in optopt and its word in argv[optind - 1]. Otherwise a nonzero optopt is an
+	 * unknown short option ("-x", perhaps in a group whose word optind has not passed), and
+	 * 0 means an unknown or ambiguous long option, always a word of its own. */
+	for (const struct option *lo = longopts; optopt && lo->name; lo++)
+		flag |= lo->val == optopt && lo->has_arg == no_argument;
+	if (flag && token[0] == '-' && token[1] == '-' && strchr(token, '='))
+		fprintf(stderr, "%s: %.*s takes no argument (see --help)\n", bench_prog,
+			(int)strcspn(token, "="), token);
+	else if (optopt)
+		fprintf(stderr, "%s: unknown option '-%c' (see --help)\n", bench_prog, optopt);
+	else
+		fprintf(stderr, "%s: unknown option '%.*s' (see --help)\n", bench_prog,
+			(int)strcspn(token, "="), token);
+	return 2;
+}
+
+/* Returns 0, or 2 after one line on stderr. */
 static int parse_args(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "quick", no_argument, NULL, 'q' },	  { "smoke", no_argument, NULL, 's' },
-		{ "runs", required_argument, NULL, 'r' }, { "backends", required_argument, NULL, 'b' },
-		{ "json", required_argument, NULL, 'j' }, { "svg", required_argument, NULL, 'g' },
-		{ "callgrind", no_argument, NULL, 'c' },  { "no-syscalls", no_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },	  { NULL, 0, NULL, 0 },
-	};
+	const char *digits;
+	unsigned long v;
+	char *end;
 	int o;
 
 	opt.runs = 5;
 	for (int be = 0; be < BE_COUNT; be++)
 		opt.backend_on[be] = true;
-	while ((o = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	opterr = 0; /* one line of our own instead */
+	while ((o = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (o) {
 		case 'q':
 			opt.mode = MODE_QUICK;
@@ -896,22 +1037,26 @@ static int parse_args(int argc, char **argv)
 		case 's':
 			opt.mode = MODE_SMOKE;
 			break;
-		case 'r': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (*end || v < 1 || v > MAX_RUNS) {
-				fprintf(stderr, "%s: --runs wants 1..%d, not '%s'\n", bench_prog,
-					MAX_RUNS, optarg);
-				return -EINVAL;
+		case 'r':
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (*optarg && !*end && !errno && optarg[0] != '-' && v >= 1 &&
+			    v <= MAX_RUNS) {
+				opt.runs = (unsigned)v;
+				opt.runs_set = true;
+				break;
 			}
-			opt.runs = (unsigned)v;
-			opt.runs_set = true;
-			break;
-		}
+			digits = optarg + (optarg[0] == '-');
+			if (*digits && strspn(digits, "0123456789") == strlen(digits))
+				fprintf(stderr, "%s: %s: %s is out of range (1 to %d)\n",
+					bench_prog, opt_spelled(argv), optarg, MAX_RUNS);
+			else
+				fprintf(stderr, "%s: %s: '%s' is not a number (1 to %d)\n",
+					bench_prog, opt_spelled(argv), optarg, MAX_RUNS);
+			return 2;
 		case 'b':
-			if (backends_parse(optarg) < 0)
-				return -EINVAL;
+			if (backends_parse(opt_spelled(argv), optarg) < 0)
+				return 2;
 			break;
 		case 'j':
 			opt.json_path = optarg;
@@ -928,7 +1073,7 @@ static int parse_args(int argc, char **argv)
 		case 'h':
 			exit(usage(0));
 		default:
-			return -EINVAL;
+			return usage_error(o, argv);
 		}
 	}
 	if (opt.mode == MODE_SMOKE && !opt.runs_set)
@@ -982,26 +1127,40 @@ int main(int argc, char **argv)
 {
 	struct bench bn = { 0 };
 	struct hist *lat = NULL;
-	int bad, status = 0;
+	int bad, status;
 
-	if (parse_args(argc, argv) < 0)
-		return usage(2);
-	opt.cg_dir = getenv(CALLGRIND_DIR_ENV);
-	if (opt.cg_dir && !RUNNING_ON_VALGRIND)
-		opt.cg_dir = NULL;
-	if (opt.callgrind && !opt.cg_dir)
-		return callgrind_parent(argv);
-	if (opt.cg_dir)
-		opt.runs = 1;
+	status = parse_args(argc, argv);
+	if (status)
+		return status;
 	bn.wls = calloc(workloads_total(), sizeof(*bn.wls));
-	if (!bn.wls)
+	if (!bn.wls) {
+		fprintf(stderr, "%s: %s\n", bench_prog, strerror(ENOMEM));
 		return 1;
+	}
 	bn.nwls = workloads_collect(bn.wls, argv + optind, argc - optind, &bad);
 	if (bad >= 0) {
 		fprintf(stderr, "%s: unknown workload '%s' (see --help)\n", bench_prog,
 			argv[optind + bad]);
+		free(bn.wls);
 		return 2;
 	}
+	/* Every check of the command line before the first run (or valgrind) starts. */
+	if (outputs_open() < 0) {
+		outputs_close();
+		free(bn.wls);
+		return 1;
+	}
+	opt.cg_dir = getenv(CALLGRIND_DIR_ENV);
+	if (opt.cg_dir && !RUNNING_ON_VALGRIND)
+		opt.cg_dir = NULL;
+	if (opt.callgrind && !opt.cg_dir) {
+		/* The files are checked; the process under valgrind opens them again. */
+		outputs_close();
+		free(bn.wls);
+		return callgrind_parent(argv);
+	}
+	if (opt.cg_dir)
+		opt.runs = 1;
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	/* Before any thread starts: the counter is inherited only by threads started later. */
@@ -1024,6 +1183,7 @@ int main(int argc, char **argv)
 	if (opt.svg_path && bench_svg(&bn) < 0)
 		status = 1;
 out_free:
+	outputs_close();
 	bench_free(&bn);
 	free(bn.wls);
 	free(lat);

@@ -329,15 +329,14 @@ static void panel_write(FILE *f, const struct plot_point *pts, unsigned n, struc
 	}
 }
 
-int svg_write(const char *path, const struct plot_point *pts, unsigned n, const char *title)
+int svg_write(FILE *f, const struct plot_point *pts, unsigned n, const char *title)
 {
 	bool present[BE_COUNT] = { false };
 	struct panel *panels;
 	unsigned np, i;
-	FILE *f;
 	int ret;
 
-	if (!path || (n && !pts))
+	if (!f || (n && !pts))
 		return -EINVAL;
 	ret = panels_build(pts, n, &panels, &np);
 	if (ret < 0)
@@ -345,11 +344,6 @@ int svg_write(const char *path, const struct plot_point *pts, unsigned n, const 
 	for (i = 0; i < n; i++)
 		if (pts[i].be < BE_COUNT)
 			present[pts[i].be] = true;
-	f = fopen(path, "w");
-	if (!f) {
-		ret = -errno;
-		goto out_free_panels;
-	}
 	header_write(f, title, present, HEADER_H + np * PANEL_H + 10.0);
 	for (i = 0; i < np; i++)
 		panel_write(f, pts, n, &panels[i], HEADER_H + i * PANEL_H + PANEL_TITLE_H + 10.0);
@@ -357,11 +351,8 @@ int svg_write(const char *path, const struct plot_point *pts, unsigned n, const 
 		fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"13\">no results</text>\n",
 			MARGIN_LEFT, HEADER_H + 20);
 	fputs("</svg>\n", f);
-	ret = ferror(f) ? -EIO : 0;
-	if (fclose(f) && !ret)
-		ret = -errno;
+	ret = fflush(f) || ferror(f) ? -EIO : 0;
 
-out_free_panels:
 	for (i = 0; i < np; i++)
 		free(panels[i].params);
 	free(panels);
