@@ -64,7 +64,7 @@ endif
 LIB_CFLAGS := $(URP_CFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition
 
 CORE_SRCS := core/io.c core/readiness.c core/ready.c core/probes.c core/debug.c
-URING_SRCS := uring/setup.c uring/driver.c uring/loop.c uring/spawn.c uring/wait.c
+URING_SRCS := uring/setup.c uring/driver.c uring/loop.c uring/timer.c uring/spawn.c uring/wait.c
 LIB_SRCS := $(CORE_SRCS) $(URING_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 

@@ -315,19 +315,50 @@ typedef int (*urp_task_fn)(struct urp_task *task, void *arg);
 
 /* A loop and its driver (opts as urp_driver_new()). Returns 0 or -errno. */
 int urp_loop_new(struct urp_loop **loop, const struct urp_driver_opts *opts);
-/* Free the loop and its driver (not while urp_loop_run() runs). Tasks are the caller's. */
+/* Free the loop and its driver (not while urp_loop_run() runs). Tasks and timers are the
+ * caller's: timers still active are dropped without being called. */
 void urp_loop_free(struct urp_loop *loop);
 /* The loop's driver, to register fds with. */
 struct urp_driver *urp_loop_driver(struct urp_loop *loop);
 /*
  * Run on the calling thread (which then turns the driver) until urp_loop_stop(): run every
  * woken task once, in the order woken, then turn the driver (without blocking when tasks are
- * waiting). A task woken while it runs runs again after the others. Returns 0 once stopped,
- * -EEXIST on a thread other than the one that ran it first, or the driver's -errno.
+ * waiting, else until a completion or the earliest timer's deadline), then call the timers
+ * that are due. A task woken while it runs runs again after the others. Active timers do not
+ * keep it running after urp_loop_stop(). Returns 0 once stopped, -EEXIST on a thread other
+ * than the one that ran it first, or the driver's -errno.
  */
 int urp_loop_run(struct urp_loop *loop);
 /* Make urp_loop_run() return after the current pass. Any thread, also from a task. */
 void urp_loop_stop(struct urp_loop *loop);
+
+/* ---- timers: one-shot deadlines run by a loop ---- */
+
+/* A timer: caller-owned storage, size public, fields private. */
+struct urp_timer {
+	URP_ALIGNAS(8) unsigned char opaque[64];
+};
+typedef void (*urp_timer_fn)(struct urp_timer *t, void *arg);
+
+/* Prepare t to call fn(t, arg) on loop's thread when it fires. Does not start it. */
+void urp_timer_init(struct urp_timer *t, struct urp_loop *loop, urp_timer_fn fn, void *arg);
+/*
+ * Arm t to fire once, timeout_ms after this call (CLOCK_MONOTONIC); on an active timer, move
+ * its deadline. 0 fires on the next pass of the loop. Callbacks run on the loop's thread, in
+ * deadline order (equal deadlines in start order), never before their deadline, at most one
+ * turn late when the loop keeps up; the loop's blocking turn sleeps until the earliest one.
+ * Call it on the loop's thread (from a task or a timer callback, any timer's, its own
+ * included), or before urp_loop_run() on the thread that will run it. O(log n); restarting
+ * an active timer later is O(1). Returns 0, -EINVAL (t not initialised, no callback,
+ * timeout_ms beyond 292 years), or -ENOMEM (the loop's heap could not grow).
+ */
+int urp_timer_start(struct urp_timer *t, uint64_t timeout_ms);
+/* Disarm t. Idempotent; once it returns, the stopped start's callback will not be called, and
+ * t may be freed. Same threads as urp_timer_start(). */
+void urp_timer_stop(struct urp_timer *t);
+/* Whether t is armed: started and neither fired nor stopped since. A timer is no longer
+ * active when its callback runs (the callback may start it again). */
+bool urp_timer_active(const struct urp_timer *t);
 
 /* Prepare a task on loop; it runs once woken. Does not schedule it. */
 void urp_task_init(struct urp_task *task, struct urp_loop *loop, urp_task_fn run, void *arg);

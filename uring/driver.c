@@ -440,11 +440,11 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Submit and wait, once: the timeout rides in EXT_ARG. A signal (EINTR) re-enters with the
- * time that is left, so callers never see it. */
-static int submit_and_wait(struct urp_driver *drv, int timeout_ms)
+/* Submit and wait, once, for up to timeout_ns (-1: no limit): the timeout rides in EXT_ARG. A
+ * signal (EINTR) re-enters with the time that is left, so callers never see it. */
+static int submit_and_wait(struct urp_driver *drv, int64_t timeout_ns)
 {
-	int64_t deadline = timeout_ms > 0 ? now_ns() + (int64_t)timeout_ms * 1000000 : 0;
+	int64_t deadline = timeout_ns > 0 ? now_ns() + timeout_ns : 0;
 	struct __kernel_timespec ts;
 	struct io_uring_cqe *cqe;
 	int64_t left;
@@ -453,13 +453,13 @@ static int submit_and_wait(struct urp_driver *drv, int timeout_ms)
 	/* CQEs already waiting (posted inline while wakers ran), or work put off for lack of an
 	 * SQE: do not block. */
 	if (urp__ring_cq_ready(&drv->ring) || drv->put_off)
-		timeout_ms = 0;
+		timeout_ns = 0;
 	drv->put_off = false;
 	for (;;) {
 		urp__count_local(&drv->st.enters, 1);
-		if (timeout_ms == 0) {
+		if (timeout_ns == 0) {
 			ret = urp__ring_submit_and_get_events(&drv->ring);
-		} else if (timeout_ms < 0) {
+		} else if (timeout_ns < 0) {
 			ret = urp__ring_submit_and_wait_timeout(&drv->ring, &cqe, 1, NULL);
 		} else {
 			left = deadline - now_ns();
@@ -529,12 +529,10 @@ int urp__driver_claim(struct urp_driver *drv)
 	return ret;
 }
 
-int urp_driver_turn(struct urp_driver *drv, int timeout_ms)
+int urp__driver_turn_ns(struct urp_driver *drv, int64_t timeout_ns)
 {
 	int ret, events;
 
-	if (!drv || timeout_ms < -1)
-		return -EINVAL;
 	if (forked(drv))
 		return -ECHILD;
 	ret = urp__driver_claim(drv);
@@ -549,7 +547,7 @@ int urp_driver_turn(struct urp_driver *drv, int timeout_ms)
 		arm_unpark(drv);
 	if (urp__xchg_acq_rel(&drv->shutdown_pending, 0))
 		shutdown_entries(drv);
-	ret = submit_and_wait(drv, timeout_ms);
+	ret = submit_and_wait(drv, timeout_ns);
 	events = reap_all(drv);
 	if (drv->cancels_due > URP__LOCAL_TW_MAX && drv->info.tier == URP_TIER_DEFER)
 		events += reap_cancelled(drv);
@@ -557,6 +555,13 @@ int urp_driver_turn(struct urp_driver *drv, int timeout_ms)
 	urp__count_local(&drv->st.turns, 1);
 	drv->in_turn = false;
 	return ret < 0 ? ret : events;
+}
+
+int urp_driver_turn(struct urp_driver *drv, int timeout_ms)
+{
+	if (!drv || timeout_ms < -1)
+		return -EINVAL;
+	return urp__driver_turn_ns(drv, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000);
 }
 
 int urp_driver_unpark(struct urp_driver *drv)

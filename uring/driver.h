@@ -76,6 +76,8 @@ bool urp__driver_on_thread(const struct urp_driver *drv);
  * would. Returns 0 when it is (or already was), -EEXIST when another thread is, or the error
  * of enabling the ring. */
 int urp__driver_claim(struct urp_driver *drv);
+/* urp_driver_turn() with the wait in nanoseconds (-1: no limit), for the loop's timers. */
+int urp__driver_turn_ns(struct urp_driver *drv, int64_t timeout_ns);
 
 /* setup.c */
 int urp__ring_setup(struct urp_driver *drv, const struct urp_driver_opts *opts);

@@ -18,7 +18,9 @@
 #include <string.h>
 
 #include "../core/atomic.h"
+#include "../core/debug.h"
 #include "driver.h"
+#include "loop.h"
 
 #define TASK_IDLE     0u
 #define TASK_QUEUED   1u
@@ -36,17 +38,6 @@ struct task {
 _Static_assert(sizeof(struct task) <= sizeof(struct urp_task), "struct urp_task too small");
 _Static_assert(_Alignof(struct task) <= _Alignof(struct urp_task), "urp_task under-aligned");
 
-struct urp_loop {
-	struct urp_driver *drv;
-	pthread_t thread;
-	uint32_t running;	/* thread is set: urp_loop_run() runs (atomic) */
-	uint32_t stop;		/* atomic */
-	void *remote;		/* task.link stack pushed by other threads (atomic) */
-	struct task *head;	/* loop thread: FIFO of queued tasks */
-	struct task *tail;
-	size_t queued;
-};
-
 static struct task *to_task(struct urp_task *t)
 {
 	return (struct task *)t->opaque;
@@ -57,6 +48,14 @@ static bool on_loop_thread(const struct urp_loop *loop)
 	/* Pairs with the release store in urp_loop_run(). */
 	return urp__load_acquire(&loop->running) && pthread_equal(pthread_self(), loop->thread);
 }
+
+#ifdef URP_DEBUG
+void urp__loop_assert_thread(const struct urp_loop *loop, const char *call)
+{
+	urp__debug_assert(!urp__load_acquire(&loop->running) || on_loop_thread(loop), call,
+			  "called on a thread other than the one running the loop");
+}
+#endif
 
 static void local_append(struct urp_loop *loop, struct task *task)
 {
@@ -183,11 +182,15 @@ int urp_loop_run(struct urp_loop *loop)
 		/* Pairs with the release store in urp_loop_stop(). */
 		if (urp__load_acquire(&loop->stop))
 			break;
-		/* Tasks waiting: poll the ring without blocking, then run them. */
-		ret = urp_driver_turn(loop->drv,
-				      loop->head || urp__ptr_load_acquire(&loop->remote) ? 0 : -1);
+		/* Tasks waiting: poll the ring without blocking, then run them. Otherwise block
+		 * until a completion, an unpark, or the earliest timer's deadline. */
+		ret = urp__driver_turn_ns(loop->drv,
+					  loop->head || urp__ptr_load_acquire(&loop->remote)
+						  ? 0
+						  : urp__timers_wait_ns(&loop->timers));
 		if (ret < 0)
 			break;
+		urp__timers_run(&loop->timers);
 	}
 	urp__store_release(&loop->stop, 0);
 	urp__store_release(&loop->running, 0);
@@ -230,6 +233,7 @@ void urp_loop_free(struct urp_loop *loop)
 {
 	if (!loop)
 		return;
+	urp__timers_free(&loop->timers);
 	urp_driver_free(loop->drv);
 	free(loop);
 }
