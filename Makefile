@@ -64,7 +64,7 @@ endif
 LIB_CFLAGS := $(URP_CFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition
 
 CORE_SRCS := core/io.c core/readiness.c core/ready.c core/probes.c core/debug.c
-URING_SRCS := uring/setup.c uring/driver.c uring/loop.c uring/timer.c uring/spawn.c uring/wait.c
+URING_SRCS := uring/setup.c uring/driver.c uring/loop/loop.c uring/loop/timer.c uring/loop/spawn.c uring/loop/wait.c
 LIB_SRCS := $(CORE_SRCS) $(URING_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
@@ -314,7 +314,7 @@ FUZZ_OUT := build/fuzz
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_OUT)/%)
 FUZZ_CFLAGS := -g -O1 -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -DURP_DEBUG \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_DEPS := tests/fuzz/fuzz_util.h tests/fuzz/driver_model.h include/urpoll.h $(wildcard core/*.h uring/*.h)
+FUZZ_DEPS := tests/fuzz/fuzz_util.h tests/fuzz/driver_model.h include/urpoll.h $(wildcard core/*.h uring/*.h uring/loop/*.h)
 FUZZ_ENV := ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 

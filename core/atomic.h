@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Every atomic access of the library goes through here, so a TSan or model-checking build has
- * one place to hook. Callers name, next to each acquire, the release it pairs with.
+ * one place to hook. Callers name, next to each acquire, the release it pairs with. (The
+ * futex calls of core/lock.h and uring/loop/wait.c are syscalls on these words, not accesses.)
  */
 #ifndef URP_CORE_ATOMIC_H
 #define URP_CORE_ATOMIC_H
@@ -82,6 +83,19 @@ static inline void urp__count(uint64_t *c, uint64_t n)
 static inline uint64_t urp__count_read(const uint64_t *c)
 {
 	return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
+/* A count bounded by a limit: replace *expected by desired if unchanged (refreshes *expected). */
+static inline bool urp__count_cas(uint64_t *c, uint64_t *expected, uint64_t desired)
+{
+	return __atomic_compare_exchange_n(c, expected, desired, false, __ATOMIC_RELAXED,
+					   __ATOMIC_RELAXED);
+}
+
+/* A USDT semaphore, which the kernel bumps while a probe is attached. */
+static inline unsigned short urp__semaphore_read(const unsigned short *sem)
+{
+	return __atomic_load_n(sem, __ATOMIC_RELAXED);
 }
 
 static inline void urp__count_sub(uint64_t *c, uint64_t n)

@@ -59,14 +59,14 @@ void urp__io_destroy(struct urp_io *io)
 void urp__io_release(struct urp_io *io)
 {
 	/* Pairs with the release half of the decrement in calls_put(). */
-	if (!(urp__fetch_or_acq_rel(&io->calls, URP__IO_RELEASED) & URP__IO_CALLS_MASK))
+	if (!(urp__fetch_or_acq_rel(&io->calls, URP__CALLS_RELEASED) & URP__CALLS_MASK))
 		io->release(io);
 }
 
 /* One wake is done calling wakers it took from io. The last one after a release frees it. */
 static void calls_put(struct urp_io *io)
 {
-	if (urp__fetch_sub_acq_rel(&io->calls, 1) == (URP__IO_RELEASED | 1))
+	if (urp__fetch_sub_acq_rel(&io->calls, 1) == (URP__CALLS_RELEASED | 1))
 		io->release(io);
 }
 
@@ -88,7 +88,7 @@ void urp__io_wait_calls(struct urp_io *io)
 	for (f = wake_frames; f; f = f->outer)
 		own += f->io == io;
 	/* Pairs with the release half of the decrement in calls_put(). */
-	while ((urp__load_acquire(&io->calls) & URP__IO_CALLS_MASK) > own)
+	while ((urp__load_acquire(&io->calls) & URP__CALLS_MASK) > own)
 		sched_yield();
 }
 
@@ -138,7 +138,7 @@ uint32_t urp_io_word(const struct urp_io *io)
 	return urp__load_acquire(&io->readiness);
 }
 
-static void take_waker(struct urp_waker *slot, struct urp_waker *batch, unsigned *n)
+static void __take_waker(struct urp_waker *slot, struct urp_waker *batch, unsigned *n)
 {
 	if (slot->wake)
 		batch[(*n)++] = *slot;
@@ -152,7 +152,7 @@ static void __take_slot(struct urp_io *io, unsigned which, struct urp_waker *bat
 
 	if (slot->wake)
 		io->slots_taken |= which;
-	take_waker(slot, batch, n);
+	__take_waker(slot, batch, n);
 }
 
 /*
@@ -181,7 +181,7 @@ static unsigned __collect_wakers(struct urp_io *io, unsigned ready, bool first,
 			break;
 		}
 		urp__list_del_init(&w->node);
-		take_waker(&w->waker, batch, &n);
+		__take_waker(&w->waker, batch, &n);
 	}
 	return n;
 }
@@ -250,8 +250,8 @@ void urp__io_set_readiness(struct urp_io *io, unsigned ready)
 	ready &= URP_READY_ALL;
 	cur = urp__load_relaxed(&io->readiness);
 	do {
-		next = urp__word_pack(urp__word_shutdown(cur), urp__tick_next(urp__word_tick(cur)),
-				      urp__word_ready(cur) | ready);
+		next = urp__word_pack(urp_word_shutdown(cur), urp__tick_next(urp_word_tick(cur)),
+				      urp_word_ready(cur) | ready);
 	} while (!urp__cas_acq_rel(&io->readiness, &cur, next));
 	/* The word is updated before anyone is woken, and only the new bits wake: a waiter for
 	 * bits already set has seen them at its own check. */
@@ -261,7 +261,7 @@ void urp__io_set_readiness(struct urp_io *io, unsigned ready)
 
 void urp__io_shutdown(struct urp_io *io)
 {
-	urp__fetch_or_acq_rel(&io->readiness, URP__SHUTDOWN_MASK);
+	urp__fetch_or_acq_rel(&io->readiness, URP_WORD_SHUTDOWN);
 	io_wake(io, URP_READY_ALL);
 }
 
@@ -277,14 +277,9 @@ void urp_io_shutdown(struct urp_io *io)
 	urp__io_shutdown(io);
 }
 
-static bool interest_valid(unsigned interest)
-{
-	return interest != 0 && (interest & ~URP_INTEREST_ALL) == 0;
-}
-
 int urp_io_ready_event(struct urp_io *io, unsigned interest, struct urp_event *ev)
 {
-	if (!io || !ev || !interest_valid(interest))
+	if (!io || !ev || !urp__interest_valid(interest))
 		return -EINVAL;
 	urp__debug_io_usable(io, "urp_io_ready_event");
 	/* Pairs with the release half of the CAS in urp_io_set_readiness(). */
@@ -304,14 +299,14 @@ int urp_io_clear_readiness(struct urp_io *io, const struct urp_event *ev)
 	clear = ev->ready & URP_READY_ALL & ~(URP_READ_CLOSED | URP_WRITE_CLOSED);
 	cur = urp__load_relaxed(&io->readiness);
 	do {
-		if (urp__word_tick(cur) != ev->tick) {
+		if (urp_word_tick(cur) != ev->tick) {
 			/* A completion landed after the snapshot: its edge may be exactly the data
 			 * the caller's EAGAIN missed, and it will not be reported again. */
 			urp__count(&io->counters->stale_rejects, 1);
-			urp__probe_stale_reject(io_token(io), ev->tick, urp__word_tick(cur));
+			urp__probe_stale_reject(io_token(io), ev->tick, urp_word_tick(cur));
 			return -ESTALE;
 		}
-		if (!(urp__word_ready(cur) & clear))
+		if (!(urp_word_ready(cur) & clear))
 			return 0;
 	} while (!urp__cas_acq_rel(&io->readiness, &cur, cur & ~(uint32_t)clear));
 	return 0;

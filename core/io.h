@@ -29,8 +29,8 @@
 /* Wakers collected under the lock before it is dropped to call them. */
 #define URP__WAKE_BATCH 32
 
-#define URP__IO_RELEASED    0x80000000u /* urp_io.calls: the owner released the entry */
-#define URP__IO_CALLS_MASK  0x7fffffffu
+#define URP__CALLS_RELEASED    0x80000000u /* urp_io.calls: the owner released the entry */
+#define URP__CALLS_MASK  0x7fffffffu
 #define URP__SLOT_READ_TAKEN  0x1u
 #define URP__SLOT_WRITE_TAKEN 0x2u
 
@@ -56,7 +56,7 @@ struct urp_io {
 	/* The packed word (core/word.h). Written only through CAS / fetch-or. */
 	uint32_t readiness;
 	/* Wakes that took wakers and have not finished calling them (atomic), plus
-	 * URP__IO_RELEASED once the owner let go: the last such wake then frees the entry. */
+	 * URP__CALLS_RELEASED once the owner let go: the last such wake then frees the entry. */
 	uint32_t calls;
 	/* Guarded by lock: slots whose waker a wake took (URP__SLOT_*_TAKEN). */
 	uint32_t slots_taken;

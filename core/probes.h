@@ -21,11 +21,13 @@
 #define _SDT_HAS_SEMAPHORES 1
 #include <sys/sdt.h>
 
+#include "atomic.h"
+
 /* Named as <sys/sdt.h> expects: provider_name_semaphore. Not exported (version script). */
 extern unsigned short urpoll_stale_reject_semaphore;
 extern unsigned short urpoll_wake_batch_semaphore;
 
-#define urp__probe_enabled(sem) __builtin_expect(__atomic_load_n(&(sem), __ATOMIC_RELAXED), 0)
+#define urp__probe_enabled(sem) __builtin_expect(urp__semaphore_read(&(sem)), 0)
 
 #define urp__probe_stale_reject(token, event_tick, current_tick)                                   \
 	do {                                                                                       \

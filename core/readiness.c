@@ -41,7 +41,7 @@ void urp_readiness_init(struct urp_readiness *r, struct urp_io *io, unsigned int
 	rd->state = READINESS_INIT;
 }
 
-static void waker_store(struct urp_waker *slot, const struct urp_waker *w)
+static void __waker_store(struct urp_waker *slot, const struct urp_waker *w)
 {
 	if (w)
 		*slot = *w;
@@ -60,7 +60,7 @@ int urp_readiness_poll(struct urp_readiness *r, const struct urp_waker *w, struc
 		return -EINVAL;
 	rd = to_readiness(r);
 	io = rd->io;
-	if (!io || rd->waiter.interest == 0 || (rd->waiter.interest & ~URP_INTEREST_ALL))
+	if (!io || !urp__interest_valid(rd->waiter.interest))
 		return -EINVAL;
 	urp__debug_io_usable(io, "urp_readiness_poll");
 	mask = urp__ready_from_interest(rd->waiter.interest);
@@ -79,7 +79,7 @@ int urp_readiness_poll(struct urp_readiness *r, const struct urp_waker *w, struc
 			urp__unlock(&io->lock);
 			break;
 		}
-		waker_store(&rd->waiter.waker, w);
+		__waker_store(&rd->waiter.waker, w);
 		urp__list_add_tail(&rd->waiter.node, &io->waiters);
 		rd->state = READINESS_WAITING;
 		urp__unlock(&io->lock);
@@ -87,7 +87,7 @@ int urp_readiness_poll(struct urp_readiness *r, const struct urp_waker *w, struc
 	case READINESS_WAITING:
 		urp__lock(&io->lock);
 		if (!urp__list_empty(&rd->waiter.node)) {
-			waker_store(&rd->waiter.waker, w);
+			__waker_store(&rd->waiter.waker, w);
 			urp__unlock(&io->lock);
 			return -EAGAIN;
 		}

@@ -5,6 +5,7 @@
 #define URP_CORE_READY_H
 
 #include <poll.h>
+#include <stdbool.h>
 
 #include "urpoll.h"
 
@@ -35,6 +36,12 @@ static inline unsigned urp__ready_from_poll(unsigned poll_mask)
 	if (poll_mask & POLLPRI)
 		ready |= URP_PRIORITY;
 	return ready;
+}
+
+/* An interest a registration or a waiter may ask for: some of URP_INTEREST_ALL, nothing else. */
+static inline bool urp__interest_valid(unsigned interest)
+{
+	return interest != 0 && (interest & ~URP_INTEREST_ALL) == 0;
 }
 
 static inline unsigned urp__ready_from_interest(unsigned interest)

@@ -17,41 +17,21 @@
 
 #include "urpoll.h"
 
-#define URP__READY_SHIFT    0
-#define URP__READY_MASK	    0x0000ffffu
-#define URP__TICK_SHIFT	    16
-#define URP__TICK_MASK	    0x7fff0000u
-#define URP__SHUTDOWN_SHIFT 31
-#define URP__SHUTDOWN_MASK  0x80000000u
-
-_Static_assert((URP__READY_MASK & URP__TICK_MASK) == 0, "readiness and tick overlap");
-_Static_assert((URP__TICK_MASK & URP__SHUTDOWN_MASK) == 0, "tick and shutdown overlap");
-_Static_assert((URP__READY_MASK & URP__SHUTDOWN_MASK) == 0, "readiness and shutdown overlap");
-_Static_assert((URP__READY_MASK | URP__TICK_MASK | URP__SHUTDOWN_MASK) == 0xffffffffu,
+/* The layout is public (urpoll.h: URP_WORD_*, urp_word_*()): the fields are checked here. */
+_Static_assert((URP_WORD_READY_MASK & URP_WORD_TICK_MASK) == 0, "readiness and tick overlap");
+_Static_assert((URP_WORD_TICK_MASK & URP_WORD_SHUTDOWN) == 0, "tick and shutdown overlap");
+_Static_assert((URP_WORD_READY_MASK & URP_WORD_SHUTDOWN) == 0, "readiness and shutdown overlap");
+_Static_assert((URP_WORD_READY_MASK | URP_WORD_TICK_MASK | URP_WORD_SHUTDOWN) == 0xffffffffu,
 	       "the word's fields do not cover 32 bits");
-_Static_assert((URP__TICK_MASK >> URP__TICK_SHIFT) == URP_TICK_MAX, "tick is not 15 bits");
-_Static_assert((URP_READY_ALL & ~URP__READY_MASK) == 0, "ready bits outside their field");
-
-static inline unsigned urp__word_ready(uint32_t w)
-{
-	return (w & URP__READY_MASK) >> URP__READY_SHIFT;
-}
-
-static inline unsigned urp__word_tick(uint32_t w)
-{
-	return (w & URP__TICK_MASK) >> URP__TICK_SHIFT;
-}
-
-static inline bool urp__word_shutdown(uint32_t w)
-{
-	return (w & URP__SHUTDOWN_MASK) != 0;
-}
+_Static_assert((URP_WORD_TICK_MASK >> URP_WORD_TICK_SHIFT) == URP_TICK_MAX, "tick is not 15 bits");
+_Static_assert(URP_WORD_SHUTDOWN == 1u << 31, "shutdown is not bit 31");
+_Static_assert((URP_READY_ALL & ~URP_WORD_READY_MASK) == 0, "ready bits outside their field");
 
 static inline uint32_t urp__word_pack(bool shutdown, unsigned tick, unsigned ready)
 {
-	return ((uint32_t)shutdown << URP__SHUTDOWN_SHIFT) |
-	       (((uint32_t)tick << URP__TICK_SHIFT) & URP__TICK_MASK) |
-	       (((uint32_t)ready << URP__READY_SHIFT) & URP__READY_MASK);
+	return (shutdown ? URP_WORD_SHUTDOWN : 0) |
+	       (((uint32_t)tick << URP_WORD_TICK_SHIFT) & URP_WORD_TICK_MASK) |
+	       ((uint32_t)ready & URP_WORD_READY_MASK);
 }
 
 static inline unsigned urp__tick_next(unsigned tick)
@@ -62,14 +42,14 @@ static inline unsigned urp__tick_next(unsigned tick)
 /* Ready for mask: some of its bits are set, or the entry is shut down (which ends every wait). */
 static inline bool urp__word_done(uint32_t w, unsigned mask)
 {
-	return (urp__word_ready(w) & mask) || urp__word_shutdown(w);
+	return (urp_word_ready(w) & mask) || urp_word_shutdown(w);
 }
 
 static inline void urp__word_event(uint32_t w, unsigned mask, struct urp_event *ev)
 {
-	ev->ready = urp__word_ready(w) & mask;
-	ev->tick = urp__word_tick(w);
-	ev->shutdown = urp__word_shutdown(w);
+	ev->ready = urp_word_ready(w) & mask;
+	ev->tick = urp_word_tick(w);
+	ev->shutdown = urp_word_shutdown(w);
 }
 
 #endif /* URP_CORE_WORD_H */

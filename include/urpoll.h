@@ -46,6 +46,32 @@ extern "C" {
 #define URP_TICK_MAX 0x7fffu
 
 /*
+ * The packed readiness word of an entry (urp_io_word()):
+ *
+ *   | bit 31       | bits 30..16  | bits 15..0                      |
+ *   | shutdown (1) | tick (15)    | readiness (16; low 6 used)      |
+ */
+#define URP_WORD_READY_MASK 0x0000ffffu
+#define URP_WORD_TICK_SHIFT 16
+#define URP_WORD_TICK_MASK  0x7fff0000u
+#define URP_WORD_SHUTDOWN   0x80000000u
+
+static inline unsigned urp_word_ready(uint32_t word)
+{
+	return word & URP_WORD_READY_MASK;
+}
+
+static inline unsigned urp_word_tick(uint32_t word)
+{
+	return (word & URP_WORD_TICK_MASK) >> URP_WORD_TICK_SHIFT;
+}
+
+static inline bool urp_word_shutdown(uint32_t word)
+{
+	return (word & URP_WORD_SHUTDOWN) != 0;
+}
+
+/*
  * Ready bits for a poll(2) mask (the res of an io_uring poll CQE): READABLE for POLLIN or
  * POLLPRI, WRITABLE for POLLOUT, READ_CLOSED for POLLHUP or POLLIN|POLLRDHUP, WRITE_CLOSED for
  * POLLHUP, POLLOUT|POLLERR or POLLERR alone, ERROR for POLLERR, PRIORITY for POLLPRI.
@@ -85,7 +111,7 @@ void urp_io_free(struct urp_io *io);
 void urp_io_set_readiness(struct urp_io *io, unsigned ready);
 /* Set the sticky shutdown bit and wake everything. Idempotent. */
 void urp_io_shutdown(struct urp_io *io);
-/* The raw packed word: shutdown bit 31 | tick bits 30..16 | readiness bits 15..0. */
+/* The raw packed word (decode it with urp_word_ready(), urp_word_tick(), urp_word_shutdown()). */
 uint32_t urp_io_word(const struct urp_io *io);
 /* Snapshot the readiness seen by interest into *ev. Returns 0, or -EINVAL. */
 int urp_io_ready_event(struct urp_io *io, unsigned interest, struct urp_event *ev);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * core_future: the readiness future, Init -> Waiting -> Done, and its cancel (SPEC section 2,
- * operation 6, and section 4).
+ * core_future: the readiness future, Init -> Waiting -> Done, and its cancel (docs/design.md,
+ * "Readiness future and slots").
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -10,9 +10,6 @@
 #include <criterion/criterion.h>
 
 #include <urpoll.h>
-
-#define WORD_TICK_SHIFT 16
-#define WORD_TICK_MASK	0x7fffu
 
 struct counter {
 	atomic_int calls;
@@ -50,7 +47,7 @@ static void io_teardown(void)
 
 static unsigned word_tick(void)
 {
-	return (urp_io_word(io) >> WORD_TICK_SHIFT) & WORD_TICK_MASK;
+	return urp_word_tick(urp_io_word(io));
 }
 
 static uint64_t wakes(void)
@@ -183,7 +180,7 @@ Test(core_future, repoll_replaces_waker)
 	urp_readiness_cancel(&r);
 }
 
-/* SPEC 8: the library stores a copy; the caller's struct may change right after the poll. */
+/* urpoll.h, struct urp_waker: the library stores a copy; the caller's struct may change right after the poll. */
 Test(core_future, waker_is_copied)
 {
 	struct counter given = {0}, later = {0};

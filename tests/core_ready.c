@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * core_ready: poll mask -> Ready, interest -> visible Ready, and the masking of snapshots by
- * interest (SPEC section 2).
+ * interest (docs/design.md, "The readiness word").
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* POLLRDHUP */
@@ -89,7 +89,7 @@ Test(core_ready, poll_pri_rdhup)
 	check_poll(POLLPRI | POLLRDHUP, R | P);
 }
 
-/* The SPEC's rules, written independently of the library, for every mix of the six bits. */
+/* The mapping's rules (urpoll.h, docs/design.md), written independently of the library, for every mix of the six bits. */
 static unsigned spec_ready_from_poll(unsigned mask)
 {
 	unsigned ready = 0;

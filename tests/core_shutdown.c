@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * core_shutdown: the sticky shutdown bit (SPEC section 2, operations 3, 5-7) and
+ * core_shutdown: the sticky shutdown bit (docs/design.md, "The readiness word": Shutdown, and what it ends) and
  * urp_io_free()'s shutdown of a detached entry.
  */
 #include <errno.h>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * core_tryio: urp_io_try_io(), the snapshot / op / tick-checked clear pattern (SPEC section 2,
- * operation 7).
+ * core_tryio: urp_io_try_io(), the snapshot / op / tick-checked clear pattern (urpoll.h;
+ * docs/design.md, "The task loop", the idiom).
  */
 #include <errno.h>
 #include <stdatomic.h>

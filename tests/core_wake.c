@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * core_wake: who a Set wakes, in how many batches, and wakers that call back into the entry
- * (SPEC section 2, operations 4-6 and 8).
+ * (docs/design.md, "The readiness
+ * word": Wake; "Readiness future and slots"; invariants 5 and 6).
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -14,7 +15,7 @@
 
 #include <urpoll.h>
 
-#define WAKE_ARRAY 32 /* SPEC: wakers are collected into a stack array of 32 */
+#define WAKE_ARRAY 32 /* docs/design.md: wakers are collected into a stack array of 32 */
 
 struct counter {
 	atomic_int calls;
@@ -263,7 +264,7 @@ Test(core_wake, slot_pending_then_ready)
 	cr_assert_eq(ev.tick, 2u);
 }
 
-/* SPEC 8: the library keeps its own copy of the waker struct. */
+/* urpoll.h, struct urp_waker: the library keeps its own copy of the waker struct. */
 Test(core_wake, slot_waker_is_copied)
 {
 	struct counter given = {0}, later = {0};
@@ -711,7 +712,7 @@ Test(core_wake, slot_waker_frees_entry)
 /*
  * A wake takes a waker under the lock and calls it after unlocking. A cancel, clear or Done
  * that finds the waker already taken must not return before it was called: the caller may
- * free the waker's arg as soon as it returns (SPEC section 2, rule 8). The slow waker below
+ * free the waker's arg as soon as it returns (docs/design.md, invariant 5). The slow waker below
  * stands for a wake on another core that lost the race.
  */
 struct slow_waker {

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * core_word: the packed readiness word (SPEC section 2, operations 0-3).
+ * core_word: the packed readiness word and Set, Clear, Shutdown (docs/design.md, "The readiness
+ * word").
  *
  *   | bit 31       | bits 30..16 | bits 15..0          |
  *   | shutdown (1) | tick (15)   | readiness (low 6)   |
  *
- * Only the public API is used: the word is read with urp_io_word() and the stale-rejection
- * counter of detached entries with urp_detached_stats() (as deltas).
+ * Only the public API is used: the word is read with urp_io_word() and decoded with the
+ * public accessors (urp_word_*(), checked here against the layout above), and the
+ * stale-rejection counter of detached entries is read with urp_detached_stats() (as deltas).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -35,19 +37,29 @@ static void io_teardown(void)
 	io = NULL;
 }
 
-static unsigned word_tick(uint32_t word)
-{
-	return (word >> WORD_TICK_SHIFT) & WORD_TICK_MASK;
-}
-
-static unsigned word_ready(uint32_t word)
-{
-	return word & WORD_READY_MASK;
-}
-
 static uint32_t word_pack(bool shutdown, unsigned tick, unsigned ready)
 {
 	return (shutdown ? WORD_SHUTDOWN : 0) | (tick << WORD_TICK_SHIFT) | ready;
+}
+
+/* The public decoding (urpoll.h) is the layout of the table above, bit for bit. */
+Test(core_word, public_accessors_decode_the_spec_layout)
+{
+	static const uint32_t words[] = { 0, 1, 0x3f, 0xffff, 0x10000, 0x7fff0000u, 0x80000000u,
+					  0xffffffffu, 0x80010021u, 0x7ffe003fu };
+
+	cr_assert_eq(URP_WORD_SHUTDOWN, WORD_SHUTDOWN);
+	cr_assert_eq(URP_WORD_TICK_SHIFT, WORD_TICK_SHIFT);
+	cr_assert_eq(URP_WORD_TICK_MASK, WORD_TICK_MASK << WORD_TICK_SHIFT);
+	cr_assert_eq(URP_WORD_READY_MASK, WORD_READY_MASK);
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		uint32_t w = words[i];
+
+		cr_assert_eq(urp_word_shutdown(w), (w >> 31) != 0, "word %#x", w);
+		cr_assert_eq(urp_word_tick(w), (w >> 16) & 0x7fffu, "word %#x", w);
+		cr_assert_eq(urp_word_ready(w), w & 0xffffu, "word %#x", w);
+		cr_assert_eq(word_pack(urp_word_shutdown(w), urp_word_tick(w), urp_word_ready(w)), w);
+	}
 }
 
 static uint64_t stale_rejects(void)
@@ -122,8 +134,8 @@ Test(core_word, set_advances_tick_by_one_per_call)
 
 	for (unsigned i = 1; i <= 1000; i++) {
 		urp_io_set_readiness(io, bits[i % 4]);
-		cr_assert_eq(word_tick(urp_io_word(io)), i, "tick %u after %u Sets",
-			     word_tick(urp_io_word(io)), i);
+		cr_assert_eq(urp_word_tick(urp_io_word(io)), i, "tick %u after %u Sets",
+			     urp_word_tick(urp_io_word(io)), i);
 	}
 }
 
@@ -193,12 +205,12 @@ static void check_stale_clear_refused(unsigned intervening)
 
 	set_n(intervening, URP_READABLE);
 	before = urp_io_word(io);
-	cr_assert_neq(word_tick(before), ev.tick, "test bug: tick wrapped back to the snapshot");
+	cr_assert_neq(urp_word_tick(before), ev.tick, "test bug: tick wrapped back to the snapshot");
 	rejects = stale_rejects();
 
 	cr_assert_eq(urp_io_clear_readiness(io, &ev), -ESTALE,
 		     "clear with tick %u accepted against tick %u (%u Sets later)", ev.tick,
-		     word_tick(before), intervening);
+		     urp_word_tick(before), intervening);
 	cr_assert_eq(urp_io_word(io), before, "refused clear changed the word %#x -> %#x", before,
 		     urp_io_word(io));
 	cr_assert_eq(stale_rejects() - rejects, 1, "stale_rejects did not grow by one");
@@ -309,9 +321,9 @@ Test(core_word, clear_never_changes_tick)
 		urp_io_set_readiness(io, URP_READY_ALL);
 		cr_assert_eq(urp_io_ready_event(io, URP_INTEREST_ALL, &ev), 0);
 		cr_assert_eq(urp_io_clear_readiness(io, &ev), 0);
-		cr_assert_eq(word_tick(urp_io_word(io)), i, "tick %u after %u Sets and clears",
-			     word_tick(urp_io_word(io)), i);
-		cr_assert_eq(word_ready(urp_io_word(io)), URP_READ_CLOSED | URP_WRITE_CLOSED);
+		cr_assert_eq(urp_word_tick(urp_io_word(io)), i, "tick %u after %u Sets and clears",
+			     urp_word_tick(urp_io_word(io)), i);
+		cr_assert_eq(urp_word_ready(urp_io_word(io)), URP_READ_CLOSED | URP_WRITE_CLOSED);
 	}
 }
 

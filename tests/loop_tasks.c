@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * loop_tasks: the single-thread task loop (SPEC section 4, last paragraph; issue 4, item 1).
+ * loop_tasks: the single-thread task loop (docs/design.md, "The task
+ * loop").
  *
  * Order: tasks run in the order they were woken, once however often they were woken before
  * they ran, and a task woken while it runs runs again after the tasks already queued, so two

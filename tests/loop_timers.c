@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * loop_timers: the loop's timers (urp_timer_*, SPEC.md section 8; docs/design.md, "Timers").
+ * loop_timers: the loop's timers (urp_timer_*; docs/design.md, "Timers").
  *
  * Order: callbacks in deadline order, equal deadlines in start order, never before their
  * deadline; a deadline moved later or earlier fires at its new time only. Stop: idempotent,

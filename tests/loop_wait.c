@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * loop_wait: blocking waits (urp_io_wait) for thread-per-connection code, served by a driver
- * turning on its own thread (urp_driver_spawn / urp_driver_join). SPEC section 4, last
- * paragraph; issue 4, items 3 and 6.
+ * turning on its own thread (urp_driver_spawn / urp_driver_join): docs/design.md, "Blocking
+ * waits", and docs/threads.md.
  *
  * A wait returns 0 with the readiness once a peer writes (never before), -ETIMEDOUT when nothing
  * comes (timeout 0 only polls), -ESHUTDOWN when the driver shuts down under it or already did,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * trace_bpf: urpoll-trace, end to end (SPEC section 5).
+ * trace_bpf: urpoll-trace, end to end (docs/tracing.md).
  *
  * Each test traces build/tests/trace_workload, which makes a known number of stale rejections
  * and wake batches and prints the library's own counters; the tracer's numbers must equal them

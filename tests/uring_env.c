@@ -378,7 +378,7 @@ Test(uring_env, fork_child_gets_echild)
 		     status, status - 1000);
 
 	/* The parent's driver is untouched and still works. */
-	cr_assert_not(word_shutdown(urp_io_word(io)), "the child's shutdown reached the parent");
+	cr_assert_not(urp_word_shutdown(urp_io_word(io)), "the child's shutdown reached the parent");
 	write_all(sv[1], "after fork", 10);
 	turn_until_ready(drv, io, URP_READABLE);
 	assert_ready(io, URP_READABLE | URP_WRITABLE, URP_ERROR | URP_READ_CLOSED);

@@ -58,7 +58,7 @@ static void assert_delivers(struct conn *c)
 	write_all(c->sv[1], "x", 1);
 	turn_until_ready(drv, c->io, URP_READABLE);
 	assert_ready(c->io, URP_READABLE, URP_ERROR);
-	cr_assert_not(word_shutdown(urp_io_word(c->io)));
+	cr_assert_not(urp_word_shutdown(urp_io_word(c->io)));
 	cr_assert_eq(drain_try_io(c->io, c->sv[0]), 1);
 }
 
@@ -328,7 +328,7 @@ static void assert_failed_entry(struct urp_io *io)
 	struct rw_op op = {.buf = buf, .len = sizeof(buf)};
 
 	assert_ready(io, URP_ERROR, 0);
-	cr_assert(word_shutdown(urp_io_word(io)));
+	cr_assert(urp_word_shutdown(urp_io_word(io)));
 	cr_assert_eq(urp_io_try_io(io, URP_READABLE, op_read, &op), -ESHUTDOWN);
 	cr_assert_eq(op.calls, 0);
 	cr_assert_lt(urp_io_poll_error(io), 0, "a failed poll must say why");
@@ -518,13 +518,13 @@ Test(uring_fault, late_cqe_after_shutdown_keeps_shutdown)
 	write_all(c.sv[1], "x", 1);
 	settle(drv);
 	urp_driver_shutdown(drv);
-	cr_assert(word_shutdown(urp_io_word(c.io)));
+	cr_assert(urp_word_shutdown(urp_io_word(c.io)));
 	st0 = driver_stats(drv);
 	urp__fault_cq_hold(false);
 	for (int i = 0; i < TURN_TRIES && driver_stats(drv).events == st0.events; i++)
 		turn(drv, TURN_WAIT_MS);
 	assert_ready(c.io, URP_READABLE, URP_ERROR);
-	cr_assert(word_shutdown(urp_io_word(c.io)), "a late Set dropped the shutdown bit");
+	cr_assert(urp_word_shutdown(urp_io_word(c.io)), "a late Set dropped the shutdown bit");
 	conn_close(&c);
 }
 
@@ -538,14 +538,14 @@ Test(uring_fault, duplicate_cqe_applied_twice_harmless)
 	drv = driver_new(NULL);
 	conn_open(&c);
 	st0 = driver_stats(drv);
-	tick0 = word_tick(urp_io_word(c.io));
+	tick0 = urp_word_tick(urp_io_word(c.io));
 	urp__fault_cqe_dup(token(c.io), 1);
 	write_all(c.sv[1], "x", 1);
 	turn_until_ready(drv, c.io, URP_READABLE);
 	settle(drv);
 	st = driver_stats(drv);
 	cr_assert_geq(st.events - st0.events, 2, "the duplicate was not applied");
-	cr_assert_eq((word_tick(urp_io_word(c.io)) - tick0) & URP_TICK_MAX, st.events - st0.events);
+	cr_assert_eq((urp_word_tick(urp_io_word(c.io)) - tick0) & URP_TICK_MAX, st.events - st0.events);
 	cr_assert_eq(drain_try_io(c.io, c.sv[0]), 1);
 	assert_delivers(&c);
 	conn_close(&c);

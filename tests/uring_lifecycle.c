@@ -195,7 +195,7 @@ static void shut_prepare(struct shut_fixture *f)
 		f->waiting++;
 	}
 	for (int i = 0; i < NSHUT; i++)
-		cr_assert_not(word_shutdown(urp_io_word(f->io[i])));
+		cr_assert_not(urp_word_shutdown(urp_io_word(f->io[i])));
 }
 
 /* Every entry shut down, every waiter woken and done with ev.shutdown. */
@@ -204,7 +204,7 @@ static void shut_check(struct shut_fixture *f)
 	struct urp_event ev;
 
 	for (int i = 0; i < NSHUT; i++)
-		cr_assert(word_shutdown(urp_io_word(f->io[i])), "entry %d (%s) not shut down", i,
+		cr_assert(urp_word_shutdown(urp_io_word(f->io[i])), "entry %d (%s) not shut down", i,
 			  i < NSHUT - 2 ? "armed" : "queued");
 	cr_assert_eq(atomic_load(&f->woken), f->waiting, "%d of %d waiters woken",
 		     atomic_load(&f->woken), f->waiting);
@@ -241,7 +241,7 @@ Test(uring_lifecycle, shutdown_on_turning_thread_wakes_before_return)
 	/* Readiness keeps flowing into shut-down entries; the bit stays. */
 	write_all(f.sv[1][1], "x", 1);
 	turn_until_ready(drv, f.io[1], URP_READABLE);
-	cr_assert(word_shutdown(urp_io_word(f.io[1])));
+	cr_assert(urp_word_shutdown(urp_io_word(f.io[1])));
 	shut_finish(&f);
 }
 
@@ -898,7 +898,7 @@ Test(uring_lifecycle, failed_poll_shuts_entry_down)
 	io = reg(sv[0], URP_READABLE);
 	turn_until_ready(drv, io, URP_ERROR);
 	assert_ready(io, URP_ERROR, URP_READ_CLOSED | URP_WRITE_CLOSED);
-	cr_assert(urp_io_word(io) & 0x80000000u, "a dead poll must shut its entry down");
+	cr_assert(urp_word_shutdown(urp_io_word(io)), "a dead poll must shut its entry down");
 	cr_assert_eq(urp_io_try_io(io, URP_READABLE, eagain_op, NULL), -ESHUTDOWN);
 	cr_assert_eq(driver_stats(drv).poll_errors, 1);
 	/* And says why, where a driver shutdown would leave it 0. */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * uring_ready: readiness delivered by the io_uring driver for real file descriptors
- * (socketpairs, TCP on loopback, pipes, eventfd), mapped per SPEC section 2:
+ * (socketpairs, TCP on loopback, pipes, eventfd), mapped as docs/design.md, "The readiness word", says:
  *
  *   READABLE     POLLIN or POLLPRI          READ_CLOSED   POLLHUP, or POLLIN with POLLRDHUP
  *   WRITABLE     POLLOUT                    WRITE_CLOSED  POLLHUP, POLLOUT with POLLERR, or
@@ -36,7 +36,7 @@ static struct urp_io *reg(int fd, unsigned interest)
 	return reg_or_fail(drv, fd, interest);
 }
 
-/* The ready bits poll(2) reports for fd right now, through the SPEC's mapping. */
+/* The ready bits poll(2) reports for fd right now, through the poll-mask mapping (urp_ready_from_poll()). */
 static unsigned level_ready(int fd, short events)
 {
 	struct pollfd pfd = {.fd = fd, .events = events | POLLRDHUP};
@@ -65,7 +65,7 @@ static void new_socket_writable(int sv[2])
 	turn_until_ready(drv, io, URP_WRITABLE);
 	settle(drv);
 	assert_ready(io, URP_WRITABLE, URP_READABLE | CLOSED_BITS | URP_PRIORITY);
-	cr_assert(!word_shutdown(urp_io_word(io)));
+	cr_assert(!urp_word_shutdown(urp_io_word(io)));
 	cr_assert_eq(urp_deregister(io), 0);
 }
 
@@ -158,7 +158,7 @@ Test(uring_ready, readable_until_eagain_then_cleared)
 	cr_assert_eq(op.calls, 3);
 	/* The clear removes what the read interest saw, and nothing else. */
 	assert_ready(io, URP_WRITABLE, URP_READABLE);
-	cr_assert_eq(word_tick(urp_io_word(io)), word_tick(before), "a clear moved the tick");
+	cr_assert_eq(urp_word_tick(urp_io_word(io)), urp_word_tick(before), "a clear moved the tick");
 
 	/* Not readable now: try_io does not even call the read. */
 	n = urp_io_try_io(io, URP_READABLE, op_read, &op);
@@ -199,9 +199,9 @@ Test(uring_ready, stale_clear_refused_and_counted)
 
 	/* New data lands between the snapshot and the clear. */
 	write_all(sv[1], "b", 1);
-	for (int i = 0; i < TURN_TRIES && word_tick(urp_io_word(io)) == ev.tick; i++)
+	for (int i = 0; i < TURN_TRIES && urp_word_tick(urp_io_word(io)) == ev.tick; i++)
 		turn(drv, TURN_WAIT_MS);
-	cr_assert_neq(word_tick(urp_io_word(io)), ev.tick, "no completion for the second write");
+	cr_assert_neq(urp_word_tick(urp_io_word(io)), ev.tick, "no completion for the second write");
 
 	cr_assert_eq(urp_io_clear_readiness(io, &ev), -ESTALE);
 	assert_ready(io, URP_READABLE, 0);

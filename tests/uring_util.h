@@ -34,26 +34,9 @@
 #define TURN_TRIES   50
 #define SETTLE_TURNS 4
 
-/* ---- the packed word: shutdown bit 31 | tick bits 30..16 | readiness bits 15..0 ---- */
-
-static inline unsigned word_ready(uint32_t w)
-{
-	return w & 0xffffu;
-}
-
-static inline unsigned word_tick(uint32_t w)
-{
-	return (w >> 16) & URP_TICK_MAX;
-}
-
-static inline bool word_shutdown(uint32_t w)
-{
-	return (w >> 31) != 0;
-}
-
 static inline unsigned io_ready(struct urp_io *io)
 {
-	return word_ready(urp_io_word(io));
+	return urp_word_ready(urp_io_word(io));
 }
 
 /* "READABLE|WRITABLE" for failure messages; buf must hold 80 bytes. */

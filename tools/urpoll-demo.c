@@ -20,8 +20,8 @@ static void print_word(const char *what, struct urp_io *io)
 {
 	uint32_t w = urp_io_word(io);
 
-	printf("  %-44s word=0x%08x  shutdown=%u tick=%-5u ready=0x%02x\n", what, w, w >> 31,
-	       (w >> 16) & URP_TICK_MAX, w & 0xffff);
+	printf("  %-44s word=0x%08x  shutdown=%u tick=%-5u ready=0x%02x\n", what, w,
+	       urp_word_shutdown(w), urp_word_tick(w), urp_word_ready(w));
 }
 
 static void count_wake(void *arg)

@@ -42,6 +42,11 @@ bool urp__driver_on_thread(const struct urp_driver *drv)
 	return on_driver_thread(drv);
 }
 
+struct urp_driver *urp__io_driver(const struct urp_io *io)
+{
+	return io->owner;
+}
+
 /* ---- submission ---- */
 
 static struct io_uring_sqe *get_sqe(struct urp_driver *drv)
@@ -114,7 +119,7 @@ static void arm(struct urp_driver *drv, struct urp_io *io)
 	io_uring_prep_poll_multishot(sqe, io->fd, poll_events(io->interest));
 	io_uring_sqe_set_data(sqe, io);
 	io->polls_armed++;
-	io->driver_state |= URP__IO_FRESH;
+	io->driver_state |= URP__REG_FRESH;
 	io->arm_cq_full = drv->cq_full_seen;
 	/* Pairs with urp__tsan_acquire() in dispatch(). */
 	urp__tsan_release(io);
@@ -186,7 +191,7 @@ static int remove_poll(struct urp_driver *drv, struct urp_io *io)
 		 * and a poll ending now is neither re-armed (the fd may be closed already) nor
 		 * freed (it is on the command queue). */
 		drv->put_off = true;
-		io->driver_state |= URP__IO_CANCEL_DUE;
+		io->driver_state |= URP__REG_CANCEL_DUE;
 		push_cmd(drv, io, URP__CMD_REMOVE);
 		return -EBUSY;
 	}
@@ -200,15 +205,15 @@ static int remove_poll(struct urp_driver *drv, struct urp_io *io)
 
 static void remove_entry(struct urp_driver *drv, struct urp_io *io, uint32_t bits)
 {
-	if (io->driver_state & URP__IO_GONE) {
+	if (io->driver_state & URP__REG_GONE) {
 		/* Deregistered twice, or the retry of a cancel that found no SQE. */
-		if (!(io->driver_state & URP__IO_CANCEL_DUE))
+		if (!(io->driver_state & URP__REG_CANCEL_DUE))
 			return;
-		io->driver_state &= ~URP__IO_CANCEL_DUE;
+		io->driver_state &= ~URP__REG_CANCEL_DUE;
 	}
-	io->driver_state |= URP__IO_GONE;
+	io->driver_state |= URP__REG_GONE;
 	if (bits & URP__CMD_CLOSE)
-		io->driver_state |= URP__IO_CLOSE;
+		io->driver_state |= URP__REG_CLOSE;
 	if (!io->polls_armed)
 		retire(drv, io);
 	else if (remove_poll(drv, io) == 0)
@@ -232,7 +237,7 @@ static void run_command(struct urp_driver *drv, struct urp_io *io, uint32_t bits
 static void free_entry(struct urp_driver *drv, struct urp_io *io)
 {
 	urp__list_del_init(&io->link);
-	if (io->driver_state & URP__IO_CLOSE)
+	if (io->driver_state & URP__REG_CLOSE)
 		close(io->fd);
 	io->magic = 0;
 	urp__count_sub(&drv->registered, 1);
@@ -258,7 +263,7 @@ static void shutdown_entries(struct urp_driver *drv)
 
 		/* Deregistered, waiting for its poll's final CQE: gone for the caller, whose
 		 * waker's arg may already be freed. */
-		if (!(io->driver_state & URP__IO_GONE))
+		if (!(io->driver_state & URP__REG_GONE))
 			urp__io_shutdown(io);
 	}
 	drv->shutting_down = false;
@@ -293,12 +298,12 @@ static bool unpollable(const struct urp_driver *drv, const struct urp_io *io)
  * re-checks readiness, so nothing that happened meanwhile is lost. */
 static void poll_ended(struct urp_driver *drv, struct urp_io *io, int res)
 {
-	bool fresh = io->driver_state & URP__IO_FRESH;
+	bool fresh = io->driver_state & URP__REG_FRESH;
 
 	io->polls_armed--;
-	io->driver_state &= ~URP__IO_FRESH;
-	if (io->driver_state & URP__IO_GONE) {
-		if (!io->polls_armed && !(io->driver_state & URP__IO_CANCEL_DUE)) {
+	io->driver_state &= ~URP__REG_FRESH;
+	if (io->driver_state & URP__REG_GONE) {
+		if (!io->polls_armed && !(io->driver_state & URP__REG_CANCEL_DUE)) {
 			retire(drv, io);
 			if (drv->cancels_due)
 				drv->cancels_due--;
@@ -327,7 +332,7 @@ static void rearm_ended(struct urp_driver *drv)
 	while ((io = drv->rearm)) {
 		drv->rearm = io->rearm_next;
 		/* Deregistered since it ended: its last poll is gone, so it can go. */
-		if (io->driver_state & URP__IO_GONE) {
+		if (io->driver_state & URP__REG_GONE) {
 			if (!io->polls_armed)
 				retire(drv, io);
 			continue;
@@ -376,16 +381,16 @@ static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
 	urp__tsan_acquire(io);
 	/* Entries outlive their polls, so this only fails on a bug; the check is a plausibility
 	 * test (magic and owner), and ASan builds catch the use-after-free it would be. */
-	if (io->magic != URP__IO_MAGIC || io->owner != drv || !io->polls_armed) {
+	if (io->magic != URP__REG_MAGIC || io->owner != drv || !io->polls_armed) {
 		urp__count_local(&drv->st.unknown_tokens, 1);
 		return 0;
 	}
-	if (cqe->res >= 0 && !(io->driver_state & URP__IO_GONE)) {
+	if (cqe->res >= 0 && !(io->driver_state & URP__REG_GONE)) {
 		urp__io_set_readiness(io, urp__ready_from_poll((unsigned)cqe->res));
 		events = 1;
 	}
 	if (more) {
-		io->driver_state &= ~URP__IO_FRESH;
+		io->driver_state &= ~URP__REG_FRESH;
 	} else {
 		poll_ended(drv, io, cqe->res);
 	}
@@ -605,8 +610,7 @@ static bool reserve(struct urp_driver *drv)
 	do {
 		if (n >= drv->info.max_registrations)
 			return false;
-	} while (!__atomic_compare_exchange_n(&drv->registered, &n, n + 1, false,
-					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	} while (!urp__count_cas(&drv->registered, &n, n + 1));
 	return true;
 }
 
@@ -620,7 +624,7 @@ int urp_register(struct urp_driver *drv, int fd, unsigned interest, struct urp_i
 	struct urp_io *io;
 	int ret;
 
-	if (!drv || !out || fd < 0 || interest == 0 || (interest & ~URP_INTEREST_ALL))
+	if (!drv || !out || fd < 0 || !urp__interest_valid(interest))
 		return -EINVAL;
 	if (forked(drv))
 		return -ECHILD;
@@ -636,7 +640,7 @@ int urp_register(struct urp_driver *drv, int fd, unsigned interest, struct urp_i
 	io->owner = drv;
 	io->fd = fd;
 	io->interest = interest;
-	io->magic = URP__IO_MAGIC;
+	io->magic = URP__REG_MAGIC;
 	*out = io;
 	if (on_driver_thread(drv)) {
 		go_live(drv, io);
@@ -655,7 +659,7 @@ static int deregister(struct urp_io *io, uint32_t bits)
 	if (!io)
 		return -EINVAL;
 	urp__debug_io_usable(io, bits & URP__CMD_CLOSE ? "urp_deregister_close" : "urp_deregister");
-	if (io->magic != URP__IO_MAGIC || !io->owner)
+	if (io->magic != URP__REG_MAGIC || !io->owner)
 		return -EINVAL;
 	drv = io->owner;
 	if (forked(drv))
@@ -717,7 +721,7 @@ static void adopt_command(struct urp_driver *drv, struct urp_io *io, uint32_t bi
 	if (bits & URP__CMD_ARM)
 		go_live(drv, io);
 	if (bits & URP__CMD_CLOSE)
-		io->driver_state |= URP__IO_CLOSE;
+		io->driver_state |= URP__REG_CLOSE;
 }
 
 void urp_driver_free(struct urp_driver *drv)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "../core/io.h"
+#include "upcalls.h"
 #include "urpoll.h"
 
 /*
@@ -29,11 +30,11 @@
 #define URP__CMD_QUEUED 0x8u /* on the command queue (set by whoever pushes it) */
 
 /* urp_io.driver_state, driver thread only. */
-#define URP__IO_GONE	 0x01u /* deregistered: free after the last poll's final CQE */
-#define URP__IO_CLOSE	 0x02u /* close fd when freed */
-#define URP__IO_FRESH	 0x04u /* armed, no CQE with F_MORE yet */
-#define URP__IO_CANCEL_DUE 0x08u /* gone, its poll's cancel put off for want of an SQE */
-#define URP__IO_MAGIC	 0x75727030u /* "urp0": urp_io.magic while the driver owns it */
+#define URP__REG_GONE	 0x01u /* deregistered: free after the last poll's final CQE */
+#define URP__REG_CLOSE	 0x02u /* close fd when freed */
+#define URP__REG_FRESH	 0x04u /* armed, no CQE with F_MORE yet */
+#define URP__REG_CANCEL_DUE 0x08u /* gone, its poll's cancel put off for want of an SQE */
+#define URP__REG_MAGIC	 0x75727030u /* "urp0": urp_io.magic while the driver owns it */
 
 struct urp__driver_counts {
 	uint64_t turns, events, rearms, cq_overflows, unknown_tokens, enters, extra_enters,
@@ -63,21 +64,9 @@ struct urp_driver {
 	struct urp__list_head live;	/* driver thread: registered entries */
 	struct urp__list_head dead;	/* driver thread: to free at the end of the turn */
 	struct urp_io *rearm;		/* driver thread: polls that ended, to re-arm */
-	pthread_t spawned;		/* urp_driver_spawn(): the thread turning it */
-	bool has_spawned;
-	uint32_t spawn_stop;		/* urp_driver_join() asks it to stop (atomic) */
 	struct urp__counters counters;	/* core counts: any thread */
 	struct urp__driver_counts st;	/* driver thread writes, anyone reads */
 };
-
-/* driver.c: whether the calling thread turns drv. */
-bool urp__driver_on_thread(const struct urp_driver *drv);
-/* Make the calling thread the one that turns drv (enabling the ring on it), as its first turn
- * would. Returns 0 when it is (or already was), -EEXIST when another thread is, or the error
- * of enabling the ring. */
-int urp__driver_claim(struct urp_driver *drv);
-/* urp_driver_turn() with the wait in nanoseconds (-1: no limit), for the loop's timers. */
-int urp__driver_turn_ns(struct urp_driver *drv, int64_t timeout_ns);
 
 /* setup.c */
 int urp__ring_setup(struct urp_driver *drv, const struct urp_driver_opts *opts);

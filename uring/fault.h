@@ -18,10 +18,10 @@
 /* Where a call can be made to fail. */
 enum urp__fault_site {
 	URP__FAULT_SETUP,      /* io_uring_queue_init_params(), each tier tried */
-	URP__FAULT_PROBE,      /* io_uring_get_probe_ring(): returns NULL, err unused */
+	URP__FAULT_PROBE,      /* io_uring_get_probe_ring(): NULL (err < 0 arms it, no errno) */
 	URP__FAULT_ENABLE,     /* IORING_REGISTER_ENABLE_RINGS on the first turn */
 	URP__FAULT_EVENTFD,    /* the unpark eventfd */
-	URP__FAULT_SQE,	       /* io_uring_get_sqe(): returns NULL (SQ full), err unused */
+	URP__FAULT_SQE,	       /* io_uring_get_sqe(): NULL, SQ full (err < 0 arms it, no errno) */
 	URP__FAULT_SUBMIT,     /* io_uring_submit() made to free SQ space */
 	URP__FAULT_ENTER,      /* the turn's io_uring_enter (submit and wait, or get events) */
 	URP__FAULT_GET_EVENTS, /* io_uring_get_events() flushing an overflow */
@@ -29,7 +29,8 @@ enum urp__fault_site {
 };
 
 /* The calls at site after the next skip ones, count of them, return err (< 0) without reaching
- * the kernel. A later call for the same site replaces this one. */
+ * the kernel; the sites that return a pointer return NULL instead, but still need err < 0 (0
+ * injects nothing). A later call for the same site replaces this one. */
 void urp__fault_fail(enum urp__fault_site site, unsigned skip, unsigned count, int err);
 /* Calls made at site since the last reset, failed ones included. */
 unsigned urp__fault_calls(enum urp__fault_site site);

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "../core/atomic.h"
 #include "driver.h"
 #include "ring.h"
 
@@ -29,13 +30,13 @@ static const struct {
 	{ URP_TIER_SQPOLL, "sqpoll", IORING_SETUP_SQPOLL },
 };
 
-static unsigned fork_gen;
+static uint32_t fork_gen;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 /* A child must never touch its parent's ring: the rings are shared mappings. */
 static void fork_child(void)
 {
-	__atomic_fetch_add(&fork_gen, 1, __ATOMIC_RELAXED);
+	urp__fetch_add_relaxed(&fork_gen, 1);
 }
 
 static void fork_hook(void)
@@ -45,7 +46,7 @@ static void fork_hook(void)
 
 unsigned urp__fork_gen(void)
 {
-	return __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
+	return urp__load_relaxed(&fork_gen);
 }
 
 /* Setup errors that end the search: the next tier would fail the same way. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Fuzz target "core_ops": op sequences on one detached entry (core/ alone, no driver), against
- * a reference model of SPEC.md section 2 written here as plainly as possible.
+ * a reference model of docs/design.md, "The readiness word", written here as plainly as possible.
  *
  * Ops: Set (from a poll mask or raw bits), snapshot, Clear, poll_ready on either direction
  * with a waker or none, clear_wakers, readiness futures (init, poll, cancel, and many at once
@@ -198,7 +198,7 @@ static void do_poll_ready(struct model *m, int dir, int id)
 		m->slot[dir] = id;
 }
 
-/* The future's transitions (SPEC.md section 2, rule 6). */
+/* The future's transitions (docs/design.md, "Readiness future and slots"). */
 static void do_fut_poll(struct model *m, unsigned k, int id)
 {
 	struct ref_future *f = &m->fut[k];

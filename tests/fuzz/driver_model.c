@@ -104,7 +104,7 @@ static unsigned expected_bits(const struct entry *e)
 /* The word is ready for mask, or shut down (which ends every wait). */
 static bool word_sees(uint32_t word, unsigned mask)
 {
-	return (word & mask & URP_READY_ALL) || (word >> 31);
+	return (urp_word_ready(word) & mask) || urp_word_shutdown(word);
 }
 
 static unsigned dir_mask(int dir)
@@ -114,13 +114,13 @@ static unsigned dir_mask(int dir)
 }
 
 /*
- * Has the driver given up on the entry's poll (SPEC.md 3: a poll that fails or cannot be armed
+ * Has the driver given up on the entry's poll (docs/design.md, "Special endings": a poll that fails or cannot be armed
  * leaves the entry ERROR and shut down)? Before urp_driver_shutdown() the shutdown bit tells;
  * after it, an entry shut down with ERROR may be either, and is given the benefit of the doubt.
  */
 static bool poll_dead(struct entry *e, uint32_t word)
 {
-	bool down = word >> 31, error = word & URP_ERROR;
+	bool down = urp_word_shutdown(word), error = urp_word_ready(word) & URP_ERROR;
 
 	if (down && !model.shut) {
 		FUZZ_CHECK(model.polls_may_fail, "entry shut down by the driver: its poll died");
@@ -489,7 +489,7 @@ void drv_model_begin(const struct urp_driver_opts *opts)
 	if (!model.loop) {
 		FUZZ_CHECK(urp_loop_new(&model.loop, opts) == 0, "no loop");
 		model.drv = urp_loop_driver(model.loop);
-		/* Claim the driver for this thread: shutdown is then synchronous (SPEC.md 3). */
+		/* Claim the driver for this thread: shutdown is then synchronous (docs/design.md, "Threads and unpark"). */
 		drv_model_turn(0);
 	}
 	model.fds_before = open_fds();

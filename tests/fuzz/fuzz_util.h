@@ -3,7 +3,7 @@
  * Shared by the libFuzzer targets in tests/fuzz/: a cursor over the input bytes (reads past
  * the end give 0, so every input decodes to some op sequence), the failure macro that turns a
  * broken property into a libFuzzer crash, and the reference model of the readiness word
- * (SPEC.md section 2, rules 0-3) that the targets compare the library's word with.
+ * (docs/design.md, "The readiness word": new entry, Set, Clear, Shutdown) that the targets compare the library's word with.
  */
 #ifndef URP_TESTS_FUZZ_UTIL_H
 #define URP_TESTS_FUZZ_UTIL_H

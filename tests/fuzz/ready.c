@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Fuzz target "ready": the poll-mask -> Ready mapping (core/ready.c) and the readiness word it
- * feeds (core/io.c), against SPEC.md section 2.
+ * feeds (core/io.c), against docs/design.md, "The readiness word".
  *
  * Input: a sequence of ops, one byte each plus operands. Every poll mask the input names is
  * checked against the spec's table and its properties; every op on the word is replayed on a

@@ -1,5 +1,5 @@
 /*
- * urpoll.pml - Spin model of the urpoll readiness protocol (SPEC.md section 2).
+ * urpoll.pml - Spin model of the urpoll readiness protocol (docs/design.md, "The readiness word").
  *
  * What is modelled: one registered fd, i.e. one struct urp_io: its packed readiness word, its
  * waiter mutex and intrusive waiter list, a driver that turns kernel edges into Set + Wake, and
@@ -10,7 +10,7 @@
  * has been read.  A consumer parked forever while avail > 0 is exactly the bug: the kernel
  * reported the edge once (multishot poll does not repeat it), and nobody is left to act on it.
  *
- * The lost-wakeup argument the model checks rests on two orders (SPEC.md 2, last paragraph):
+ * The lost-wakeup argument the model checks rests on two orders (docs/design.md, invariant 1):
  *   - a waiter checks, locks, registers, and re-checks under the lock;
  *   - the driver updates the word, then locks to collect wakers;
  * plus one rule on the consumer side: Clear refuses when the tick moved since the snapshot.
@@ -190,7 +190,7 @@ inline wake_readable()
 
 #if defined(SCENARIO_DEREG)
 /*
- * Scenario DEREG: deregistration and the late CQE (SPEC.md section 3, driver rules).
+ * Scenario DEREG: deregistration and the late CQE (docs/design.md, "Token lifetime and deregistration").
  *
  * One entry with one multishot poll in the kernel. The kernel may post events (CQEs with
  * F_MORE) at any time while the poll is armed, including after a cancel was asked for and
@@ -220,7 +220,7 @@ byte kpoll = KPOLL_ARMED;		/* registered: one poll armed */
 byte kevents = 0;
 byte kends = 0;
 byte armed = 1;				/* urp_io.polls_armed */
-bool gone = false;			/* URP__IO_GONE */
+bool gone = false;			/* URP__REG_GONE */
 bool freed = false;			/* the memory is back with the allocator */
 bool dereg_req = false;			/* the command queue holds a REMOVE */
 
@@ -297,7 +297,7 @@ init
 
 #elif defined(SCENARIO_BATCH)
 /*
- * Scenario BATCH: Wake with the lock dropped between batches (SPEC.md section 2, rule 4), and
+ * Scenario BATCH: Wake with the lock dropped between batches (docs/design.md, "The readiness word": Wake), and
  * waiters cancelled while it runs.
  *
  * NW waiters are linked; a wake collects at most BATCH of them under the lock (unlinking each
@@ -444,7 +444,7 @@ init
 #elif defined(SCENARIO_SHUTDOWN)
 /*
  * Scenario SHUTDOWN: urp_driver_shutdown() against a registration racing it and waiters on
- * both entries (SPEC.md section 3, driver rules; section 2, rule 3).
+ * both entries (docs/design.md, "Threads and unpark"; the readiness word: Shutdown).
  *
  * Entry 0 is live. Entry 1 is registered by another thread while the driver shuts down: the
  * registration checks the driver's shutdown flag, queues an ARM command and returns, and its
@@ -583,7 +583,7 @@ init
 #ifdef SCENARIO_REARM
 /*
  * Scenario REARM: a poll that ends (a CQE without F_MORE: CQ overflow, the submitting thread
- * exiting) is re-armed, and nothing is lost (SPEC.md section 3). The kernel queues data, posts a
+ * exiting) is re-armed, and nothing is lost (docs/design.md, "One turn"). The kernel queues data, posts a
  * CQE per edge while the poll is armed, may end the poll on its own (its final CQE still carries
  * the mask), and arming a poll re-checks readiness: data already queued gives a CQE at once.
  * The driver applies every CQE (Set, Wake) and re-arms after a final one. The consumers and the

@@ -17,9 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/atomic.h"
-#include "../core/debug.h"
-#include "driver.h"
+#include "../../core/atomic.h"
+#include "../../core/debug.h"
+#include "../../core/list.h"
+#include "../upcalls.h"
 #include "loop.h"
 
 #define TASK_IDLE     0u

@@ -12,8 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/atomic.h"
-#include "driver.h"
+#include "../../core/atomic.h"
+#include "../../core/ready.h"
+#include "../upcalls.h"
 
 static void wake_thread(void *arg)
 {
@@ -42,15 +43,17 @@ static int park(uint32_t *word, const struct timespec *deadline)
 int urp_io_wait(struct urp_io *io, unsigned interest, int timeout_ms, struct urp_event *ev)
 {
 	struct timespec deadline, *dl = NULL;
+	struct urp_driver *drv;
 	struct urp_readiness r;
 	struct urp_waker waker;
 	uint32_t woken;
 	int ret;
 
-	if (!io || !ev || timeout_ms < -1 || interest == 0 || (interest & ~URP_INTEREST_ALL))
+	if (!io || !ev || timeout_ms < -1 || !urp__interest_valid(interest))
 		return -EINVAL;
 	/* Only the thread that turns the ring can make the entry ready: parked, it never would. */
-	if (io->owner && urp__driver_on_thread(io->owner))
+	drv = urp__io_driver(io);
+	if (drv && urp__driver_on_thread(drv))
 		return -EDEADLK;
 	if (timeout_ms >= 0) {
 		clock_gettime(CLOCK_MONOTONIC, &deadline);

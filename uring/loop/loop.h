@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../core/stack.h"
+#include "../../core/stack.h"
 #include "timer.h"
 #include "urpoll.h"
 
