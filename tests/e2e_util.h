@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the end-to-end tests of the servers (echo_e2e, proxy_e2e): the clock, the
- * descriptor limit, the io_uring skip, a process's open descriptors, and reading a child's
- * output until a line shows up. Addresses are the servers' own union sockaddr_any (tools/net.h;
- * only the type is used, nothing of net.c).
+ * descriptor limit, the io_uring skip, a process's open descriptors, a socket's receive queue,
+ * and reading a child's output until a line shows up. Addresses are the servers' own union
+ * sockaddr_any (tools/net.h; only the type is used, nothing of net.c).
  */
 #ifndef URP_TESTS_E2E_UTIL_H
 #define URP_TESTS_E2E_UTIL_H
@@ -71,6 +71,32 @@ static inline int count_fds(pid_t pid)
 		n += de->d_name[0] != '.';
 	closedir(dir);
 	return n;
+}
+
+/*
+ * The receive queue (bytes its owner has not read yet) of the IPv4 TCP socket from local_port to
+ * remote_port, from /proc/net/tcp; -1 when there is no such socket.
+ */
+static inline long tcp_rx_queue(unsigned local_port, unsigned remote_port)
+{
+	char line[512];
+	long rx = -1;
+	FILE *f = fopen("/proc/net/tcp", "r");
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned lport, rport, state;
+		unsigned long tx, rxq;
+
+		if (sscanf(line, " %*d: %*x:%x %*x:%x %x %lx:%lx", &lport, &rport, &state, &tx,
+			   &rxq) == 5 &&
+		    lport == local_port && rport == remote_port) {
+			rx = (long)rxq;
+			break;
+		}
+	}
+	fclose(f);
+	return rx;
 }
 
 /*

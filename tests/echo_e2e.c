@@ -636,29 +636,6 @@ Test(echo_e2e, two_threads_serve_tcp_and_unix, .timeout = 60)
 	server_stop_ok();
 }
 
-/* The server's receive queue for the connection from client_port, from /proc/net/tcp. */
-static long server_rx_queue(unsigned server_port, unsigned client_port)
-{
-	char line[512];
-	long rx = -1;
-	FILE *f = fopen("/proc/net/tcp", "r");
-
-	cr_assert_not_null(f);
-	while (fgets(line, sizeof(line), f)) {
-		unsigned lport, rport, state;
-		unsigned long tx, rxq;
-
-		if (sscanf(line, " %*d: %*x:%x %*x:%x %x %lx:%lx", &lport, &rport, &state, &tx,
-			   &rxq) == 5 &&
-		    lport == server_port && rport == client_port) {
-			rx = (long)rxq;
-			break;
-		}
-	}
-	fclose(f);
-	return rx;
-}
-
 /* The last field of a sysctl file such as /proc/sys/net/ipv4/tcp_rmem ("min default max"). */
 static uint64_t sysctl_last(const char *path, uint64_t fallback)
 {
@@ -727,7 +704,7 @@ Test(echo_e2e, unread_flood_is_held_back_and_echoed_in_full, .timeout = 60)
 	}
 	cr_assert(stalled, "%llu bytes went in without a stall: the server reads without bound",
 		  (unsigned long long)sent);
-	rxq = server_rx_queue(ntohs(srv.tcp.addr.in.sin_port), ntohs(me.in.sin_port));
+	rxq = tcp_rx_queue(ntohs(srv.tcp.addr.in.sin_port), ntohs(me.in.sin_port));
 	cr_assert_gt(rxq, 0, "stalled after %llu bytes but the server's receive queue holds %ld",
 		     (unsigned long long)sent, rxq);
 	cr_log_info("stalled after %llu bytes, %ld of them in the server's receive queue",

@@ -672,6 +672,263 @@ Test(proxy_e2e, an_idle_connection_is_closed_after_the_idle_timeout)
 	cr_assert_eq(proxy_counter("timeouts"), 1ull);
 }
 
+/* ---- urgent data ---- */
+
+/* The local port of socket fd. */
+static unsigned local_port(int fd)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	return ntohs(a.sin_port);
+}
+
+/* Whether every thread of pid is stopped (SIGSTOP), from /proc/pid/task/TID/stat. */
+static bool all_threads_stopped(pid_t pid)
+{
+	char path[320], stat[512], *state;
+	bool stopped = true;
+	struct dirent *de;
+	DIR *dir;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	cr_assert_not_null(dir);
+	while (stopped && (de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(stat, sizeof(stat), f) && (state = strrchr(stat, ')')))
+			stopped = state[2] == 'T' || state[2] == 't';
+		fclose(f);
+	}
+	closedir(dir);
+	return stopped;
+}
+
+/*
+ * Freeze the proxy (SIGSTOP, returning once every thread is stopped) or let it go on. Bytes
+ * sent while it is frozen all wait in one socket queue, and one completion reports them: what a
+ * busy proxy sees when a burst lands between two of its turns.
+ */
+static void proxy_freeze(bool freeze)
+{
+	double deadline = now_s() + START_S;
+
+	cr_assert_eq(kill(t.proxy->pid, freeze ? SIGSTOP : SIGCONT), 0);
+	while (freeze && !all_threads_stopped(t.proxy->pid)) {
+		cr_assert_lt(now_s(), deadline, "the proxy did not stop");
+		sleep_ms(1);
+	}
+}
+
+/* Wait until the socket local_port -> remote_port holds want unread bytes: they all landed. */
+static void wait_rx_queue(unsigned local_port, unsigned remote_port, long want)
+{
+	double deadline = now_s() + START_S;
+	long rx;
+
+	while ((rx = tcp_rx_queue(local_port, remote_port)) < want) {
+		cr_assert_lt(now_s(), deadline, "socket %u -> %u holds %ld bytes, not %ld",
+			     local_port, remote_port, rx, want);
+		sleep_ms(1);
+	}
+}
+
+/* Read len bytes from fd within seconds; the count read (fewer: EOF, error or time-out). */
+static size_t read_within(int fd, void *buf, size_t len, double seconds)
+{
+	double deadline = now_s() + seconds;
+	size_t got = 0;
+
+	while (got < len) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		double left = deadline - now_s();
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0)
+			break;
+		n = read(fd, (char *)buf + got, len - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return got;
+}
+
+/* before, one urgent byte ('!', MSG_OOB), after: three sends, three segments. */
+static void send_around_urgent_byte(int fd, const char *before, const char *after)
+{
+	if (*before)
+		cr_assert_eq(send(fd, before, strlen(before), 0), (ssize_t)strlen(before));
+	cr_assert_eq(send(fd, "!", 1, MSG_OOB), 1);
+	if (*after)
+		cr_assert_eq(send(fd, after, strlen(after), 0), (ssize_t)strlen(after));
+}
+
+/* In-band bytes around the urgent one: in the middle, at the start, at the end of a burst. */
+static const char *const urgent_splits[][2] = {
+	{ "PI", "NG\r\n" },
+	{ "", "PING\r\n" },
+	{ "PING\r\n", "" },
+};
+
+/*
+ * TCP ends a read at the urgent mark with the bytes behind it still queued, and no new poll
+ * completion comes for them: a proxy that takes that short read for a drained queue holds
+ * them until the client sends more. The urgent byte itself is dropped (SO_OOBINLINE is off),
+ * so redis sees PING, not PI!NG.
+ */
+Test(proxy_e2e, an_urgent_byte_from_the_client_strands_no_bytes_behind_it)
+{
+	unsigned redis;
+	char reply[8];
+
+	skip_without_io_uring();
+	redis = redis_start();
+	proxy_start(&redis, 1, NULL);
+	for (unsigned i = 0; i < sizeof(urgent_splits) / sizeof(urgent_splits[0]); i++) {
+		const char *before = urgent_splits[i][0], *after = urgent_splits[i][1];
+		int fd = connect_port(t.proxy_port);
+		size_t got;
+
+		cr_assert_geq(fd, 0);
+		/* The backend connection is up: the burst below waits in the proxy alone. */
+		cr_assert(ping(fd));
+		proxy_freeze(true);
+		send_around_urgent_byte(fd, before, after);
+		wait_rx_queue(t.proxy_port, local_port(fd),
+			      (long)(strlen(before) + 1 + strlen(after)));
+		proxy_freeze(false);
+		got = read_within(fd, reply, 7, 2.0);
+		cr_assert(got == 7 && !memcmp(reply, "+PONG\r\n", 7),
+			  "\"%s\" <urgent> \"%s\": %zu bytes of +PONG within 2 s: %.*s", before,
+			  after, got, (int)got, reply);
+		cr_assert(ping(fd), "the connection is out of step after the urgent byte");
+		close(fd);
+	}
+	cr_assert_eq(proxy_counter("io_errors"), 0ull);
+}
+
+/*
+ * A backend that sends an urgent byte on command, one connection at a time. Per connection it
+ * writes to *status the proxy's port of that connection (an unsigned), then reads a command
+ * from *control: an index into urgent_splits (send its bytes around an urgent byte, then write
+ * 'd' to *status), or 'c' (send "." and close).
+ */
+static unsigned urgent_backend_start(int *control, int *status)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	int to_child[2], from_child[2];
+	struct proc *p;
+	pid_t pid;
+
+	cr_assert_geq(lfd, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(lfd, 64), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+	cr_assert_eq(pipe2(to_child, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(from_child, O_CLOEXEC), 0);
+	cr_assert_lt(t.nprocs, MAX_PROCS);
+	p = &t.procs[t.nprocs++];
+	*p = (struct proc){ .pid = -1, .out = -1 };
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;) {
+			struct sockaddr_in peer;
+			socklen_t plen = sizeof(peer);
+			int fd = accept(lfd, (struct sockaddr *)&peer, &plen);
+			unsigned port;
+			char cmd;
+
+			if (fd < 0)
+				continue;
+			port = ntohs(peer.sin_port);
+			if (write(from_child[1], &port, sizeof(port)) != sizeof(port))
+				_exit(1);
+			while (read(to_child[0], &cmd, 1) == 1 && cmd != 'c') {
+				const char *before = urgent_splits[(unsigned char)cmd][0];
+				const char *after = urgent_splits[(unsigned char)cmd][1];
+
+				/* The same splits as the client's, the other way. */
+				if (*before)
+					send(fd, before, strlen(before), 0);
+				send(fd, "!", 1, MSG_OOB);
+				if (*after)
+					send(fd, after, strlen(after), 0);
+				if (write(from_child[1], "d", 1) != 1)
+					_exit(1);
+			}
+			send(fd, ".", 1, 0);
+			close(fd);
+		}
+	}
+	close(lfd);
+	close(to_child[0]);
+	close(from_child[1]);
+	*control = to_child[1];
+	*status = from_child[0];
+	p->pid = pid;
+	return ntohs(a.sin_port);
+}
+
+/* Read exactly len bytes of a child's status pipe within START_S. */
+static void read_status(int fd, void *buf, size_t len)
+{
+	cr_assert_eq(read_within(fd, buf, len, START_S), len, "the test backend said nothing");
+}
+
+Test(proxy_e2e, an_urgent_byte_from_the_backend_strands_no_bytes_behind_it)
+{
+	unsigned backend, port;
+	int control, status;
+	char got[16], done;
+
+	skip_without_io_uring();
+	backend = urgent_backend_start(&control, &status);
+	proxy_start(&backend, 1, NULL);
+	/* The proxy's start-up probe of the backend: done with. */
+	read_status(status, &port, sizeof(port));
+	cr_assert_eq(write(control, "c", 1), 1);
+	for (unsigned char i = 0; i < sizeof(urgent_splits) / sizeof(urgent_splits[0]); i++) {
+		const char *before = urgent_splits[i][0], *after = urgent_splits[i][1];
+		size_t want = strlen(before) + strlen(after), n;
+		int fd = connect_port(t.proxy_port);
+
+		cr_assert_geq(fd, 0);
+		read_status(status, &port, sizeof(port));
+		proxy_freeze(true);
+		cr_assert_eq(write(control, &i, 1), 1);
+		read_status(status, &done, 1);
+		wait_rx_queue(port, backend, (long)want + 1);
+		proxy_freeze(false);
+		n = read_within(fd, got, want, 2.0);
+		cr_assert(n == want && !memcmp(got, before, strlen(before)) &&
+				  !memcmp(got + strlen(before), after, strlen(after)),
+			  "\"%s\" <urgent> \"%s\": %zu of %zu bytes within 2 s: %.*s", before,
+			  after, n, want, (int)n, got);
+		/* Then "." and EOF: the urgent byte was not passed on. */
+		cr_assert_eq(write(control, "c", 1), 1);
+		n = read_within(fd, got, sizeof(got), START_S);
+		cr_assert(n == 1 && got[0] == '.', "after the reply: %zu bytes: %.*s", n, (int)n,
+			  got);
+		close(fd);
+	}
+	close(control);
+	close(status);
+	cr_assert_eq(proxy_counter("io_errors"), 0ull);
+}
+
 /* ---- many connections, limits, descriptors ---- */
 
 Test(proxy_e2e, five_thousand_idle_connections_and_traffic_then_every_fd_is_released)
