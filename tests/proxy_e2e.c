@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1062,6 +1063,155 @@ Test(proxy_e2e, sigterm_drains_open_connections_then_exits_0)
 	close(fd);
 	cr_assert_eq(proc_wait_exit(t.proxy, 5.0), 0);
 	cr_assert(proc_wait_output(t.proxy, "exit: conns 1 open 0", 1.0), "%s", t.proxy->text);
+}
+
+/* ---- signals while a loop other than the first drains ---- */
+
+/* The thread id of the proxy's loop index (0: the main thread; i: the one named "PROG/i"). */
+static pid_t loop_thread(unsigned index)
+{
+	char path[320], comm[32], want[32];
+	pid_t tid = -1;
+	struct dirent *de;
+	DIR *dir;
+	FILE *f;
+
+	if (!index)
+		return t.proxy->pid;
+	snprintf(want, sizeof(want), "urpoll-proxy/%u\n", index);
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)t.proxy->pid);
+	dir = opendir(path);
+	cr_assert_not_null(dir);
+	while (tid < 0 && (de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)t.proxy->pid,
+			 de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, want))
+			tid = (pid_t)atoi(de->d_name);
+		fclose(f);
+	}
+	closedir(dir);
+	return tid;
+}
+
+/* A number from /proc/PID/task/TID/FILE: the field after key, or the first one (key NULL). */
+static long thread_number(pid_t tid, const char *file, const char *key)
+{
+	char path[128], line[256];
+	long value = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)t.proxy->pid, (int)tid, file);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!key) {
+			value = strtol(line, NULL, 10);
+			break;
+		}
+		if (!strncmp(line, key, strlen(key))) {
+			value = strtol(line + strlen(key), NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return value;
+}
+
+/*
+ * Which loop of a two-loop proxy serves connection fd: the one whose thread spends the CPU
+ * time (/proc/PID/task/TID/schedstat, nanoseconds on a CPU) of 50 PINGs through it. The other
+ * loop runs only for its 250 ms tick meanwhile.
+ */
+static unsigned serving_loop(int fd, const pid_t *tids)
+{
+	for (unsigned attempt = 0; attempt < 5; attempt++) {
+		long before[2], ran[2];
+
+		for (unsigned i = 0; i < 2; i++)
+			before[i] = thread_number(tids[i], "schedstat", NULL);
+		for (unsigned n = 0; n < 50; n++)
+			cr_assert(ping(fd));
+		for (unsigned i = 0; i < 2; i++)
+			ran[i] = thread_number(tids[i], "schedstat", NULL) - before[i];
+		for (unsigned i = 0; i < 2; i++)
+			if (ran[i] > 4 * ran[!i])
+				return i;
+		cr_log_info("loop threads ran %ld and %ld ns: no clear winner", ran[0], ran[1]);
+	}
+	cr_assert_fail("cannot tell which loop serves the connection");
+	return 0;
+}
+
+/*
+ * A proxy with two loops, draining after SIGTERM, whose first loop (the main thread) has
+ * stopped for want of connections while the second still holds one; returns that connection.
+ * Every signal after this one must be read by the second loop.
+ */
+static int drain_on_loop_1_only(void)
+{
+	char *two_threads[] = { "--threads", "2", NULL };
+	double deadline;
+	unsigned redis;
+	pid_t tids[2];
+	int fd;
+
+	redis = redis_start();
+	proxy_start(&redis, 1, two_threads);
+	tids[0] = loop_thread(0);
+	tids[1] = loop_thread(1);
+	cr_assert_gt(tids[1], 0, "no thread urpoll-proxy/1");
+	/* The kernel's SO_REUSEPORT hash picks the loop: connect until loop 1 has one. */
+	for (unsigned tries = 0;; tries++) {
+		cr_assert_lt(tries, 64, "64 connections, none on loop 1");
+		fd = connect_port(t.proxy_port);
+		cr_assert_geq(fd, 0);
+		if (serving_loop(fd, tids) == 1)
+			break;
+		close(fd);
+	}
+	for (deadline = now_s() + START_S; proxy_counter("open") != 1;)
+		cr_assert_lt(now_s(), deadline, "loop 0 still holds connections");
+	cr_assert_eq(kill(t.proxy->pid, SIGTERM), 0);
+	/* Loop 0 has none: it stops, and the main thread waits in pthread_join() (futex). */
+	for (deadline = now_s() + START_S; thread_number(tids[0], "syscall", NULL) != SYS_futex;
+	     sleep_ms(10))
+		cr_assert_lt(now_s(), deadline, "loop 0 did not stop after SIGTERM");
+	cr_assert(ping(fd), "the connection on loop 1 does not work during the drain");
+	return fd;
+}
+
+Test(proxy_e2e, a_second_sigterm_stops_the_proxy_while_loop_1_drains)
+{
+	int fd;
+
+	skip_without_io_uring();
+	fd = drain_on_loop_1_only();
+	cr_assert_eq(kill(t.proxy->pid, SIGTERM), 0);
+	cr_assert_eq(proc_wait_exit(t.proxy, 1.0), 0,
+		     "a second SIGTERM did not stop the proxy within 1 s: %s", t.proxy->text);
+	cr_assert(proc_wait_output(t.proxy, "exit: conns", 1.0), "%s", t.proxy->text);
+	close(fd);
+}
+
+Test(proxy_e2e, sigusr1_prints_the_stats_while_loop_1_drains)
+{
+	size_t before;
+	int fd;
+
+	skip_without_io_uring();
+	fd = drain_on_loop_1_only();
+	before = t.proxy->len;
+	cr_assert_eq(kill(t.proxy->pid, SIGUSR1), 0);
+	cr_assert(proc_wait_output_from(t.proxy, before, "stats: conns", 2.0),
+		  "no stats line within 2 s of SIGUSR1 during the drain: %s", t.proxy->text);
+	close(fd);
+	cr_assert_eq(proc_wait_exit(t.proxy, START_S), 0, "%s", t.proxy->text);
 }
 
 static void expect_startup_error(char *const *extra, const unsigned *backends,
