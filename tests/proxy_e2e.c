@@ -966,6 +966,124 @@ Test(proxy_e2e, five_thousand_idle_connections_and_traffic_then_every_fd_is_rele
 	cr_assert_eq(proxy_counter("open"), 0ull);
 }
 
+/* How many descriptors pid holds open below number limit. */
+static int fds_below(pid_t pid, int limit)
+{
+	char path[64];
+	struct dirent *de;
+	int n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	cr_assert_not_null(dir);
+	while ((de = readdir(dir)))
+		n += de->d_name[0] != '.' && atoi(de->d_name) < limit;
+	closedir(dir);
+	return n;
+}
+
+/* How a connection ends from the client's side: 0 (EOF), -errno, -ETIMEDOUT (no end), or 1
+ * (a byte came instead). */
+static int read_end(int fd, double seconds)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char byte;
+	ssize_t n;
+
+	if (poll(&p, 1, (int)(seconds * 1000)) <= 0)
+		return -ETIMEDOUT;
+	n = recv(fd, &byte, 1, MSG_DONTWAIT);
+	return n < 0 ? -errno : (int)n;
+}
+
+/* The counter name in the proxy's output after offset from (its last lines), or -1. */
+static long long output_counter(size_t from, const char *name)
+{
+	char key[64], *at;
+
+	snprintf(key, sizeof(key), " %s ", name);
+	at = strstr(t.proxy->text + from, key);
+	return at ? strtoll(at + strlen(key), NULL, 10) : -1;
+}
+
+/*
+ * Out of descriptors for the backend socket (EMFILE from socket()), the proxy used to close the
+ * client with a reset and count a connect error, silently. Now: a FIN, counted as shed, one
+ * warning that names the limit, and clients served again once descriptors are free. The limit
+ * is set on the running proxy (prlimit) to its idle descriptors + 2 per held client + 1, so
+ * that each further client is accepted into the last slot and finds none for its backend.
+ */
+Test(proxy_e2e, at_the_fd_limit_clients_are_shed_with_a_fin_and_one_warning)
+{
+	enum { HELD = 4, SHED = 5 };
+	const char *warning = "out of descriptors creating a backend socket";
+	int held[HELD], idle_fds, limit, next, fd, end;
+	char expect[128], *at;
+	struct rlimit rl;
+	unsigned redis;
+	size_t exit_line;
+
+	skip_without_io_uring();
+	redis = redis_start();
+	proxy_start(&redis, 1, NULL);
+	idle_fds = count_fds(t.proxy->pid);
+	cr_assert_gt(idle_fds, 0, "the proxy is gone");
+	/* The limit with exactly 2 * HELD + 1 free numbers below it (there may be holes, and
+	 * inherited descriptors above it): the fixed point, from above, of this. */
+	limit = idle_fds + 2 * HELD + 1;
+	while ((next = fds_below(t.proxy->pid, limit) + 2 * HELD + 1) != limit)
+		limit = next;
+	rl.rlim_cur = rl.rlim_max = (rlim_t)limit;
+	cr_assert_eq(prlimit(t.proxy->pid, RLIMIT_NOFILE, &rl, NULL), 0, "prlimit: %s",
+		     strerror(errno));
+	for (unsigned i = 0; i < HELD; i++) {
+		held[i] = connect_port(t.proxy_port);
+		cr_assert_geq(held[i], 0);
+		cr_assert(ping(held[i]), "held client %u not served", i);
+	}
+	cr_assert_eq(fds_below(t.proxy->pid, limit), limit - 1);
+	for (unsigned i = 0; i < SHED; i++) {
+		fd = connect_port(t.proxy_port);
+		cr_assert_geq(fd, 0);
+		end = read_end(fd, START_S);
+		cr_assert_eq(end, 0, "client %u past the limit: %s, not EOF", i,
+			     end < 0 ? strerror(-end) : "data");
+		close(fd);
+	}
+	for (unsigned i = 0; i < HELD; i++)
+		cr_assert(ping(held[i]), "held client %u harmed", i);
+	for (unsigned i = 0; i < HELD; i++)
+		close(held[i]);
+	cr_assert_eq(wait_fds(idle_fds, START_S), idle_fds, "descriptors not released");
+	fd = connect_port(t.proxy_port);
+	cr_assert_geq(fd, 0);
+	cr_assert(ping(fd), "not served once descriptors were free again");
+	close(fd);
+	cr_assert_eq(wait_fds(idle_fds, START_S), idle_fds, "descriptors not released");
+
+	exit_line = t.proxy->len;
+	cr_assert_eq(kill(t.proxy->pid, SIGTERM), 0);
+	cr_assert_eq(proc_wait_exit(t.proxy, START_S), 0, "%s", t.proxy->text);
+	cr_assert(proc_wait_output_from(t.proxy, exit_line, "exit: conns", 1.0) &&
+			  proc_wait_output_from(t.proxy, exit_line, "wake_batches", 1.0),
+		  "%s", t.proxy->text);
+	exit_line = (size_t)(strstr(t.proxy->text + exit_line, "exit: conns") - t.proxy->text);
+	cr_assert_eq(output_counter(exit_line, "shed"), SHED, "%s", t.proxy->text + exit_line);
+	cr_assert_eq(output_counter(exit_line, "connect_errors"), 0, "%s",
+		     t.proxy->text + exit_line);
+	cr_assert_eq(output_counter(exit_line, "conns"), HELD + 1, "%s",
+		     t.proxy->text + exit_line);
+	/* One warning, naming the limit. */
+	at = strstr(t.proxy->text, warning);
+	cr_assert_not_null(at, "no warning: %s", t.proxy->text);
+	cr_assert_null(strstr(at + 1, warning), "more than one warning: %s", t.proxy->text);
+	snprintf(expect, sizeof(expect), "raise ulimit -n (now %llu)",
+		 (unsigned long long)rl.rlim_cur);
+	cr_assert_not_null(strstr(at, expect), "the warning does not say \"%s\": %s", expect,
+			   t.proxy->text);
+}
+
 Test(proxy_e2e, max_conns_refuses_the_next_without_harming_the_others)
 {
 	char *extra[] = { "--max-conns", "10", NULL };

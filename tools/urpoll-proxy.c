@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -80,7 +81,7 @@ struct conn {
 /* Counters of one loop: written by its thread only, read by the stats printer (relaxed). */
 struct counters {
 	_Atomic uint64_t accepted, closed, bytes_up, bytes_down, connect_errors, timeouts,
-		io_errors;
+		io_errors, shed;
 };
 
 struct worker {
@@ -113,6 +114,7 @@ static struct {
 	struct worker *workers;
 	unsigned nworkers;
 	atomic_bool draining;
+	atomic_bool warned_nofile;
 } prx;
 
 /* ---- counters and shutdown ---- */
@@ -130,7 +132,8 @@ static void print_stats(const char *when)
 
 		for (unsigned k = 0; k < 7; k++)
 			sum[k] += net_counted(c[k]);
-		shed += net_counted(&w->acceptor.shed);
+		/* The acceptor's (accept() out of descriptors) and ours (socket() out of them). */
+		shed += net_counted(&w->acceptor.shed) + net_counted(&w->n.shed);
 		refused += net_counted(&w->acceptor.refused);
 	}
 	server_stats(&prx.server, &total);
@@ -457,16 +460,53 @@ static int backend_connect(struct worker *w, bool *in_flight)
 	return fd;
 }
 
+/*
+ * No descriptor left for the backend socket (EMFILE, or ENFILE for the whole system): shed the
+ * client as the acceptor sheds those it cannot accept. Closed with a FIN, not a reset: nothing
+ * broke, the proxy is full (a client that already sent bytes still sees a reset: the kernel
+ * resets a close with unread data). Counted as shed, not as a connection or a connect error,
+ * and said once, with the limit to raise.
+ */
+static void conn_shed(struct worker *w, int fd, int err)
+{
+	struct rlimit rl;
+
+	close(fd);
+	net_count(&w->n.shed, 1);
+	acceptor_release(&prx.group, true);
+	if (prx.server.quiet || atomic_exchange(&prx.warned_nofile, true))
+		return;
+	if (err == -ENFILE)
+		fprintf(stderr,
+			PROG ": out of descriptors creating a backend socket (%s): shedding "
+			     "clients; raise the system's limit (fs.file-max)\n",
+			strerror(-err));
+	else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		fprintf(stderr,
+			PROG ": out of descriptors creating a backend socket (%s): shedding "
+			     "clients; raise ulimit -n (now %llu)\n",
+			strerror(-err), (unsigned long long)rl.rlim_cur);
+}
+
 static void conn_start(struct acceptor *a, int fd, void *arg)
 {
 	struct worker *w = arg;
 	struct urp_driver *drv = urp_loop_driver(w->loop);
-	struct conn *c = malloc(sizeof(*c));
-	int one = 1, ret;
+	int one = 1, backend_fd, ret;
+	bool in_flight = false;
+	struct conn *c;
 
+	backend_fd = backend_connect(w, &in_flight);
+	if (backend_fd == -EMFILE || backend_fd == -ENFILE) {
+		conn_shed(w, fd, backend_fd);
+		return;
+	}
 	net_count(&w->n.accepted, 1);
+	c = malloc(sizeof(*c));
 	if (!c) {
 		close(fd);
+		if (backend_fd >= 0)
+			close(backend_fd);
 		net_count(&w->n.io_errors, 1);
 		net_count(&w->n.closed, 1);
 		acceptor_release(&prx.group, true);
@@ -489,14 +529,14 @@ static void conn_start(struct acceptor *a, int fd, void *arg)
 	urp_task_init(&c->task, w->loop, conn_run, c);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->client.inq = end_want_inq(fd);
-	ret = backend_connect(w, &c->connecting);
-	if (ret < 0) {
+	if (backend_fd < 0) {
 		c->connecting = true; /* counted as a connect error */
-		conn_finish(c, ret);
+		conn_finish(c, backend_fd);
 		return;
 	}
-	c->backend.fd = ret;
-	c->backend.inq = end_want_inq(ret);
+	c->connecting = in_flight;
+	c->backend.fd = backend_fd;
+	c->backend.inq = end_want_inq(backend_fd);
 	ret = urp_register(drv, c->client.fd, URP_READABLE | URP_WRITABLE, &c->client.io);
 	if (ret == 0)
 		ret = urp_register(drv, c->backend.fd, URP_READABLE | URP_WRITABLE, &c->backend.io);
