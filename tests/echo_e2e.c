@@ -5,8 +5,9 @@
  * reads the address it printed, checks one round trip, then drives real clients: a thousand
  * concurrent TCP connections checked byte for byte (the client side is one epoll loop, not a
  * thousand threads), Unix sockets, two threads, back-pressure, slow readers, SIGTERM,
- * descriptor leaks, --max-conns, EMFILE, IPv6 and start-up errors. The server is SIGKILLed in .fini whatever happened,
- * and dies with the test process (PR_SET_PDEATHSIG) should that crash.
+ * descriptor leaks, --max-conns, EMFILE, IPv6 and start-up errors. The server leads a process
+ * group of its own, SIGKILLed (and every member reaped) in .fini whatever happened, and dies with
+ * the test process (PR_SET_PDEATHSIG) should that crash.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -85,8 +86,7 @@ static unsigned char stream_byte(uint64_t i)
 static void server_kill(void)
 {
 	if (srv.pid > 0) {
-		kill(srv.pid, SIGKILL);
-		waitpid(srv.pid, NULL, 0);
+		group_kill(srv.pid);
 		srv.pid = -1;
 	}
 	if (srv.out >= 0)
@@ -103,6 +103,7 @@ static void suite_init(void)
 	/* A thousand clients and their thousand server ends (the hard limit is 20000 here). */
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
+	group_reaper();
 }
 
 TestSuite(echo_e2e, .init = suite_init, .fini = server_kill, .timeout = 60);
@@ -169,6 +170,7 @@ static pid_t server_spawn(const char *const *args, rlim_t nofile, bool capture_e
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(127);
+		group_lead(0);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
@@ -183,6 +185,7 @@ static pid_t server_spawn(const char *const *args, rlim_t nofile, bool capture_e
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
+	group_lead(pid);
 	close(out[1]);
 	srv.out = out[0];
 	if (capture_err) {

@@ -4,8 +4,10 @@
  * it needs on free loopback ports: redis-server (redis-benchmark, redis-cli), nginx (wrk, curl)
  * in a temporary directory, or a small backend of its own (half-close, back-pressure, RSS), and
  * the proxy built beside this test (BUILD/tests/proxy_e2e -> BUILD/tools/urpoll-proxy). Every
- * process it starts is SIGKILLed in .fini whatever happened, and dies with the test process
- * (PR_SET_PDEATHSIG) should that crash; the temporary directory is removed there too.
+ * process it starts leads a process group of its own, and in .fini, whatever happened, each
+ * group is SIGKILLed and every member reaped (nginx's workers with their master); each dies
+ * with the test process (PR_SET_PDEATHSIG) should that crash, nginx through SIGTERM, with
+ * which its master stops its workers. The temporary directory is removed in .fini too.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -74,8 +76,7 @@ static void cleanup(void)
 		struct proc *p = &t.procs[i];
 
 		if (p->pid > 0) {
-			kill(p->pid, SIGKILL);
-			waitpid(p->pid, NULL, 0);
+			group_kill(p->pid);
 			p->pid = -1;
 		}
 		if (p->out >= 0)
@@ -94,6 +95,7 @@ static void suite_init(void)
 	/* 5,000 clients, and the proxy's 10,000 descriptors (the hard limit is 20,000 here). */
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
+	group_reaper();
 	strcpy(t.dir, "/tmp/proxy_e2e.XXXXXX");
 	cr_assert_not_null(mkdtemp(t.dir), "mkdtemp: %s", strerror(errno));
 	/* nginx's worker runs as www-data when started by root: it must read what we serve. */
@@ -113,8 +115,11 @@ static void need_program(const char *name)
 		     name);
 }
 
-/* Start argv; its stdout and stderr are read back through p->out when capture is set. */
-static struct proc *spawn(char *const *argv, bool capture)
+/*
+ * Start argv, leading a process group of its own; its stdout and stderr are read back through
+ * p->out when capture is set. death_signal reaches it when the test process dies.
+ */
+static struct proc *spawn(char *const *argv, bool capture, int death_signal)
 {
 	struct proc *p;
 	int pipefd[2] = { -1, -1 };
@@ -130,13 +135,15 @@ static struct proc *spawn(char *const *argv, bool capture)
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDWR);
 
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_PDEATHSIG, death_signal);
+		group_lead(0);
 		dup2(null, 0);
 		dup2(capture ? pipefd[1] : null, 1);
 		dup2(capture ? pipefd[1] : null, 2);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
+	group_lead(pid);
 	if (capture) {
 		close(pipefd[1]);
 		p->out = pipefd[0];
@@ -156,16 +163,23 @@ static bool proc_wait_output(struct proc *p, const char *needle, double seconds)
 	return proc_wait_output_from(p, 0, needle, seconds);
 }
 
-/* Wait for p to exit within seconds; its exit status, or -1. */
+/*
+ * Wait for p to exit within seconds; its exit status, or -1. Whatever it started goes with it:
+ * the exit is seen without reaping p (WNOWAIT), so that its group id is still its own for
+ * group_kill().
+ */
 static int proc_wait_exit(struct proc *p, double seconds)
 {
 	double deadline = now_s() + seconds;
-	int status;
+	siginfo_t info;
 
 	while (now_s() < deadline) {
-		if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+		info.si_pid = 0;
+		if (waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		    info.si_pid == p->pid) {
+			group_kill(p->pid);
 			p->pid = -1;
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			return info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
 		}
 		sleep_ms(20);
 	}
@@ -229,7 +243,7 @@ static unsigned redis_start(void)
 
 	need_program("redis-server");
 	snprintf(portstr, sizeof(portstr), "%u", port);
-	spawn(argv, false);
+	spawn(argv, false, SIGKILL);
 	wait_listening(port, "redis-server");
 	return port;
 }
@@ -264,7 +278,8 @@ static unsigned nginx_start(void)
 	{
 		char *argv[] = { "nginx", "-p", t.dir, "-c", conf, "-g", "daemon off;", NULL };
 
-		spawn(argv, false);
+		/* SIGTERM, not SIGKILL, should the test die: the master then stops its workers. */
+		spawn(argv, false, SIGTERM);
 	}
 	wait_listening(port, "nginx");
 	return port;
@@ -295,7 +310,7 @@ static void proxy_start(const unsigned *backends, unsigned nbackends, char *cons
 	while (extra && *extra)
 		argv[argc++] = *extra++;
 	argv[argc] = NULL;
-	t.proxy = spawn(argv, true);
+	t.proxy = spawn(argv, true, SIGKILL);
 	cr_assert(proc_wait_output(t.proxy, "listening on tcp 127.0.0.1:", START_S) &&
 			  proc_wait_output(t.proxy, "\n", START_S),
 		  "the proxy did not start: %s", t.proxy->text);
@@ -443,6 +458,7 @@ static unsigned backend_start(char mode, uint64_t flood)
 		static unsigned char buf[65536];
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		group_lead(0);
 		for (;;) {
 			int fd = accept(lfd, NULL, NULL);
 			uint64_t total = 0, off = 0;
@@ -470,6 +486,7 @@ static unsigned backend_start(char mode, uint64_t flood)
 			close(fd);
 		}
 	}
+	group_lead(pid);
 	close(lfd);
 	p->pid = pid;
 	return ntohs(a.sin_port);
@@ -845,6 +862,7 @@ static unsigned urgent_backend_start(int *control, int *status)
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		group_lead(0);
 		for (;;) {
 			struct sockaddr_in peer;
 			socklen_t plen = sizeof(peer);
@@ -874,6 +892,7 @@ static unsigned urgent_backend_start(int *control, int *status)
 			close(fd);
 		}
 	}
+	group_lead(pid);
 	close(lfd);
 	close(to_child[0]);
 	close(from_child[1]);
@@ -1355,7 +1374,7 @@ static void expect_startup_error(char *const *extra, const unsigned *backends,
 			argv[argc++] = ports[i];
 		}
 		argv[argc] = NULL;
-		t.proxy = spawn(argv, true);
+		t.proxy = spawn(argv, true, SIGKILL);
 	}
 	status = proc_wait_exit(t.proxy, START_S);
 	proc_wait_output(t.proxy, "\n", 1.0);
