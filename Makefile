@@ -4,7 +4,8 @@
 #   make check           install missing packages, then build and run every test:
 #                        plain, ASan+UBSan, TSan, the Spin model, install and probe checks,
 #                        every fuzz target over its seed corpus, urpoll-bench --smoke,
-#                        the tools' command lines
+#                        the tools' command lines; fails when a process the tests started
+#                        outlives them
 #   make run             install missing packages, build, run the main job: urpoll-bench
 #                        --quick, urpoll against epoll, then a traced pass when root
 #   make fuzz            fuzz each libFuzzer target for FUZZ_SECONDS (default 60)
@@ -441,12 +442,19 @@ test-probes: lib
 	$(Q)$(MAKE) --no-print-directory URP_PROBES=0 lib
 	$(Q)tests/probes-test.sh $(SHLIB) build/noprobes/liburpoll.so.$(VERSION)
 
+# The test run goes through tests/reaper.py, a child subreaper: a process the tests started
+# and left running (a server's child, say) is reparented to it, printed, killed, and recorded
+# as a failed "orphans" result, so it fails `make check` instead of living on.
+# (CHECK_SUITES=... runs a part of the check the same way.)
+REAPER := tests/reaper.py
+CHECK_SUITES ?= test-plain test-asan test-tsan test-model test-install test-probes test-readme \
+	test-cxx test-trace test-bench test-cli test-fuzz
+
 check: deps
 	$(Q)rm -f build/check-results
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(MAKE) --no-print-directory -k test-plain test-asan test-tsan test-model test-install \
-		test-probes test-readme test-cxx test-trace test-bench test-cli test-fuzz; status=$$?; \
-		tests/run-suite.sh --summary build/check-results; exit $$status
+	$(Q)$(REAPER) --record orphans -- $(MAKE) --no-print-directory -k $(CHECK_SUITES); \
+		status=$$?; tests/run-suite.sh --summary build/check-results; exit $$status
 
 install: lib $(TRACE_BIN)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)

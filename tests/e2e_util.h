@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the end-to-end tests of the servers (echo_e2e, proxy_e2e): the clock, the
- * descriptor limit, the io_uring skip, a process's open descriptors, and reading a child's
- * output until a line shows up. Addresses are the servers' own union sockaddr_any (tools/net.h;
- * only the type is used, nothing of net.c).
+ * descriptor limit, the io_uring skip, a process's open descriptors, a socket's receive queue,
+ * reading a child's output until a line shows up, and stopping a started server with all it
+ * started. Addresses are the servers' own union
+ * sockaddr_any (tools/net.h; only the type is used, nothing of net.c).
  */
 #ifndef URP_TESTS_E2E_UTIL_H
 #define URP_TESTS_E2E_UTIL_H
@@ -12,10 +13,13 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +59,40 @@ static inline void skip_without_io_uring(void)
 	urp_driver_free(drv);
 }
 
+/*
+ * Every server a test starts leads a process group of its own (group_lead()), so that stopping
+ * the server stops whatever it started too: nginx's workers, for one, outlive a master killed
+ * alone, and nothing else would ever stop them. The test process is a child subreaper
+ * (group_reaper(), in the suite's .init), so the members orphaned by the group's end are
+ * reparented to it, and group_kill() reaps every one of them.
+ */
+static inline void group_reaper(void)
+{
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+/*
+ * Make the child pid (0: the calling child itself) the leader of a group of its own. Called on
+ * both sides of the fork, so that the group exists whichever runs first: a kill of the group
+ * must never miss a child that has not got round to it.
+ */
+static inline void group_lead(pid_t pid)
+{
+	setpgid(pid, pid);
+}
+
+/*
+ * SIGKILL the group led by pid (a child of ours not reaped yet, so the group id is still its)
+ * and reap its members. A member whose parent dies is reparented to us before that parent can
+ * be reaped, so once waitpid() has nobody left in the group, the whole group is gone.
+ */
+static inline void group_kill(pid_t pid)
+{
+	kill(-pid, SIGKILL);
+	while (waitpid(-pid, NULL, 0) > 0 || errno == EINTR)
+		;
+}
+
 /* The descriptors pid holds open, or -1 when it is gone. */
 static inline int count_fds(pid_t pid)
 {
@@ -71,6 +109,32 @@ static inline int count_fds(pid_t pid)
 		n += de->d_name[0] != '.';
 	closedir(dir);
 	return n;
+}
+
+/*
+ * The receive queue (bytes its owner has not read yet) of the IPv4 TCP socket from local_port to
+ * remote_port, from /proc/net/tcp; -1 when there is no such socket.
+ */
+static inline long tcp_rx_queue(unsigned local_port, unsigned remote_port)
+{
+	char line[512];
+	long rx = -1;
+	FILE *f = fopen("/proc/net/tcp", "r");
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned lport, rport, state;
+		unsigned long tx, rxq;
+
+		if (sscanf(line, " %*d: %*x:%x %*x:%x %x %lx:%lx", &lport, &rport, &state, &tx,
+			   &rxq) == 5 &&
+		    lport == local_port && rport == remote_port) {
+			rx = (long)rxq;
+			break;
+		}
+	}
+	fclose(f);
+	return rx;
 }
 
 /*

@@ -5,8 +5,9 @@
  * reads the address it printed, checks one round trip, then drives real clients: a thousand
  * concurrent TCP connections checked byte for byte (the client side is one epoll loop, not a
  * thousand threads), Unix sockets, two threads, back-pressure, slow readers, SIGTERM,
- * descriptor leaks, --max-conns, EMFILE, IPv6 and start-up errors. The server is SIGKILLed in .fini whatever happened,
- * and dies with the test process (PR_SET_PDEATHSIG) should that crash.
+ * descriptor leaks, --max-conns, EMFILE, IPv6 and start-up errors. The server leads a process
+ * group of its own, SIGKILLed (and every member reaped) in .fini whatever happened, and dies with
+ * the test process (PR_SET_PDEATHSIG) should that crash.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -85,8 +86,7 @@ static unsigned char stream_byte(uint64_t i)
 static void server_kill(void)
 {
 	if (srv.pid > 0) {
-		kill(srv.pid, SIGKILL);
-		waitpid(srv.pid, NULL, 0);
+		group_kill(srv.pid);
 		srv.pid = -1;
 	}
 	if (srv.out >= 0)
@@ -103,6 +103,7 @@ static void suite_init(void)
 	/* A thousand clients and their thousand server ends (the hard limit is 20000 here). */
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
+	group_reaper();
 }
 
 TestSuite(echo_e2e, .init = suite_init, .fini = server_kill, .timeout = 60);
@@ -169,6 +170,7 @@ static pid_t server_spawn(const char *const *args, rlim_t nofile, bool capture_e
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(127);
+		group_lead(0);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
@@ -183,6 +185,7 @@ static pid_t server_spawn(const char *const *args, rlim_t nofile, bool capture_e
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
+	group_lead(pid);
 	close(out[1]);
 	srv.out = out[0];
 	if (capture_err) {
@@ -636,29 +639,6 @@ Test(echo_e2e, two_threads_serve_tcp_and_unix, .timeout = 60)
 	server_stop_ok();
 }
 
-/* The server's receive queue for the connection from client_port, from /proc/net/tcp. */
-static long server_rx_queue(unsigned server_port, unsigned client_port)
-{
-	char line[512];
-	long rx = -1;
-	FILE *f = fopen("/proc/net/tcp", "r");
-
-	cr_assert_not_null(f);
-	while (fgets(line, sizeof(line), f)) {
-		unsigned lport, rport, state;
-		unsigned long tx, rxq;
-
-		if (sscanf(line, " %*d: %*x:%x %*x:%x %x %lx:%lx", &lport, &rport, &state, &tx,
-			   &rxq) == 5 &&
-		    lport == server_port && rport == client_port) {
-			rx = (long)rxq;
-			break;
-		}
-	}
-	fclose(f);
-	return rx;
-}
-
 /* The last field of a sysctl file such as /proc/sys/net/ipv4/tcp_rmem ("min default max"). */
 static uint64_t sysctl_last(const char *path, uint64_t fallback)
 {
@@ -727,7 +707,7 @@ Test(echo_e2e, unread_flood_is_held_back_and_echoed_in_full, .timeout = 60)
 	}
 	cr_assert(stalled, "%llu bytes went in without a stall: the server reads without bound",
 		  (unsigned long long)sent);
-	rxq = server_rx_queue(ntohs(srv.tcp.addr.in.sin_port), ntohs(me.in.sin_port));
+	rxq = tcp_rx_queue(ntohs(srv.tcp.addr.in.sin_port), ntohs(me.in.sin_port));
 	cr_assert_gt(rxq, 0, "stalled after %llu bytes but the server's receive queue holds %ld",
 		     (unsigned long long)sent, rxq);
 	cr_log_info("stalled after %llu bytes, %ld of them in the server's receive queue",

@@ -4,8 +4,10 @@
  * it needs on free loopback ports: redis-server (redis-benchmark, redis-cli), nginx (wrk, curl)
  * in a temporary directory, or a small backend of its own (half-close, back-pressure, RSS), and
  * the proxy built beside this test (BUILD/tests/proxy_e2e -> BUILD/tools/urpoll-proxy). Every
- * process it starts is SIGKILLed in .fini whatever happened, and dies with the test process
- * (PR_SET_PDEATHSIG) should that crash; the temporary directory is removed there too.
+ * process it starts leads a process group of its own, and in .fini, whatever happened, each
+ * group is SIGKILLed and every member reaped (nginx's workers with their master); each dies
+ * with the test process (PR_SET_PDEATHSIG) should that crash, nginx through SIGTERM, with
+ * which its master stops its workers. The temporary directory is removed in .fini too.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -25,6 +27,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,8 +76,7 @@ static void cleanup(void)
 		struct proc *p = &t.procs[i];
 
 		if (p->pid > 0) {
-			kill(p->pid, SIGKILL);
-			waitpid(p->pid, NULL, 0);
+			group_kill(p->pid);
 			p->pid = -1;
 		}
 		if (p->out >= 0)
@@ -93,6 +95,7 @@ static void suite_init(void)
 	/* 5,000 clients, and the proxy's 10,000 descriptors (the hard limit is 20,000 here). */
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
+	group_reaper();
 	strcpy(t.dir, "/tmp/proxy_e2e.XXXXXX");
 	cr_assert_not_null(mkdtemp(t.dir), "mkdtemp: %s", strerror(errno));
 	/* nginx's worker runs as www-data when started by root: it must read what we serve. */
@@ -112,8 +115,11 @@ static void need_program(const char *name)
 		     name);
 }
 
-/* Start argv; its stdout and stderr are read back through p->out when capture is set. */
-static struct proc *spawn(char *const *argv, bool capture)
+/*
+ * Start argv, leading a process group of its own; its stdout and stderr are read back through
+ * p->out when capture is set. death_signal reaches it when the test process dies.
+ */
+static struct proc *spawn(char *const *argv, bool capture, int death_signal)
 {
 	struct proc *p;
 	int pipefd[2] = { -1, -1 };
@@ -129,13 +135,15 @@ static struct proc *spawn(char *const *argv, bool capture)
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDWR);
 
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_PDEATHSIG, death_signal);
+		group_lead(0);
 		dup2(null, 0);
 		dup2(capture ? pipefd[1] : null, 1);
 		dup2(capture ? pipefd[1] : null, 2);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
+	group_lead(pid);
 	if (capture) {
 		close(pipefd[1]);
 		p->out = pipefd[0];
@@ -155,16 +163,23 @@ static bool proc_wait_output(struct proc *p, const char *needle, double seconds)
 	return proc_wait_output_from(p, 0, needle, seconds);
 }
 
-/* Wait for p to exit within seconds; its exit status, or -1. */
+/*
+ * Wait for p to exit within seconds; its exit status, or -1. Whatever it started goes with it:
+ * the exit is seen without reaping p (WNOWAIT), so that its group id is still its own for
+ * group_kill().
+ */
 static int proc_wait_exit(struct proc *p, double seconds)
 {
 	double deadline = now_s() + seconds;
-	int status;
+	siginfo_t info;
 
 	while (now_s() < deadline) {
-		if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+		info.si_pid = 0;
+		if (waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		    info.si_pid == p->pid) {
+			group_kill(p->pid);
 			p->pid = -1;
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			return info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
 		}
 		sleep_ms(20);
 	}
@@ -228,7 +243,7 @@ static unsigned redis_start(void)
 
 	need_program("redis-server");
 	snprintf(portstr, sizeof(portstr), "%u", port);
-	spawn(argv, false);
+	spawn(argv, false, SIGKILL);
 	wait_listening(port, "redis-server");
 	return port;
 }
@@ -263,7 +278,8 @@ static unsigned nginx_start(void)
 	{
 		char *argv[] = { "nginx", "-p", t.dir, "-c", conf, "-g", "daemon off;", NULL };
 
-		spawn(argv, false);
+		/* SIGTERM, not SIGKILL, should the test die: the master then stops its workers. */
+		spawn(argv, false, SIGTERM);
 	}
 	wait_listening(port, "nginx");
 	return port;
@@ -294,7 +310,7 @@ static void proxy_start(const unsigned *backends, unsigned nbackends, char *cons
 	while (extra && *extra)
 		argv[argc++] = *extra++;
 	argv[argc] = NULL;
-	t.proxy = spawn(argv, true);
+	t.proxy = spawn(argv, true, SIGKILL);
 	cr_assert(proc_wait_output(t.proxy, "listening on tcp 127.0.0.1:", START_S) &&
 			  proc_wait_output(t.proxy, "\n", START_S),
 		  "the proxy did not start: %s", t.proxy->text);
@@ -442,6 +458,7 @@ static unsigned backend_start(char mode, uint64_t flood)
 		static unsigned char buf[65536];
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		group_lead(0);
 		for (;;) {
 			int fd = accept(lfd, NULL, NULL);
 			uint64_t total = 0, off = 0;
@@ -469,6 +486,7 @@ static unsigned backend_start(char mode, uint64_t flood)
 			close(fd);
 		}
 	}
+	group_lead(pid);
 	close(lfd);
 	p->pid = pid;
 	return ntohs(a.sin_port);
@@ -672,6 +690,265 @@ Test(proxy_e2e, an_idle_connection_is_closed_after_the_idle_timeout)
 	cr_assert_eq(proxy_counter("timeouts"), 1ull);
 }
 
+/* ---- urgent data ---- */
+
+/* The local port of socket fd. */
+static unsigned local_port(int fd)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	return ntohs(a.sin_port);
+}
+
+/* Whether every thread of pid is stopped (SIGSTOP), from /proc/pid/task/TID/stat. */
+static bool all_threads_stopped(pid_t pid)
+{
+	char path[320], stat[512], *state;
+	bool stopped = true;
+	struct dirent *de;
+	DIR *dir;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	cr_assert_not_null(dir);
+	while (stopped && (de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(stat, sizeof(stat), f) && (state = strrchr(stat, ')')))
+			stopped = state[2] == 'T' || state[2] == 't';
+		fclose(f);
+	}
+	closedir(dir);
+	return stopped;
+}
+
+/*
+ * Freeze the proxy (SIGSTOP, returning once every thread is stopped) or let it go on. Bytes
+ * sent while it is frozen all wait in one socket queue, and one completion reports them: what a
+ * busy proxy sees when a burst lands between two of its turns.
+ */
+static void proxy_freeze(bool freeze)
+{
+	double deadline = now_s() + START_S;
+
+	cr_assert_eq(kill(t.proxy->pid, freeze ? SIGSTOP : SIGCONT), 0);
+	while (freeze && !all_threads_stopped(t.proxy->pid)) {
+		cr_assert_lt(now_s(), deadline, "the proxy did not stop");
+		sleep_ms(1);
+	}
+}
+
+/* Wait until the socket local_port -> remote_port holds want unread bytes: they all landed. */
+static void wait_rx_queue(unsigned local_port, unsigned remote_port, long want)
+{
+	double deadline = now_s() + START_S;
+	long rx;
+
+	while ((rx = tcp_rx_queue(local_port, remote_port)) < want) {
+		cr_assert_lt(now_s(), deadline, "socket %u -> %u holds %ld bytes, not %ld",
+			     local_port, remote_port, rx, want);
+		sleep_ms(1);
+	}
+}
+
+/* Read len bytes from fd within seconds; the count read (fewer: EOF, error or time-out). */
+static size_t read_within(int fd, void *buf, size_t len, double seconds)
+{
+	double deadline = now_s() + seconds;
+	size_t got = 0;
+
+	while (got < len) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		double left = deadline - now_s();
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0)
+			break;
+		n = read(fd, (char *)buf + got, len - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return got;
+}
+
+/* before, one urgent byte ('!', MSG_OOB), after: three sends, three segments. */
+static void send_around_urgent_byte(int fd, const char *before, const char *after)
+{
+	if (*before)
+		cr_assert_eq(send(fd, before, strlen(before), 0), (ssize_t)strlen(before));
+	cr_assert_eq(send(fd, "!", 1, MSG_OOB), 1);
+	if (*after)
+		cr_assert_eq(send(fd, after, strlen(after), 0), (ssize_t)strlen(after));
+}
+
+/* In-band bytes around the urgent one: in the middle, at the start, at the end of a burst. */
+static const char *const urgent_splits[][2] = {
+	{ "PI", "NG\r\n" },
+	{ "", "PING\r\n" },
+	{ "PING\r\n", "" },
+};
+
+/*
+ * TCP ends a read at the urgent mark with the bytes behind it still queued, and no new poll
+ * completion comes for them: a proxy that takes that short read for a drained queue holds
+ * them until the client sends more. The urgent byte itself is dropped (SO_OOBINLINE is off),
+ * so redis sees PING, not PI!NG.
+ */
+Test(proxy_e2e, an_urgent_byte_from_the_client_strands_no_bytes_behind_it)
+{
+	unsigned redis;
+	char reply[8];
+
+	skip_without_io_uring();
+	redis = redis_start();
+	proxy_start(&redis, 1, NULL);
+	for (unsigned i = 0; i < sizeof(urgent_splits) / sizeof(urgent_splits[0]); i++) {
+		const char *before = urgent_splits[i][0], *after = urgent_splits[i][1];
+		int fd = connect_port(t.proxy_port);
+		size_t got;
+
+		cr_assert_geq(fd, 0);
+		/* The backend connection is up: the burst below waits in the proxy alone. */
+		cr_assert(ping(fd));
+		proxy_freeze(true);
+		send_around_urgent_byte(fd, before, after);
+		wait_rx_queue(t.proxy_port, local_port(fd),
+			      (long)(strlen(before) + 1 + strlen(after)));
+		proxy_freeze(false);
+		got = read_within(fd, reply, 7, 2.0);
+		cr_assert(got == 7 && !memcmp(reply, "+PONG\r\n", 7),
+			  "\"%s\" <urgent> \"%s\": %zu bytes of +PONG within 2 s: %.*s", before,
+			  after, got, (int)got, reply);
+		cr_assert(ping(fd), "the connection is out of step after the urgent byte");
+		close(fd);
+	}
+	cr_assert_eq(proxy_counter("io_errors"), 0ull);
+}
+
+/*
+ * A backend that sends an urgent byte on command, one connection at a time. Per connection it
+ * writes to *status the proxy's port of that connection (an unsigned), then reads a command
+ * from *control: an index into urgent_splits (send its bytes around an urgent byte, then write
+ * 'd' to *status), or 'c' (send "." and close).
+ */
+static unsigned urgent_backend_start(int *control, int *status)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	int to_child[2], from_child[2];
+	struct proc *p;
+	pid_t pid;
+
+	cr_assert_geq(lfd, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(lfd, 64), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+	cr_assert_eq(pipe2(to_child, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(from_child, O_CLOEXEC), 0);
+	cr_assert_lt(t.nprocs, MAX_PROCS);
+	p = &t.procs[t.nprocs++];
+	*p = (struct proc){ .pid = -1, .out = -1 };
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		group_lead(0);
+		for (;;) {
+			struct sockaddr_in peer;
+			socklen_t plen = sizeof(peer);
+			int fd = accept(lfd, (struct sockaddr *)&peer, &plen);
+			unsigned port;
+			char cmd;
+
+			if (fd < 0)
+				continue;
+			port = ntohs(peer.sin_port);
+			if (write(from_child[1], &port, sizeof(port)) != sizeof(port))
+				_exit(1);
+			while (read(to_child[0], &cmd, 1) == 1 && cmd != 'c') {
+				const char *before = urgent_splits[(unsigned char)cmd][0];
+				const char *after = urgent_splits[(unsigned char)cmd][1];
+
+				/* The same splits as the client's, the other way. */
+				if (*before)
+					send(fd, before, strlen(before), 0);
+				send(fd, "!", 1, MSG_OOB);
+				if (*after)
+					send(fd, after, strlen(after), 0);
+				if (write(from_child[1], "d", 1) != 1)
+					_exit(1);
+			}
+			send(fd, ".", 1, 0);
+			close(fd);
+		}
+	}
+	group_lead(pid);
+	close(lfd);
+	close(to_child[0]);
+	close(from_child[1]);
+	*control = to_child[1];
+	*status = from_child[0];
+	p->pid = pid;
+	return ntohs(a.sin_port);
+}
+
+/* Read exactly len bytes of a child's status pipe within START_S. */
+static void read_status(int fd, void *buf, size_t len)
+{
+	cr_assert_eq(read_within(fd, buf, len, START_S), len, "the test backend said nothing");
+}
+
+Test(proxy_e2e, an_urgent_byte_from_the_backend_strands_no_bytes_behind_it)
+{
+	unsigned backend, port;
+	int control, status;
+	char got[16], done;
+
+	skip_without_io_uring();
+	backend = urgent_backend_start(&control, &status);
+	proxy_start(&backend, 1, NULL);
+	/* The proxy's start-up probe of the backend: done with. */
+	read_status(status, &port, sizeof(port));
+	cr_assert_eq(write(control, "c", 1), 1);
+	for (unsigned char i = 0; i < sizeof(urgent_splits) / sizeof(urgent_splits[0]); i++) {
+		const char *before = urgent_splits[i][0], *after = urgent_splits[i][1];
+		size_t want = strlen(before) + strlen(after), n;
+		int fd = connect_port(t.proxy_port);
+
+		cr_assert_geq(fd, 0);
+		read_status(status, &port, sizeof(port));
+		proxy_freeze(true);
+		cr_assert_eq(write(control, &i, 1), 1);
+		read_status(status, &done, 1);
+		wait_rx_queue(port, backend, (long)want + 1);
+		proxy_freeze(false);
+		n = read_within(fd, got, want, 2.0);
+		cr_assert(n == want && !memcmp(got, before, strlen(before)) &&
+				  !memcmp(got + strlen(before), after, strlen(after)),
+			  "\"%s\" <urgent> \"%s\": %zu of %zu bytes within 2 s: %.*s", before,
+			  after, n, want, (int)n, got);
+		/* Then "." and EOF: the urgent byte was not passed on. */
+		cr_assert_eq(write(control, "c", 1), 1);
+		n = read_within(fd, got, sizeof(got), START_S);
+		cr_assert(n == 1 && got[0] == '.', "after the reply: %zu bytes: %.*s", n, (int)n,
+			  got);
+		close(fd);
+	}
+	close(control);
+	close(status);
+	cr_assert_eq(proxy_counter("io_errors"), 0ull);
+}
+
 /* ---- many connections, limits, descriptors ---- */
 
 Test(proxy_e2e, five_thousand_idle_connections_and_traffic_then_every_fd_is_released)
@@ -706,6 +983,124 @@ Test(proxy_e2e, five_thousand_idle_connections_and_traffic_then_every_fd_is_rele
 		close(fds[i]);
 	cr_assert_eq(wait_fds(idle_fds, 20.0), idle_fds, "descriptors not released");
 	cr_assert_eq(proxy_counter("open"), 0ull);
+}
+
+/* How many descriptors pid holds open below number limit. */
+static int fds_below(pid_t pid, int limit)
+{
+	char path[64];
+	struct dirent *de;
+	int n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	cr_assert_not_null(dir);
+	while ((de = readdir(dir)))
+		n += de->d_name[0] != '.' && atoi(de->d_name) < limit;
+	closedir(dir);
+	return n;
+}
+
+/* How a connection ends from the client's side: 0 (EOF), -errno, -ETIMEDOUT (no end), or 1
+ * (a byte came instead). */
+static int read_end(int fd, double seconds)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char byte;
+	ssize_t n;
+
+	if (poll(&p, 1, (int)(seconds * 1000)) <= 0)
+		return -ETIMEDOUT;
+	n = recv(fd, &byte, 1, MSG_DONTWAIT);
+	return n < 0 ? -errno : (int)n;
+}
+
+/* The counter name in the proxy's output after offset from (its last lines), or -1. */
+static long long output_counter(size_t from, const char *name)
+{
+	char key[64], *at;
+
+	snprintf(key, sizeof(key), " %s ", name);
+	at = strstr(t.proxy->text + from, key);
+	return at ? strtoll(at + strlen(key), NULL, 10) : -1;
+}
+
+/*
+ * Out of descriptors for the backend socket (EMFILE from socket()), the proxy used to close the
+ * client with a reset and count a connect error, silently. Now: a FIN, counted as shed, one
+ * warning that names the limit, and clients served again once descriptors are free. The limit
+ * is set on the running proxy (prlimit) to its idle descriptors + 2 per held client + 1, so
+ * that each further client is accepted into the last slot and finds none for its backend.
+ */
+Test(proxy_e2e, at_the_fd_limit_clients_are_shed_with_a_fin_and_one_warning)
+{
+	enum { HELD = 4, SHED = 5 };
+	const char *warning = "out of descriptors creating a backend socket";
+	int held[HELD], idle_fds, limit, next, fd, end;
+	char expect[128], *at;
+	struct rlimit rl;
+	unsigned redis;
+	size_t exit_line;
+
+	skip_without_io_uring();
+	redis = redis_start();
+	proxy_start(&redis, 1, NULL);
+	idle_fds = count_fds(t.proxy->pid);
+	cr_assert_gt(idle_fds, 0, "the proxy is gone");
+	/* The limit with exactly 2 * HELD + 1 free numbers below it (there may be holes, and
+	 * inherited descriptors above it): the fixed point, from above, of this. */
+	limit = idle_fds + 2 * HELD + 1;
+	while ((next = fds_below(t.proxy->pid, limit) + 2 * HELD + 1) != limit)
+		limit = next;
+	rl.rlim_cur = rl.rlim_max = (rlim_t)limit;
+	cr_assert_eq(prlimit(t.proxy->pid, RLIMIT_NOFILE, &rl, NULL), 0, "prlimit: %s",
+		     strerror(errno));
+	for (unsigned i = 0; i < HELD; i++) {
+		held[i] = connect_port(t.proxy_port);
+		cr_assert_geq(held[i], 0);
+		cr_assert(ping(held[i]), "held client %u not served", i);
+	}
+	cr_assert_eq(fds_below(t.proxy->pid, limit), limit - 1);
+	for (unsigned i = 0; i < SHED; i++) {
+		fd = connect_port(t.proxy_port);
+		cr_assert_geq(fd, 0);
+		end = read_end(fd, START_S);
+		cr_assert_eq(end, 0, "client %u past the limit: %s, not EOF", i,
+			     end < 0 ? strerror(-end) : "data");
+		close(fd);
+	}
+	for (unsigned i = 0; i < HELD; i++)
+		cr_assert(ping(held[i]), "held client %u harmed", i);
+	for (unsigned i = 0; i < HELD; i++)
+		close(held[i]);
+	cr_assert_eq(wait_fds(idle_fds, START_S), idle_fds, "descriptors not released");
+	fd = connect_port(t.proxy_port);
+	cr_assert_geq(fd, 0);
+	cr_assert(ping(fd), "not served once descriptors were free again");
+	close(fd);
+	cr_assert_eq(wait_fds(idle_fds, START_S), idle_fds, "descriptors not released");
+
+	exit_line = t.proxy->len;
+	cr_assert_eq(kill(t.proxy->pid, SIGTERM), 0);
+	cr_assert_eq(proc_wait_exit(t.proxy, START_S), 0, "%s", t.proxy->text);
+	cr_assert(proc_wait_output_from(t.proxy, exit_line, "exit: conns", 1.0) &&
+			  proc_wait_output_from(t.proxy, exit_line, "wake_batches", 1.0),
+		  "%s", t.proxy->text);
+	exit_line = (size_t)(strstr(t.proxy->text + exit_line, "exit: conns") - t.proxy->text);
+	cr_assert_eq(output_counter(exit_line, "shed"), SHED, "%s", t.proxy->text + exit_line);
+	cr_assert_eq(output_counter(exit_line, "connect_errors"), 0, "%s",
+		     t.proxy->text + exit_line);
+	cr_assert_eq(output_counter(exit_line, "conns"), HELD + 1, "%s",
+		     t.proxy->text + exit_line);
+	/* One warning, naming the limit. */
+	at = strstr(t.proxy->text, warning);
+	cr_assert_not_null(at, "no warning: %s", t.proxy->text);
+	cr_assert_null(strstr(at + 1, warning), "more than one warning: %s", t.proxy->text);
+	snprintf(expect, sizeof(expect), "raise ulimit -n (now %llu)",
+		 (unsigned long long)rl.rlim_cur);
+	cr_assert_not_null(strstr(at, expect), "the warning does not say \"%s\": %s", expect,
+			   t.proxy->text);
 }
 
 Test(proxy_e2e, max_conns_refuses_the_next_without_harming_the_others)
@@ -807,6 +1202,155 @@ Test(proxy_e2e, sigterm_drains_open_connections_then_exits_0)
 	cr_assert(proc_wait_output(t.proxy, "exit: conns 1 open 0", 1.0), "%s", t.proxy->text);
 }
 
+/* ---- signals while a loop other than the first drains ---- */
+
+/* The thread id of the proxy's loop index (0: the main thread; i: the one named "PROG/i"). */
+static pid_t loop_thread(unsigned index)
+{
+	char path[320], comm[32], want[32];
+	pid_t tid = -1;
+	struct dirent *de;
+	DIR *dir;
+	FILE *f;
+
+	if (!index)
+		return t.proxy->pid;
+	snprintf(want, sizeof(want), "urpoll-proxy/%u\n", index);
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)t.proxy->pid);
+	dir = opendir(path);
+	cr_assert_not_null(dir);
+	while (tid < 0 && (de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)t.proxy->pid,
+			 de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, want))
+			tid = (pid_t)atoi(de->d_name);
+		fclose(f);
+	}
+	closedir(dir);
+	return tid;
+}
+
+/* A number from /proc/PID/task/TID/FILE: the field after key, or the first one (key NULL). */
+static long thread_number(pid_t tid, const char *file, const char *key)
+{
+	char path[128], line[256];
+	long value = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)t.proxy->pid, (int)tid, file);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!key) {
+			value = strtol(line, NULL, 10);
+			break;
+		}
+		if (!strncmp(line, key, strlen(key))) {
+			value = strtol(line + strlen(key), NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return value;
+}
+
+/*
+ * Which loop of a two-loop proxy serves connection fd: the one whose thread spends the CPU
+ * time (/proc/PID/task/TID/schedstat, nanoseconds on a CPU) of 50 PINGs through it. The other
+ * loop runs only for its 250 ms tick meanwhile.
+ */
+static unsigned serving_loop(int fd, const pid_t *tids)
+{
+	for (unsigned attempt = 0; attempt < 5; attempt++) {
+		long before[2], ran[2];
+
+		for (unsigned i = 0; i < 2; i++)
+			before[i] = thread_number(tids[i], "schedstat", NULL);
+		for (unsigned n = 0; n < 50; n++)
+			cr_assert(ping(fd));
+		for (unsigned i = 0; i < 2; i++)
+			ran[i] = thread_number(tids[i], "schedstat", NULL) - before[i];
+		for (unsigned i = 0; i < 2; i++)
+			if (ran[i] > 4 * ran[!i])
+				return i;
+		cr_log_info("loop threads ran %ld and %ld ns: no clear winner", ran[0], ran[1]);
+	}
+	cr_assert_fail("cannot tell which loop serves the connection");
+	return 0;
+}
+
+/*
+ * A proxy with two loops, draining after SIGTERM, whose first loop (the main thread) has
+ * stopped for want of connections while the second still holds one; returns that connection.
+ * Every signal after this one must be read by the second loop.
+ */
+static int drain_on_loop_1_only(void)
+{
+	char *two_threads[] = { "--threads", "2", NULL };
+	double deadline;
+	unsigned redis;
+	pid_t tids[2];
+	int fd;
+
+	redis = redis_start();
+	proxy_start(&redis, 1, two_threads);
+	tids[0] = loop_thread(0);
+	tids[1] = loop_thread(1);
+	cr_assert_gt(tids[1], 0, "no thread urpoll-proxy/1");
+	/* The kernel's SO_REUSEPORT hash picks the loop: connect until loop 1 has one. */
+	for (unsigned tries = 0;; tries++) {
+		cr_assert_lt(tries, 64, "64 connections, none on loop 1");
+		fd = connect_port(t.proxy_port);
+		cr_assert_geq(fd, 0);
+		if (serving_loop(fd, tids) == 1)
+			break;
+		close(fd);
+	}
+	for (deadline = now_s() + START_S; proxy_counter("open") != 1;)
+		cr_assert_lt(now_s(), deadline, "loop 0 still holds connections");
+	cr_assert_eq(kill(t.proxy->pid, SIGTERM), 0);
+	/* Loop 0 has none: it stops, and the main thread waits in pthread_join() (futex). */
+	for (deadline = now_s() + START_S; thread_number(tids[0], "syscall", NULL) != SYS_futex;
+	     sleep_ms(10))
+		cr_assert_lt(now_s(), deadline, "loop 0 did not stop after SIGTERM");
+	cr_assert(ping(fd), "the connection on loop 1 does not work during the drain");
+	return fd;
+}
+
+Test(proxy_e2e, a_second_sigterm_stops_the_proxy_while_loop_1_drains)
+{
+	int fd;
+
+	skip_without_io_uring();
+	fd = drain_on_loop_1_only();
+	cr_assert_eq(kill(t.proxy->pid, SIGTERM), 0);
+	cr_assert_eq(proc_wait_exit(t.proxy, 1.0), 0,
+		     "a second SIGTERM did not stop the proxy within 1 s: %s", t.proxy->text);
+	cr_assert(proc_wait_output(t.proxy, "exit: conns", 1.0), "%s", t.proxy->text);
+	close(fd);
+}
+
+Test(proxy_e2e, sigusr1_prints_the_stats_while_loop_1_drains)
+{
+	size_t before;
+	int fd;
+
+	skip_without_io_uring();
+	fd = drain_on_loop_1_only();
+	before = t.proxy->len;
+	cr_assert_eq(kill(t.proxy->pid, SIGUSR1), 0);
+	cr_assert(proc_wait_output_from(t.proxy, before, "stats: conns", 2.0),
+		  "no stats line within 2 s of SIGUSR1 during the drain: %s", t.proxy->text);
+	close(fd);
+	cr_assert_eq(proc_wait_exit(t.proxy, START_S), 0, "%s", t.proxy->text);
+}
+
 static void expect_startup_error(char *const *extra, const unsigned *backends,
 				 unsigned nbackends, int want_status, const char *want)
 {
@@ -830,7 +1374,7 @@ static void expect_startup_error(char *const *extra, const unsigned *backends,
 			argv[argc++] = ports[i];
 		}
 		argv[argc] = NULL;
-		t.proxy = spawn(argv, true);
+		t.proxy = spawn(argv, true, SIGKILL);
 	}
 	status = proc_wait_exit(t.proxy, START_S);
 	proc_wait_output(t.proxy, "\n", 1.0);

@@ -146,28 +146,35 @@ void server_signals_close(struct server *s)
 
 static ssize_t sig_read(void *arg)
 {
-	struct server *s = arg;
-	ssize_t n = read(s->sig_fd, &s->sig_info, sizeof(s->sig_info));
+	struct server_loop *l = arg;
+	ssize_t n = read(l->server->sig_fd, &l->sig_info, sizeof(l->sig_info));
 
 	return n < 0 ? -errno : n;
 }
 
+/*
+ * One per loop, all on the same signalfd: a signal wakes every loop's task, one read takes it
+ * and the others clear their readiness on EAGAIN. On every loop rather than on loop 0 alone,
+ * because a loop stops on its own when a drain leaves it without connections: with the task on
+ * loop 0 only, a second SIGTERM or a SIGUSR1 sent while another loop still drained was never
+ * read.
+ */
 static int sig_run(struct urp_task *task, void *arg)
 {
 	struct urp_waker waker = urp_task_waker(task);
-	struct server *s = arg;
+	struct server_loop *l = arg;
 	struct urp_event ev;
 	ssize_t n;
 
 	for (;;) {
-		n = urp_io_try_io(s->sig_io, URP_READABLE, sig_read, s);
+		n = urp_io_try_io(l->sig_io, URP_READABLE, sig_read, l);
 		if (n > 0) {
-			s->on_signal((int)s->sig_info.ssi_signo);
+			l->server->on_signal((int)l->sig_info.ssi_signo);
 			continue;
 		}
 		if (n != -EAGAIN)
 			return 0;
-		if (urp_io_poll_ready(s->sig_io, URP_DIR_READ, &waker, &ev) == -EAGAIN)
+		if (urp_io_poll_ready(l->sig_io, URP_DIR_READ, &waker, &ev) == -EAGAIN)
 			return 0;
 	}
 }
@@ -176,7 +183,6 @@ static int sig_run(struct urp_task *task, void *arg)
 
 int server_loops_new(struct server *s, unsigned n, const struct urp_driver_opts *opts)
 {
-	struct urp_loop *first;
 	int ret;
 
 	s->loops = calloc(n, sizeof(*s->loops));
@@ -195,15 +201,14 @@ int server_loops_new(struct server *s, unsigned n, const struct urp_driver_opts 
 			return ret;
 		}
 		s->nloops++;
+		ret = urp_register(urp_loop_driver(l->loop), s->sig_fd, URP_READABLE, &l->sig_io);
+		if (ret < 0) {
+			fprintf(stderr, "%s: register: %s\n", s->prog, urp_strerror(ret));
+			return ret;
+		}
+		urp_task_init(&l->sig_task, l->loop, sig_run, l);
+		urp_task_wake(&l->sig_task);
 	}
-	first = s->loops[0].loop;
-	ret = urp_register(urp_loop_driver(first), s->sig_fd, URP_READABLE, &s->sig_io);
-	if (ret < 0) {
-		fprintf(stderr, "%s: register: %s\n", s->prog, urp_strerror(ret));
-		return ret;
-	}
-	urp_task_init(&s->sig_task, first, sig_run, s);
-	urp_task_wake(&s->sig_task);
 	return 0;
 }
 

@@ -2,8 +2,9 @@
 /*
  * server: the thread-per-core scaffolding of the urpoll servers (urpoll-echo, urpoll-proxy).
  * N loops, loop 0 on the main thread and loop i on a thread named "PROG/i"; SIGINT, SIGTERM
- * (and one more signal of the server's choice) read from a signalfd by a task of loop 0; the
- * "listening on" lines once every loop exists; a stop of every loop from any thread.
+ * (and one more signal of the server's choice) read from one signalfd by a task on every loop,
+ * so that signals are handled while any loop runs; the "listening on" lines once every loop
+ * exists; a stop of every loop from any thread.
  *
  * Each function that fails prints why on stderr, prefixed with prog, and returns -errno.
  */
@@ -27,20 +28,26 @@ struct server_loop {
 	struct urp_loop *loop;
 	pthread_t thread;
 	unsigned index;
+	/* This loop's watch on the server's signalfd: every loop has one, whichever reads a
+	 * signal first handles it (the others find EAGAIN). */
+	struct urp_task sig_task;
+	struct urp_io *sig_io;
+	struct signalfd_siginfo sig_info;
 };
 
 struct server {
 	const char *prog; /* prefix of the messages and the threads' names */
 	bool quiet;	  /* no "listening on" lines */
 	bool pin;	  /* loop i on the i-th CPU the process may use */
-	/* Called on loop 0 for each signal read (SIGINT, SIGTERM or the extra one). */
+	/*
+	 * Called for each signal read (SIGINT, SIGTERM or the extra one), on the thread of
+	 * whichever loop read it: any loop's, and two at once for two signals close together. A
+	 * loop that stopped (a drain that ended on it) reads no more, the others still do.
+	 */
 	void (*on_signal)(int signo);
 	struct server_loop *loops; /* nloops of them */
 	unsigned nloops;
-	struct urp_task sig_task;
-	struct urp_io *sig_io;
 	int sig_fd;
-	struct signalfd_siginfo sig_info;
 	atomic_int exit_status;
 };
 
@@ -49,8 +56,8 @@ struct server {
  * threads it starts later, to be read from s->sig_fd. Returns 0 or -errno.
  */
 int server_signals_open(struct server *s, int extra_signo);
-/* n loops on driver options opts (s->nloops counts those made, for server_loops_free()), then
- * the signal task on loop 0. Returns 0 or -errno. */
+/* n loops on driver options opts (s->nloops counts those made, for server_loops_free()), each
+ * with its signal task. Returns 0 or -errno. */
 int server_loops_new(struct server *s, unsigned n, const struct urp_driver_opts *opts);
 /*
  * Start a thread for each loop but the first, print where the server listens (tcp and

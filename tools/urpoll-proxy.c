@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -61,6 +62,7 @@ struct xfer {
 struct end {
 	int fd;
 	struct urp_io *io;
+	bool inq; /* TCP_INQ is on: each read says how many bytes it left queued */
 };
 
 struct conn {
@@ -79,7 +81,7 @@ struct conn {
 /* Counters of one loop: written by its thread only, read by the stats printer (relaxed). */
 struct counters {
 	_Atomic uint64_t accepted, closed, bytes_up, bytes_down, connect_errors, timeouts,
-		io_errors;
+		io_errors, shed;
 };
 
 struct worker {
@@ -112,6 +114,7 @@ static struct {
 	struct worker *workers;
 	unsigned nworkers;
 	atomic_bool draining;
+	atomic_bool warned_nofile;
 } prx;
 
 /* ---- counters and shutdown ---- */
@@ -129,7 +132,8 @@ static void print_stats(const char *when)
 
 		for (unsigned k = 0; k < 7; k++)
 			sum[k] += net_counted(c[k]);
-		shed += net_counted(&w->acceptor.shed);
+		/* The acceptor's (accept() out of descriptors) and ours (socket() out of them). */
+		shed += net_counted(&w->acceptor.shed) + net_counted(&w->n.shed);
 		refused += net_counted(&w->acceptor.refused);
 	}
 	server_stats(&prx.server, &total);
@@ -223,17 +227,52 @@ static int conn_finish(struct conn *c, ssize_t err)
 }
 
 /*
- * recv or send once under the readiness snapshot of src/dst. A short transfer on a stream
- * socket means its queue was drained (or filled) at that moment, so the readiness is cleared
- * then, not only after an EAGAIN: that saves the EAGAIN syscall of every request. It is safe
- * because of the tick: data that arrived after the snapshot was followed by a poll completion,
- * which either advanced the tick already (the clear is refused, -ESTALE, and counted as a
- * stale rejection) or is applied on a later turn and sets the bit again. HAProxy's raw_sock
- * does the same for short reads.
+ * Have every read of fd report how many bytes it left queued (TCP_INQ, Linux 4.18): whether it
+ * will.
+ */
+static bool end_want_inq(int fd)
+{
+	int one = 1;
+
+	return setsockopt(fd, SOL_TCP, TCP_INQ, &one, sizeof(one)) == 0;
+}
+
+/* Whether the TCP_CM_INQ message of a read says that nothing is left to read. */
+static bool read_drained(struct msghdr *msg)
+{
+	struct cmsghdr *cm;
+	int inq;
+
+	for (cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+		if (cm->cmsg_level == SOL_TCP && cm->cmsg_type == TCP_CM_INQ &&
+		    cm->cmsg_len >= CMSG_LEN(sizeof(inq))) {
+			memcpy(&inq, CMSG_DATA(cm), sizeof(inq));
+			return inq == 0;
+		}
+	}
+	return false;
+}
+
+/*
+ * recv once under the readiness snapshot of src. EAGAIN clears READABLE with the snapshot's
+ * tick; a completion that came after the snapshot makes that clear fail (-ESTALE, counted as a
+ * stale rejection), so no edge is lost. A short read clears it too, saving the EAGAIN syscall
+ * of every request, but only when the kernel says the queue is empty (TCP_CM_INQ == 0): TCP
+ * ends a read at the urgent mark with the bytes behind it still queued (tcp_recvmsg_locked():
+ * "Stop if we have read anything"), and no completion comes for bytes that have already
+ * arrived. The count includes an unread urgent byte and is 1 after a FIN (tcp_inq_hint()), so
+ * 0 means a further read would fail with EAGAIN. Without the count (TCP_INQ refused, no control
+ * message), only EAGAIN clears. The urgent byte itself is skipped, not passed on: SO_OOBINLINE
+ * is off, as in HAProxy.
  */
 static ssize_t xfer_recv(struct xfer *x, struct end *src)
 {
-	size_t room = XFER_BUF - x->tail;
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = { .iov_base = x->data + x->tail, .iov_len = XFER_BUF - x->tail };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct urp_event ev;
 	ssize_t n;
 
@@ -242,14 +281,26 @@ static ssize_t xfer_recv(struct xfer *x, struct end *src)
 		return -ESHUTDOWN;
 	if (!ev.ready)
 		return -EAGAIN;
-	n = recv(src->fd, x->data + x->tail, room, 0);
+	if (src->inq) {
+		msg.msg_control = control.buf;
+		msg.msg_controllen = sizeof(control.buf);
+	}
+	n = recvmsg(src->fd, &msg, 0);
 	if (n < 0)
 		n = -errno;
-	if (n == -EAGAIN || (n > 0 && (size_t)n < room))
+	if (n == -EAGAIN || (n > 0 && (size_t)n < iov.iov_len && read_drained(&msg)))
 		urp_io_clear_readiness(src->io, &ev);
 	return n;
 }
 
+/*
+ * send once under the readiness snapshot of dst. EAGAIN clears WRITABLE, and so does a short
+ * send, which saves the EAGAIN of a full socket: a non-blocking tcp_sendmsg() that stops short
+ * has set SOCK_NOSPACE on its way out (wait_for_space, and sk_stream_wait_memory() before its
+ * EAGAIN), and while that flag is set, the ACKs that make room call sk_stream_write_space()
+ * (tcp_check_space()), which wakes the poll: a completion always follows. (A send cut short
+ * by an error is followed by that error's completion.)
+ */
 static ssize_t xfer_send(struct xfer *x, struct end *dst)
 {
 	size_t len = x->tail - x->head;
@@ -409,16 +460,53 @@ static int backend_connect(struct worker *w, bool *in_flight)
 	return fd;
 }
 
+/*
+ * No descriptor left for the backend socket (EMFILE, or ENFILE for the whole system): shed the
+ * client as the acceptor sheds those it cannot accept. Closed with a FIN, not a reset: nothing
+ * broke, the proxy is full (a client that already sent bytes still sees a reset: the kernel
+ * resets a close with unread data). Counted as shed, not as a connection or a connect error,
+ * and said once, with the limit to raise.
+ */
+static void conn_shed(struct worker *w, int fd, int err)
+{
+	struct rlimit rl;
+
+	close(fd);
+	net_count(&w->n.shed, 1);
+	acceptor_release(&prx.group, true);
+	if (prx.server.quiet || atomic_exchange(&prx.warned_nofile, true))
+		return;
+	if (err == -ENFILE)
+		fprintf(stderr,
+			PROG ": out of descriptors creating a backend socket (%s): shedding "
+			     "clients; raise the system's limit (fs.file-max)\n",
+			strerror(-err));
+	else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		fprintf(stderr,
+			PROG ": out of descriptors creating a backend socket (%s): shedding "
+			     "clients; raise ulimit -n (now %llu)\n",
+			strerror(-err), (unsigned long long)rl.rlim_cur);
+}
+
 static void conn_start(struct acceptor *a, int fd, void *arg)
 {
 	struct worker *w = arg;
 	struct urp_driver *drv = urp_loop_driver(w->loop);
-	struct conn *c = malloc(sizeof(*c));
-	int one = 1, ret;
+	int one = 1, backend_fd, ret;
+	bool in_flight = false;
+	struct conn *c;
 
+	backend_fd = backend_connect(w, &in_flight);
+	if (backend_fd == -EMFILE || backend_fd == -ENFILE) {
+		conn_shed(w, fd, backend_fd);
+		return;
+	}
 	net_count(&w->n.accepted, 1);
+	c = malloc(sizeof(*c));
 	if (!c) {
 		close(fd);
+		if (backend_fd >= 0)
+			close(backend_fd);
 		net_count(&w->n.io_errors, 1);
 		net_count(&w->n.closed, 1);
 		acceptor_release(&prx.group, true);
@@ -440,13 +528,15 @@ static void conn_start(struct acceptor *a, int fd, void *arg)
 	w->nconns++;
 	urp_task_init(&c->task, w->loop, conn_run, c);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	ret = backend_connect(w, &c->connecting);
-	if (ret < 0) {
+	c->client.inq = end_want_inq(fd);
+	if (backend_fd < 0) {
 		c->connecting = true; /* counted as a connect error */
-		conn_finish(c, ret);
+		conn_finish(c, backend_fd);
 		return;
 	}
-	c->backend.fd = ret;
+	c->connecting = in_flight;
+	c->backend.fd = backend_fd;
+	c->backend.inq = end_want_inq(backend_fd);
 	ret = urp_register(drv, c->client.fd, URP_READABLE | URP_WRITABLE, &c->client.io);
 	if (ret == 0)
 		ret = urp_register(drv, c->backend.fd, URP_READABLE | URP_WRITABLE, &c->backend.io);
