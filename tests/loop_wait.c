@@ -331,7 +331,7 @@ Test(loop_wait, bad_args_einval)
 
 /* On the thread that turns the driver, a wait could only time out (or, with -1, hang for
  * ever): nothing else turns the ring that would make the entry ready. */
-Test(loop_wait, wait_on_the_turning_thread_is_edeadlk, .timeout = 10)
+Test(loop_wait, wait_on_the_turning_thread_is_edeadlk)
 {
 	struct urp_driver *d;
 	struct urp_event ev;
@@ -371,7 +371,7 @@ static int deadlock_task_run(struct urp_task *task, void *arg)
 }
 
 /* A task of the loop that turns the entry's driver: the same deadlock. */
-Test(loop_wait, wait_from_a_task_of_the_turning_loop_is_edeadlk, .timeout = 10)
+Test(loop_wait, wait_from_a_task_of_the_turning_loop_is_edeadlk)
 {
 	struct deadlock_task t = {0};
 	int sv[2];
