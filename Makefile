@@ -9,12 +9,16 @@
 #   make run             install missing packages, build, run the main job: urpoll-bench
 #                        --quick, urpoll against epoll, then a traced pass when root
 #   make fuzz            fuzz each libFuzzer target for FUZZ_SECONDS (default 60)
-#   make bench-proxy     urpoll-proxy vs HAProxy vs direct (tools/bench-proxy.sh, docs/proxy.md)
+#   make bench-proxy     urpoll-proxy vs HAProxy vs direct (docs/proxy.md)
 #   make soak            the soak: SOAK_SECONDS=3600 under load, not part of check
 #   make install         PREFIX=/usr/local DESTDIR=
 #   SANITIZE=address,undefined | SANITIZE=thread   sanitizer builds (in their own build dir)
 #   URP_PROBES=0         compile the USDT probes out
 #   V=1                  show commands
+#
+# Where things are: docs/design.md ("Layers") and the README's layout table. The library is
+# core/ and uring/ (uring/loop/ the task layer); each program of tools/ is a folder, or a file
+# of tools/examples/; each tests/GROUP/NAME.c is a suite, build/tests/NAME.
 
 VERSION_MAJOR := 0
 VERSION_MINOR := 1
@@ -41,7 +45,6 @@ else
 BUILD := build
 endif
 
-
 ifeq ($(V),1)
 Q :=
 else
@@ -64,8 +67,10 @@ endif
 # interposes urp_* symbols.
 LIB_CFLAGS := $(URP_CFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition
 
-CORE_SRCS := core/io.c core/readiness.c core/ready.c core/probes.c core/debug.c
-URING_SRCS := uring/setup.c uring/driver.c uring/loop/loop.c uring/loop/timer.c uring/loop/spawn.c uring/loop/wait.c
+# ---- the library: core/, uring/ and its task layer uring/loop/ ----
+
+CORE_SRCS := $(wildcard core/*.c)
+URING_SRCS := $(wildcard uring/*.c uring/loop/*.c)
 LIB_SRCS := $(CORE_SRCS) $(URING_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
@@ -73,33 +78,11 @@ SONAME := liburpoll.so.$(VERSION_MAJOR)
 SHLIB := $(BUILD)/liburpoll.so.$(VERSION)
 STLIB := $(BUILD)/liburpoll.a
 PCFILE := $(BUILD)/urpoll.pc
+# What a program linked against the shared library needs built.
+LIB_DEP := $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
 
 URING_LIBS := $(shell $(PKG_CONFIG) --libs liburing 2>/dev/null || echo -luring)
 CRITERION_LIBS := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lcriterion)
-TEST_CFLAGS :=
-# Criterion's runner cannot start under TSan (tests/shim/criterion/criterion.h says why): TSan
-# builds of the tests use that stand-in instead.
-ifeq ($(SANITIZE),thread)
-CRITERION_LIBS := -lm
-TEST_CFLAGS := -Itests/shim
-endif
-TEST_NAMES := $(patsubst tests/%.c,%,$(wildcard tests/core_*.c tests/uring_*.c tests/loop_*.c \
-	tests/echo_*.c tests/proxy_*.c tests/readme_*.c))
-# Suites that also run under ThreadSanitizer: all of them (the single-threaded ones are cheap),
-# but the proxy's: one loop per process there, and redis-benchmark, wrk and 5,000 connections
-# under TSan would take most of `make check`.
-THREADED_TESTS := $(filter-out proxy_e2e,$(TEST_NAMES))
-# The debug checks of misuse exist in the debug (sanitizer) builds only.
-ifneq ($(SANITIZE),)
-TEST_NAMES += misuse_debug
-THREADED_TESTS += misuse_debug
-endif
-TEST_BINS := $(TEST_NAMES:%=$(BUILD)/tests/%)
-
-TOOLS := $(filter-out urpoll-trace,$(patsubst tools/%.c,%,$(wildcard tools/urpoll-*.c)))
-TOOL_BINS := $(TOOLS:%=$(BUILD)/tools/%)
-# The eBPF tracer links libbpf, not the library: its own rules below.
-TRACE_BIN := $(BUILD)/tools/urpoll-trace
 
 .PHONY: all lib tools tests check run deps install uninstall clean help \
 	test-unit test-plain test-asan test-tsan test-model test-install test-probes test-readme \
@@ -107,7 +90,7 @@ TRACE_BIN := $(BUILD)/tools/urpoll-trace
 
 all: lib tools
 
-lib: $(SHLIB) $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so $(STLIB) $(PCFILE)
+lib: $(SHLIB) $(LIB_DEP) $(STLIB) $(PCFILE)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -139,88 +122,56 @@ $(PCFILE): Makefile
 # Tools and tests link the shared library, as users do.
 LINK_LIB := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lurpoll
 
-tools: $(TOOL_BINS) $(TRACE_BIN)
+# ---- tools/: a folder per role, build/tools/urpoll-NAME per program ----
 
-# What the servers share (tools/net.c: addresses and listeners; tools/acceptor.c: the listener
-# task; tools/server.c: loops, threads and signals), compiled once per build directory and
-# linked into each server.
-SERVER_SRCS := tools/net.c tools/acceptor.c tools/server.c
-SERVER_OBJS := $(SERVER_SRCS:%.c=$(BUILD)/obj/%.o)
-SERVER_BINS := $(BUILD)/tools/urpoll-echo $(BUILD)/tools/urpoll-proxy
-
+# Objects of the tools: the public API only (no -fvisibility games).
 $(BUILD)/obj/tools/%.o: tools/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TOOL_CFLAGS) -c $< -o $@
 
-$(SERVER_BINS): $(BUILD)/tools/%: tools/%.c $(SERVER_OBJS) $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
+define link_tool
 	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -o $@ $< $(SERVER_OBJS) $(URP_LDFLAGS) $(LINK_LIB) \
-		-lpthread
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_LDFLAGS) -o $@ $(filter %.o,$^) $(1)
+endef
 
-$(BUILD)/tools/%: tools/%.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -o $@ $< $(URP_LDFLAGS) $(LINK_LIB) -lpthread
+# tools/examples/NAME.c: one file, one program (urpoll-demo, urpoll-pingpong).
+EXAMPLE_BINS := $(patsubst tools/examples/%.c,$(BUILD)/tools/urpoll-%,\
+	$(wildcard tools/examples/*.c))
 
-tests: $(TEST_BINS)
+$(BUILD)/tools/urpoll-%: $(BUILD)/obj/tools/examples/%.o $(LIB_DEP)
+	$(call link_tool,$(LINK_LIB) -lpthread)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -o $@ $< $(URP_LDFLAGS) $(LINK_LIB) \
-		$(CRITERION_LIBS) -lpthread
+# tools/servers/NAME/*.c: a server (urpoll-echo, urpoll-proxy), linked with what the servers
+# share, tools/servers/*.c (addresses and listeners, the listener task, loops and signals).
+SERVER_SHARED_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/servers/*.c))
+SERVERS := $(patsubst tools/servers/%/,%,$(wildcard tools/servers/*/))
+SERVER_BINS := $(SERVERS:%=$(BUILD)/tools/urpoll-%)
 
-# urpoll-bench's histogram (tools/bench/hist.c) has its own suite. The tests pattern rule links
-# only the library; this one compiles hist.c in instead (it needs nothing else).
-BENCH_HIST_TEST := $(BUILD)/tests/bench_hist
-TEST_NAMES += bench_hist
-THREADED_TESTS += bench_hist
-TEST_BINS += $(BENCH_HIST_TEST)
-tests: $(BENCH_HIST_TEST)
+define server_rule
+$(BUILD)/tools/urpoll-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/servers/$(1)/*.c)) \
+		$(SERVER_SHARED_OBJS) $(LIB_DEP)
+	$$(call link_tool,$$(LINK_LIB) -lpthread)
+endef
+$(foreach s,$(SERVERS),$(eval $(call server_rule,$(s))))
 
-$(BENCH_HIST_TEST): tests/bench_hist.c tools/bench/hist.c tools/bench/bench.h
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -Itools/bench -o $@ tests/bench_hist.c \
-		tools/bench/hist.c $(URP_LDFLAGS) $(CRITERION_LIBS) -lm
+# tools/bench/: urpoll-bench, against Debian's libev, libevent and libuv. libevent before
+# libev: Debian's libev.so also exports libevent's 1.x names (event_add, event_base_loop,
+# ...), and the first library linked wins them. libevent_pthreads: wakeup's libevent waker
+# calls event_active() from another thread.
+BENCH_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/bench/*.c))
+BENCH_BIN := $(BUILD)/tools/urpoll-bench
+BENCH_LIBS := $(shell $(PKG_CONFIG) --libs libevent libevent_pthreads libuv 2>/dev/null || \
+	echo -levent_pthreads -levent -luv) -lev -lm
 
-# Fault injection (tests/uring_fault.c): the library's sources rebuilt with URP_FAULT, which
-# routes every ring call through uring/fault.c (uring/ring.h), linked into the test binary
-# directly since liburpoll.so exports no internal name. The library proper never contains
-# uring/fault.c; in its build uring/ring.h compiles to the plain liburing calls.
-FAULT_OBJS := $(LIB_SRCS:%.c=$(BUILD)/fault/obj/%.o) $(BUILD)/fault/obj/uring/fault.o
+$(BENCH_BIN): $(BENCH_OBJS) $(LIB_DEP)
+	$(call link_tool,$(LINK_LIB) $(BENCH_LIBS) -lpthread)
 
-$(BUILD)/fault/obj/%.o: %.c
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(LIB_CFLAGS) -DURP_FAULT -c $< -o $@
-
-# An explicit rule, so it wins over the $(BUILD)/tests/% pattern rule.
-$(BUILD)/tests/uring_fault: tests/uring_fault.c $(FAULT_OBJS)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -DURP_FAULT -o $@ $< $(FAULT_OBJS) \
-		$(URP_LDFLAGS) $(URING_LIBS) $(CRITERION_LIBS) -lpthread
-
-# The servers' listener task against the injectable ring: uring_fault's objects plus
-# tools/acceptor.c.
-TEST_NAMES += acceptor_fault
-THREADED_TESTS += acceptor_fault
-TEST_BINS += $(BUILD)/tests/acceptor_fault
-tests: $(BUILD)/tests/acceptor_fault
-
-$(BUILD)/tests/acceptor_fault: tests/acceptor_fault.c $(FAULT_OBJS) $(BUILD)/obj/tools/acceptor.o
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) -DURP_FAULT -o $@ $< $(FAULT_OBJS) \
-		$(BUILD)/obj/tools/acceptor.o $(URP_LDFLAGS) $(URING_LIBS) $(CRITERION_LIBS) -lpthread
-
-# The eBPF tracer: bpf/urpoll.bpf.c -> build/bpf/urpoll.bpf.o -> build/bpf/urpoll.skel.h,
-# compiled into $(BUILD)/tools/urpoll-trace. The BPF outputs do not depend on SANITIZE or
+# tools/trace/: urpoll-trace, the eBPF tracer. bpf/urpoll.bpf.c -> build/bpf/urpoll.bpf.o ->
+# build/bpf/urpoll.skel.h, compiled in. It links libbpf, not the library (the library never
+# depends on the tracer, nor the tracer on it). The BPF outputs do not depend on SANITIZE or
 # URP_PROBES, so every build directory shares build/bpf/.
-
 CLANG ?= clang
 BPFTOOL ?= bpftool
 VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
@@ -235,6 +186,8 @@ BPF_CFLAGS := -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I$(BPF_OUT) 
 	-I/usr/include/$(BPF_MULTIARCH)
 LIBBPF_CFLAGS := $(shell $(PKG_CONFIG) --cflags libbpf 2>/dev/null)
 LIBBPF_LIBS := $(shell $(PKG_CONFIG) --libs libbpf libelf zlib 2>/dev/null || echo -lbpf -lelf -lz)
+TRACE_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/trace/*.c))
+TRACE_BIN := $(BUILD)/tools/urpoll-trace
 
 bpf: $(BPF_OUT)/urpoll.skel.h
 
@@ -253,54 +206,92 @@ $(BPF_OUT)/urpoll.skel.h: $(BPF_OUT)/urpoll.bpf.o
 	@$(if $(Q),echo "  GENSKEL $@")
 	$(Q)$(BPFTOOL) gen skeleton $< name urpoll_bpf > $@.tmp && mv $@.tmp $@
 
-# An explicit rule, so it wins over the $(BUILD)/tools/% pattern rule. The tracer does not link
-# the library (the library never depends on the tracer, nor the tracer on it).
-$(TRACE_BIN): tools/urpoll-trace.c bpf/urpoll_trace.h $(BPF_OUT)/urpoll.skel.h
+$(TRACE_OBJS): TOOL_CFLAGS := -I$(BPF_OUT) -Ibpf $(LIBBPF_CFLAGS) -DURP_LIBDIR='"$(LIBDIR)"'
+$(TRACE_OBJS): $(BPF_OUT)/urpoll.skel.h
+
+$(TRACE_BIN): $(TRACE_OBJS)
+	$(call link_tool,$(LIBBPF_LIBS))
+
+TOOL_BINS := $(EXAMPLE_BINS) $(SERVER_BINS) $(BENCH_BIN) $(TRACE_BIN)
+tools: $(TOOL_BINS)
+
+# ---- tests/: a folder per role (tests/README.md), build/tests/NAME per suite ----
+
+TEST_CFLAGS := -Itests/lib
+# Criterion's runner cannot start under TSan (tests/lib/shim/criterion/criterion.h says why):
+# TSan builds of the tests use that stand-in instead.
+ifeq ($(SANITIZE),thread)
+CRITERION_LIBS := -lm
+TEST_CFLAGS += -Itests/lib/shim
+endif
+
+define link_suite
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -I$(BPF_OUT) -Ibpf $(LIBBPF_CFLAGS) \
-		-DURP_LIBDIR='"$(LIBDIR)"' -o $@ $< $(URP_LDFLAGS) $(LIBBPF_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) $(TEST_CFLAGS) $(2) -o $@ $< $(filter %.o,$^) \
+		$(URP_LDFLAGS) $(1) $(CRITERION_LIBS) -lpthread
+endef
 
-# urpoll-bench: the harness, the backends and the workloads of tools/bench/, one program. The
-# peers are Debian's libev, libevent and libuv (tools/install-deps.sh installs them).
-BENCH_SRCS := $(wildcard tools/bench/*.c)
-BENCH_BIN := $(BUILD)/tools/urpoll-bench
-# Here, not in the tools rule above: a prerequisite expands where it is read.
-tools: $(BENCH_BIN)
-# libevent before libev: Debian's libev.so also exports libevent's 1.x names (event_add,
-# event_base_loop, ...), and the first library linked wins them. libevent_pthreads: wakeup's
-# libevent waker calls event_active() from another thread.
-BENCH_LIBS := $(shell $(PKG_CONFIG) --libs libevent libevent_pthreads libuv 2>/dev/null || \
-	echo -levent_pthreads -levent -luv) -lev -lm
+# Suites on the shared library: core/ (the word, waiters, futures), uring/ (the driver),
+# loop/ (tasks, timers, waits), servers/ (urpoll-echo, urpoll-proxy and the README's example
+# end to end), and debug/ (the debug checks: sanitizer builds, which define URP_DEBUG, only).
+LIB_SUITE_GROUPS := core uring loop servers $(if $(SANITIZE),debug)
+define lib_suite_rule
+$(BUILD)/tests/%: tests/$(1)/%.c $(LIB_DEP)
+	$$(call link_suite,$$(LINK_LIB))
+endef
+$(foreach g,$(LIB_SUITE_GROUPS),$(eval $(call lib_suite_rule,$(g))))
 
-$(BENCH_BIN): $(BENCH_SRCS) tools/bench/bench.h include/urpoll.h $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
+# fault/: the driver against the injectable ring. The library's sources rebuilt with URP_FAULT,
+# which routes every ring call through tests/lib/fault.c (uring/ring.h), linked in directly
+# since liburpoll.so exports no internal name; plus the servers' shared objects (the listener
+# task's own suite). The library proper never contains fault.c.
+FAULT_OBJS := $(LIB_SRCS:%.c=$(BUILD)/fault/obj/%.o) $(BUILD)/fault/obj/tests/lib/fault.o
+
+$(BUILD)/fault/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -o $@ $(BENCH_SRCS) $(URP_LDFLAGS) $(LINK_LIB) \
-		$(BENCH_LIBS) -lpthread
+	$(Q)$(CC) $(CFLAGS) $(LIB_CFLAGS) -DURP_FAULT -c $< -o $@
 
-# Every workload on every backend in --smoke mode, its JSON checked (tests/bench_smoke.sh).
-# Plain build only: it tests the harness, not the library. No timing is asserted.
-test-bench: lib $(BENCH_BIN)
-	$(Q)tests/bench_smoke.sh $(BUILD)
+$(BUILD)/tests/%: tests/fault/%.c $(FAULT_OBJS) $(SERVER_SHARED_OBJS)
+	$(call link_suite,$(URING_LIBS),-DURP_FAULT)
 
-# The tools' command lines (tests/tools_cli.sh): exit status 0, 1 or 2, one-line errors that name
-# the option, --help on stdout, output paths checked before a benchmark runs. Plain build only.
-test-cli: lib tools
-	$(Q)tests/tools_cli.sh $(BUILD)
+# bench/: urpoll-bench's histogram (tools/bench/hist.c) on its own, no library.
+$(BUILD)/tests/%: tests/bench/%.c $(BUILD)/obj/tools/bench/hist.o
+	$(call link_suite,-lm,-Itools/bench)
 
-# The traced workload: a plain program on the library (the tests pattern rule would also link
-# Criterion, which it does not use).
-$(BUILD)/tests/trace_workload: tests/trace_workload.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
+# trace/: urpoll-trace end to end (test-trace, plain build only).
+$(BUILD)/tests/%: tests/trace/%.c $(LIB_DEP)
+	$(call link_suite,$(LINK_LIB))
+
+# progs/: plain programs on the library that the tests drive (trace_workload) or that run
+# as tests of their own (soak).
+$(BUILD)/tests/%: tests/progs/%.c $(LIB_DEP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -o $@ $< $(URP_LDFLAGS) $(LINK_LIB) -lpthread
 
+UNIT_GROUPS := $(LIB_SUITE_GROUPS) fault bench
+TEST_NAMES := $(notdir $(basename $(wildcard $(UNIT_GROUPS:%=tests/%/*.c))))
+# Suites that also run under ThreadSanitizer: all of them (the single-threaded ones are cheap),
+# but the proxy's: one loop per process there, and redis-benchmark, wrk and 5,000 connections
+# under TSan would take most of `make check`.
+THREADED_TESTS := $(filter-out proxy_e2e,$(TEST_NAMES))
+TEST_BINS := $(TEST_NAMES:%=$(BUILD)/tests/%)
+PROG_BINS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(wildcard tests/progs/*.c))
+TRACE_TEST_BINS := $(patsubst tests/trace/%.c,$(BUILD)/tests/%,$(wildcard tests/trace/*.c))
+
+tests: $(TEST_BINS)
+
+# Every workload on every backend in --smoke mode, its JSON checked (tests/bench/bench_smoke.sh).
+# Plain build only: it tests the harness, not the library. No timing is asserted.
+test-bench: lib $(BENCH_BIN)
+	$(Q)tests/bench/bench_smoke.sh $(BUILD)
+
 # Root, BTF, uprobes and tracefs (the tool mounts tracefs and bpffs when missing); the suite
 # skips, saying which, without them. Plain build only: it tests the tool, not the library.
-test-trace: lib $(TRACE_BIN) $(BUILD)/tests/trace_bpf \
-		$(BUILD)/tests/trace_workload
-	$(Q)tests/run-suite.sh $(BUILD) trace_bpf
+test-trace: lib $(TRACE_BIN) $(TRACE_TEST_BINS) $(BUILD)/tests/trace_workload
+	$(Q)tests/run-suite.sh $(BUILD) $(notdir $(TRACE_TEST_BINS))
 
 # ---- fuzzing: libFuzzer targets in tests/fuzz/<target>.c, seed corpora in tests/fuzz/<target>/ ----
 # Each target compiles the library's sources straight into the fuzzer (liburpoll.so hides the
@@ -315,7 +306,8 @@ FUZZ_OUT := build/fuzz
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_OUT)/%)
 FUZZ_CFLAGS := -g -O1 -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -DURP_DEBUG \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_DEPS := tests/fuzz/fuzz_util.h tests/fuzz/driver_model.h include/urpoll.h $(wildcard core/*.h uring/*.h uring/loop/*.h)
+FUZZ_DEPS := tests/fuzz/fuzz_util.h tests/fuzz/driver_model.h include/urpoll.h \
+	$(wildcard core/*.h uring/*.h uring/loop/*.h)
 FUZZ_ENV := ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
@@ -326,16 +318,16 @@ $(FUZZ_OUT)/ready: tests/fuzz/ready.c $(CORE_SRCS) $(FUZZ_DEPS)
 	@$(if $(Q),echo "  FUZZCC  $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRCS) -lpthread
 
-# core_ops drives detached entries only, but urp_io_wait() (uring/wait.c) asks the driver who
-# turns an entry's ring: it links the whole library.
+# core_ops drives detached entries only, but urp_io_wait() (uring/loop/wait.c) asks the driver
+# who turns an entry's ring: it links the whole library.
 $(FUZZ_OUT)/core_ops: tests/fuzz/core_ops.c $(LIB_SRCS) $(FUZZ_DEPS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(URING_LIBS) -lpthread
 
 # The driver targets share driver_model.c (entries, kernel model, public-API ops, properties).
-# driver_faults is built like tests/uring_fault: the library's sources with URP_FAULT, so every
-# ring call goes through uring/fault.c.
+# driver_faults is built like tests/fault/: the library's sources with URP_FAULT, so every
+# ring call goes through tests/lib/fault.c.
 FUZZ_DRIVER_SRCS := tests/fuzz/driver_model.c $(LIB_SRCS)
 
 $(FUZZ_OUT)/driver_ops: tests/fuzz/driver_ops.c $(FUZZ_DRIVER_SRCS) $(FUZZ_DEPS)
@@ -343,11 +335,11 @@ $(FUZZ_OUT)/driver_ops: tests/fuzz/driver_ops.c $(FUZZ_DRIVER_SRCS) $(FUZZ_DEPS)
 	@$(if $(Q),echo "  FUZZCC  $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_DRIVER_SRCS) $(URING_LIBS) -lpthread
 
-$(FUZZ_OUT)/driver_faults: tests/fuzz/driver_faults.c $(FUZZ_DRIVER_SRCS) uring/fault.c \
+$(FUZZ_OUT)/driver_faults: tests/fuzz/driver_faults.c $(FUZZ_DRIVER_SRCS) tests/lib/fault.c \
 		$(FUZZ_DEPS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -DURP_FAULT -o $@ $< $(FUZZ_DRIVER_SRCS) uring/fault.c \
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -DURP_FAULT -o $@ $< $(FUZZ_DRIVER_SRCS) tests/lib/fault.c \
 		$(URING_LIBS) -lpthread
 
 fuzz: $(FUZZ_BINS)
@@ -373,17 +365,19 @@ test-fuzz: $(FUZZ_BINS)
 			tail -40 $(FUZZ_OUT)/$$t.corpus.log; fi; \
 	done; exit $$status
 
+# ---- running ----
+
 deps:
-	$(Q)tools/install-deps.sh
+	$(Q)tools/scripts/install-deps.sh
 
 # urpoll-proxy against HAProxy and no proxy (docs/proxy.md): a few minutes, pinned with taskset.
 bench-proxy: lib $(BUILD)/tools/urpoll-proxy
-	$(Q)tools/bench-proxy.sh $(BUILD)
+	$(Q)tools/scripts/bench-proxy.sh $(BUILD)
 
-# The main job: a quick side-by-side of urpoll and raw epoll (tools/run-main.sh says how).
+# The main job: a quick side-by-side of urpoll and raw epoll (tools/scripts/run-main.sh says how).
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)tools/run-main.sh $(BUILD)
+	$(Q)tools/scripts/run-main.sh $(BUILD)
 
 # The suites below are run by `make check` through tests/run-suite.sh, which prints one
 # closing line: "check: N passed, N failed".
@@ -408,13 +402,14 @@ test-model:
 	else tests/run-suite.sh --record model fail; exit 1; fi
 
 test-install: lib $(TRACE_BIN)
-	$(Q)tests/install-test.sh $(BUILD)
+	$(Q)tests/package/install-test.sh $(BUILD)
 
-# The README's echo example is tests/readme_echo.c between its markers, and compiles alone.
+# The README's echo example is tests/servers/readme_echo.c between its markers, and compiles
+# alone.
 test-readme: lib
-	$(Q)sed -n '/README:begin/,/README:end/{/README:/d;p}' tests/readme_echo.c \
+	$(Q)sed -n '/README:begin/,/README:end/{/README:/d;p}' tests/servers/readme_echo.c \
 		>$(BUILD)/readme-example.c
-	$(Q)awk '/^<!-- example: tests\/readme_echo.c -->$$/ { f = 1; next } \
+	$(Q)awk '/^<!-- example: tests\/servers\/readme_echo.c -->$$/ { f = 1; next } \
 		f && /^```c$$/ { p = 1; next } p && /^```$$/ { exit } p' README.md \
 		>$(BUILD)/readme-block.c
 	$(Q)if cmp -s $(BUILD)/readme-example.c $(BUILD)/readme-block.c && \
@@ -424,15 +419,15 @@ test-readme: lib
 	else diff -u $(BUILD)/readme-block.c $(BUILD)/readme-example.c; \
 		tests/run-suite.sh --record readme fail; exit 1; fi
 
-# include/urpoll.h is valid C++ (11 and later): tests/cxx_header.cc compiled for each standard,
-# linked against the library and run.
+# include/urpoll.h is valid C++ (11 and later): tests/package/cxx_header.cc compiled for each
+# standard, linked against the library and run.
 CXX ?= g++
 CXX_STDS := c++11 c++17 c++20
 
 test-cxx: lib
-	$(Q)status=0; for std in $(CXX_STDS); do \
-		if $(CXX) -std=$$std -Wall -Wextra -pedantic -Werror -Iinclude tests/cxx_header.cc \
-			-o $(BUILD)/tests/cxx_header-$$std $(LINK_LIB) && \
+	$(Q)mkdir -p $(BUILD)/tests; status=0; for std in $(CXX_STDS); do \
+		if $(CXX) -std=$$std -Wall -Wextra -pedantic -Werror -Iinclude \
+			tests/package/cxx_header.cc -o $(BUILD)/tests/cxx_header-$$std $(LINK_LIB) && \
 		   $(BUILD)/tests/cxx_header-$$std; then \
 			tests/run-suite.sh --record cxx/$$std pass; \
 		else tests/run-suite.sh --record cxx/$$std fail; status=1; fi; \
@@ -440,7 +435,11 @@ test-cxx: lib
 
 test-probes: lib
 	$(Q)$(MAKE) --no-print-directory URP_PROBES=0 lib
-	$(Q)tests/probes-test.sh $(SHLIB) build/noprobes/liburpoll.so.$(VERSION)
+	$(Q)tests/package/probes-test.sh $(SHLIB) build/noprobes/liburpoll.so.$(VERSION)
+
+# The tools' command lines: exit codes, option errors, --help (tests/cli/tools_cli.sh).
+test-cli: tools
+	$(Q)tests/cli/tools_cli.sh $(BUILD)
 
 # The test run goes through tests/reaper.py, a child subreaper: a process the tests started
 # and left running (a server's child, say) is reparented to it, printed, killed, and recorded
@@ -454,7 +453,27 @@ check: deps
 	$(Q)rm -f build/check-results
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(REAPER) --record orphans -- $(MAKE) --no-print-directory -k $(CHECK_SUITES); \
-		status=$$?; tests/run-suite.sh --summary build/check-results; exit $$status
+		status=$$?; [ $$status -eq 0 ] || tests/run-suite.sh --record make-check fail; \
+		tests/run-suite.sh --summary build/check-results; exit $$status
+
+# The soak (not part of `make check`): `make soak [SOAK_SECONDS=N] [SOAK_ARGS=...]` runs
+# tests/progs/soak.c for SOAK_SECONDS after a 60 s warm-up and fails on a lost wakeup, an fd
+# count that moved, or RSS grown beyond SOAK_RSS_KB. Sanitizer runtimes keep freed memory a
+# while (ASan's quarantine, TSan's shadow), hence their larger allowance.
+SOAK_SECONDS ?= 3600
+SOAK_ARGS ?=
+ifneq ($(SANITIZE),)
+SOAK_RSS_KB ?= 131072
+else
+SOAK_RSS_KB ?= 4096
+endif
+
+.PHONY: soak
+soak: $(BUILD)/tests/soak
+	$(Q)$(BUILD)/tests/soak --seconds $(SOAK_SECONDS) --rss-tolerance-kb $(SOAK_RSS_KB) \
+		$(SOAK_ARGS)
+
+# ---- install ----
 
 install: lib $(TRACE_BIN)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
@@ -477,32 +496,7 @@ clean:
 	rm -rf build
 
 help:
-	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,21p' Makefile | sed 's/^# \{0,1\}//'
 
--include $(LIB_OBJS:.o=.d) $(FAULT_OBJS:.o=.d) $(TEST_BINS:=.d) $(TOOL_BINS:=.d) $(TRACE_BIN).d $(SERVER_OBJS:.o=.d) \
-	$(BENCH_BIN).d
-
-# The soak (not part of `make check`): `make soak [SOAK_SECONDS=N] [SOAK_ARGS=...]` runs
-# tests/soak.c for SOAK_SECONDS after a 60 s warm-up and fails on a lost wakeup, an fd count
-# that moved, or RSS grown beyond SOAK_RSS_KB. Sanitizer runtimes keep freed memory a while
-# (ASan's quarantine, TSan's shadow), hence their larger allowance.
-SOAK_SECONDS ?= 3600
-SOAK_ARGS ?=
-ifneq ($(SANITIZE),)
-SOAK_RSS_KB ?= 131072
-else
-SOAK_RSS_KB ?= 4096
-endif
-
-.PHONY: soak
-soak: $(BUILD)/tests/soak
-	$(Q)$(BUILD)/tests/soak --seconds $(SOAK_SECONDS) --rss-tolerance-kb $(SOAK_RSS_KB) \
-		$(SOAK_ARGS)
-
-# A plain program, like trace_workload: the tests pattern rule would link Criterion.
-$(BUILD)/tests/soak: tests/soak.c $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -o $@ $< $(URP_LDFLAGS) $(LINK_LIB) -lpthread
-
--include $(BUILD)/tests/soak.d
+-include $(LIB_OBJS:.o=.d) $(FAULT_OBJS:.o=.d) $(TEST_BINS:=.d) $(PROG_BINS:=.d) \
+	$(TRACE_TEST_BINS:=.d) $(wildcard $(BUILD)/obj/tools/*/*.d $(BUILD)/obj/tools/*/*/*.d)

@@ -18,7 +18,7 @@
 #define URP__TOKEN_NONE	  0u /* SQEs whose completion nobody needs */
 #define URP__TOKEN_UNPARK 1u /* the unpark eventfd's multishot poll */
 #define URP__TOKEN_CTL	  2u /* poll removals */
-#define URP__TOKEN_FAULT  3u /* uring/fault.c's own SQEs (URP_FAULT builds); never reaped */
+#define URP__TOKEN_FAULT  3u /* tests/lib/fault.c's own SQEs (URP_FAULT builds); never reaped */
 /* Task-work items one io_uring_enter runs under DEFER_TASKRUN (IO_LOCAL_TW_DEFAULT_MAX, 6.13+). */
 #define URP__LOCAL_TW_MAX 20u
 #define URP__TOKEN_MIN	  4096u

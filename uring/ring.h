@@ -7,8 +7,8 @@
  *
  * Normal builds: static inline pass-throughs, so the object code is the one liburing's own
  * inline functions give (compiled out; docs/design.md, "The injectable ring").
- * URP_FAULT builds (tests/uring_fault.c): out-of-line functions in uring/fault.c that may fail
- * a call with a chosen errno or alter the completions the driver reaps (uring/fault.h).
+ * URP_FAULT builds (tests/fault/): out-of-line functions in tests/lib/fault.c that may fail
+ * a call with a chosen errno or alter the completions the driver reaps (tests/lib/fault.h).
  *
  * Why not an ops table or ld --wrap: liburing 2.3 makes io_uring_get_sqe(), the CQ reads
  * (io_uring_for_each_cqe(), io_uring_cq_ready(), io_uring_cq_has_overflow()) and the CQ
@@ -41,7 +41,7 @@ int urp__ring_submit_and_wait_timeout(struct io_uring *ring, struct io_uring_cqe
 int urp__ring_get_events(struct io_uring *ring);
 unsigned urp__ring_cq_ready(const struct io_uring *ring);
 bool urp__ring_cq_has_overflow(const struct io_uring *ring);
-/* The reap loop reads a copy of the CQ that uring/fault.c fills from the kernel's. */
+/* The reap loop reads a copy of the CQ that tests/lib/fault.c fills from the kernel's. */
 struct io_uring_cqe *urp__ring_cqe_at(struct io_uring *ring, unsigned index);
 void urp__ring_cq_advance(struct io_uring *ring, unsigned nr);
 #define urp__ring_for_each_cqe(ring, head, cqe)                                                   \

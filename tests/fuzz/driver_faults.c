@@ -33,7 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../uring/fault.h"
+#include "../lib/fault.h"
 #include "driver_model.h"
 
 /* The blocking turn after an unpark: a hang is a lost unpark, not slowness. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * trace_workload: a known number of stale rejections and wake batches, for tests/trace_bpf.c.
+ * trace_workload: a known number of stale rejections and wake batches, for tests/trace/trace_bpf.c.
  *
  *   trace_workload [-w] [-e] [-s STALE] [-S STALE] [-b ROUNDS] [-m MESSAGES] [-n PAIRS]
  *
@@ -165,7 +165,7 @@ static ssize_t read_op(void *arg)
 	return n < 0 ? -errno : n;
 }
 
-/* Ping-pong through a driver (as tools/urpoll-pingpong.c); adds the driver's counters. */
+/* Ping-pong through a driver (as tools/examples/pingpong.c); adds the driver's counters. */
 static void make_driver_traffic(unsigned long messages, int pairs, struct urp_stats *total)
 {
 	unsigned long bounces = 0;

@@ -9,9 +9,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "driver.h"
+#include "../../uring/driver.h"
 #include "fault.h"
-#include "ring.h"
+#include "../../uring/ring.h"
 
 /* Room for one reap: the rest waits in the kernel's ring for the next one, as it would if the
  * kernel had been slower. */

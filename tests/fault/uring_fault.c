@@ -13,7 +13,7 @@
 #include <liburing.h>
 #include <stdlib.h>
 
-#include "../uring/fault.h"
+#include "fault.h"
 #include "uring_util.h"
 
 static void fault_teardown(void)

@@ -15,7 +15,7 @@ pc=$dest/usr/local/lib/pkgconfig
 flags=$(PKG_CONFIG_SYSROOT_DIR=$dest PKG_CONFIG_PATH=$pc pkg-config --cflags --libs urpoll) ||
 	fail "pkg-config cannot read the installed urpoll.pc"
 # shellcheck disable=SC2086
-cc -std=gnu11 -Wall -Werror -o "$dest/hello" tests/install/hello.c $flags ||
+cc -std=gnu11 -Wall -Werror -o "$dest/hello" tests/package/hello.c $flags ||
 	fail "cannot compile against the installed header and library"
 out=$(LD_LIBRARY_PATH=$dest/usr/local/lib "$dest/hello") || fail "installed program failed: $out"
 ldd_out=$(LD_LIBRARY_PATH=$dest/usr/local/lib ldd "$dest/hello")

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A small stand-in for Criterion's <criterion/criterion.h>, used only for ThreadSanitizer builds
- * of the tests (the Makefile puts tests/shim first on the include path when SANITIZE=thread).
+ * of the tests (the Makefile puts tests/lib/shim first on the include path when SANITIZE=thread).
  * Criterion's runner cannot start under TSan: its inheritable arena collides with TSan's memory
  * layout and it aborts with "Could not initialize inheritable arena" (Snaipe/Criterion#274,
  * still open; seen here with Criterion 2.4.1, gcc 12 and clang 14).

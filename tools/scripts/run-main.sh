@@ -3,7 +3,7 @@
 # pingpong-unix-64 and churn (about a minute), then, when root, a short pass of the same workloads traced by
 # urpoll-trace with its histograms, and the bpftool commands to look further.
 #
-#   tools/run-main.sh [BUILD_DIR]
+#   tools/scripts/run-main.sh [BUILD_DIR]
 set -u
 build=${1:-build}
 bench=$build/tools/urpoll-bench

@@ -5,7 +5,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "../core/lock.h"
+#include "../../core/lock.h"
 
 #define THREADS 4
 

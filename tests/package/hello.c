@@ -1,4 +1,4 @@
-/* Built by tests/install-test.sh against an installed urpoll, through pkg-config only. */
+/* Built by tests/package/install-test.sh against an installed urpoll, through pkg-config only. */
 #include <stdio.h>
 #include <urpoll.h>
 

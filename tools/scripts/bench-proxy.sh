@@ -2,7 +2,7 @@
 # bench-proxy: urpoll-proxy --threads 1 against HAProxy (mode tcp, nbthread 1) and against no
 # proxy at all, in the same run, on the same CPUs.
 #
-#   tools/bench-proxy.sh [BUILD_DIR]        (default build; `make bench-proxy` runs it)
+#   tools/scripts/bench-proxy.sh [BUILD_DIR]        (default build; `make bench-proxy` runs it)
 #
 # Environment: RUNS (5) repetitions, interleaved; N (20000) requests per redis-benchmark run
 # (5 N with -P 16);
@@ -24,7 +24,7 @@ out=$build/bench-proxy
 hz=$(getconf CLK_TCK)
 
 for p in redis-server redis-benchmark haproxy iperf3 taskset cc; do
-	command -v "$p" >/dev/null || { echo "bench-proxy: $p is missing (tools/install-deps.sh)" >&2; exit 1; }
+	command -v "$p" >/dev/null || { echo "bench-proxy: $p is missing (tools/scripts/install-deps.sh)" >&2; exit 1; }
 done
 [ -x "$proxy_bin" ] || { echo "bench-proxy: no $proxy_bin (make tools first)" >&2; exit 1; }
 mkdir -p "$out"

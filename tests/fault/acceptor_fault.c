@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * acceptor_fault: the servers' listener task (tools/acceptor.c) when the driver's poll on its
+ * acceptor_fault: the servers' listener task (tools/servers/acceptor.c) when the driver's poll on its
  * listening socket fails, through the injectable ring (uring/fault.h). Built like uring_fault:
- * the library's sources with URP_FAULT, plus tools/acceptor.c.
+ * the library's sources with URP_FAULT, plus tools/servers/acceptor.c.
  */
 #include <liburing.h>
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "../tools/acceptor.h"
-#include "../uring/fault.h"
+#include "../../tools/servers/acceptor.h"
+#include "fault.h"
 #include "uring_util.h"
 
 static struct urp_loop *loop;

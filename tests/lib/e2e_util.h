@@ -4,7 +4,7 @@
  * descriptor limit, the io_uring skip, a process's open descriptors, a socket's receive queue,
  * reading a child's output until a line shows up, and stopping a started server with all it
  * started. Addresses are the servers' own union
- * sockaddr_any (tools/net.h; only the type is used, nothing of net.c).
+ * sockaddr_any (tools/servers/net.h; only the type is used, nothing of net.c).
  */
 #ifndef URP_TESTS_E2E_UTIL_H
 #define URP_TESTS_E2E_UTIL_H
@@ -27,7 +27,7 @@
 
 #include <urpoll.h>
 
-#include "../tools/net.h"
+#include "../../tools/servers/net.h"
 
 static inline double now_s(void)
 {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * echo_e2e: tools/urpoll-echo end to end, run as a user runs it. Each test starts the server
+ * echo_e2e: urpoll-echo (tools/servers/echo/) end to end, run as a user runs it. Each test starts the server
  * binary built beside this test (BUILD/tests/echo_e2e -> BUILD/tools/urpoll-echo) on port 0,
  * reads the address it printed, checks one round trip, then drives real clients: a thousand
  * concurrent TCP connections checked byte for byte (the client side is one epoll loop, not a

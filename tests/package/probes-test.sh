@@ -2,7 +2,7 @@
 # The shared library carries both USDT probes, each with a semaphore, and exports only urp_*
 # public names (no urp__ internals, no semaphores); the URP_PROBES=0 build carries none.
 #
-#   tests/probes-test.sh LIB NOPROBES_LIB
+#   tests/package/probes-test.sh LIB NOPROBES_LIB
 set -euo pipefail
 lib=$1
 noprobes=$2

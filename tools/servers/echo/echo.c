@@ -30,9 +30,9 @@
 
 #include <urpoll.h>
 
-#include "acceptor.h"
-#include "net.h"
-#include "server.h"
+#include "../acceptor.h"
+#include "../net.h"
+#include "../server.h"
 
 #define PROG "urpoll-echo"
 

@@ -2,7 +2,7 @@
 # The command lines of the tools: urpoll-echo, urpoll-proxy, urpoll-pingpong, urpoll-demo,
 # urpoll-trace and urpoll-bench.
 #
-#   tests/tools_cli.sh BUILD_DIR
+#   tests/cli/tools_cli.sh BUILD_DIR
 #
 # The contract (libbpf-tools'): exit 0 on success, 1 on a runtime failure, 2 on bad usage.
 # A usage error is one line on stderr (urpoll-trace's argp may add its "Try --help" line),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # urpoll-bench in --smoke mode: every workload on every backend, then its JSON checked.
 #
-#   tests/bench_smoke.sh BUILD_DIR
+#   tests/bench/bench_smoke.sh BUILD_DIR
 #
 # Checks what a run must get right whatever the timings (none are asserted): the JSON parses,
 # every workload listed by --help has a cell per parameter and backend, each ok or n/a because

@@ -112,7 +112,7 @@ static int listener_run(struct urp_task *task, void *arg)
 		if (fd == -EAGAIN) {
 			if (urp_io_poll_ready(l->io, URP_DIR_READ, &waker, &ev) < 0)
 				return 0; /* run() again once a client waits */
-		} else if (fd < 0) { /* EMFILE and friends: see tools/urpoll-echo.c */
+		} else if (fd < 0) { /* EMFILE and friends: see tools/servers/echo/echo.c */
 			if (fd != -ECONNABORTED)
 				urp_loop_stop(l->loop);
 			return 0;
