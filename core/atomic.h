@@ -42,6 +42,11 @@ static inline uint32_t urp__fetch_sub_acq_rel(uint32_t *p, uint32_t v)
 	return __atomic_fetch_sub(p, v, __ATOMIC_ACQ_REL);
 }
 
+static inline void urp__store_relaxed(uint32_t *p, uint32_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+
 static inline void urp__fetch_add_relaxed(uint32_t *p, uint32_t v)
 {
 	__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
@@ -57,6 +62,11 @@ static inline void *urp__ptr_load_acquire(void *const *p)
 	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 
+static inline void urp__ptr_store_release(void **p, void *v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
 static inline bool urp__ptr_cas_release(void **p, void **expected, void *desired)
 {
 	return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_RELEASE,
@@ -68,10 +78,29 @@ static inline void *urp__ptr_xchg_acquire(void **p, void *v)
 	return __atomic_exchange_n(p, v, __ATOMIC_ACQUIRE);
 }
 
-/* A full barrier between a store and the loads after it (Dekker-style handshakes). */
+/*
+ * Sequentially consistent accesses, for Dekker-style handshakes where each side stores, then
+ * loads what the other stores (a store followed by a load needs a full barrier between them).
+ */
 static inline uint32_t urp__xchg_seq_cst(uint32_t *p, uint32_t v)
 {
 	return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
+}
+
+static inline uint32_t urp__fetch_or_seq_cst(uint32_t *p, uint32_t bits)
+{
+	return __atomic_fetch_or(p, bits, __ATOMIC_SEQ_CST);
+}
+
+static inline uint32_t urp__load_seq_cst(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+}
+
+static inline bool urp__cas_seq_cst(uint32_t *p, uint32_t *expected, uint32_t desired)
+{
+	return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_SEQ_CST,
+					   __ATOMIC_SEQ_CST);
 }
 
 /* Statistics: monotonic counts read by anyone, ordering nothing. */
@@ -90,6 +119,27 @@ static inline bool urp__count_cas(uint64_t *c, uint64_t *expected, uint64_t desi
 {
 	return __atomic_compare_exchange_n(c, expected, desired, false, __ATOMIC_RELAXED,
 					   __ATOMIC_RELAXED);
+}
+
+/* Small fields beside others in one word (a registration's command bits, its poll's errno). */
+static inline uint8_t urp__fetch_or_u8(uint8_t *p, uint8_t bits)
+{
+	return __atomic_fetch_or(p, bits, __ATOMIC_ACQ_REL);
+}
+
+static inline uint8_t urp__xchg_u8(uint8_t *p, uint8_t v)
+{
+	return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL);
+}
+
+static inline void urp__store_release_u8(uint8_t *p, uint8_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+static inline uint8_t urp__load_acquire_u8(const uint8_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 
 /* A USDT semaphore, which the kernel bumps while a probe is attached. */

@@ -2,9 +2,12 @@
 /*
  * One readiness word and its waiters: tokio's ScheduledIo in C.
  *
- * Lost-wakeup freedom rests on two orders. A waiter loads the word, locks, registers, and
- * loads it again under the lock. The driver updates the word, then locks to collect wakers.
- * Either the waiter's second load sees the update, or the driver's collection sees the waiter.
+ * Lost-wakeup freedom rests on two orders. A waiter loads the word, locks, publishes that it
+ * waits (urp_io.waiting), and loads the word again. The driver updates the word, then looks at
+ * urp_io.waiting and, if someone may wait for the new bits, locks to collect wakers. The
+ * publish and the update are sequentially consistent read-modify-writes, each followed by a
+ * sequentially consistent load of the other's word (Dekker): either the waiter's second load
+ * sees the update, or the driver sees the waiter. (tests/model/: the fast path and its mutant.)
  */
 #include <errno.h>
 #include <sched.h>
@@ -21,53 +24,48 @@
 #define URP__DIR_READ_MASK  (URP_READABLE | URP_READ_CLOSED)
 #define URP__DIR_WRITE_MASK (URP_WRITABLE | URP_WRITE_CLOSED)
 
-/* Detached entries (urp_io_new) count here. */
-static struct urp__counters detached_counters;
+static void detached_release(struct urp_io *io);
+
+/* Detached entries (urp_io_new) count here; each gets a cache pair to itself. */
+static struct urp__counters detached_counters = { .release = detached_release };
 static uint64_t detached_live;
+
+struct detached {
+	struct urp_io io;
+} __attribute__((aligned(URP__CACHE_PAIR)));
+
+_Static_assert(sizeof(struct detached) % URP__CACHE_PAIR == 0, "a detached entry shares a pair");
 
 static uintptr_t io_token(const struct urp_io *io)
 {
 	return (uintptr_t)io;
 }
 
-int urp__io_alloc(struct urp_io **out, struct urp__counters *counters,
-		  void (*release)(struct urp_io *io))
+void urp__io_init(struct urp_io *io, struct urp__counters *counters)
 {
-	struct urp_io *io;
-
-	io = aligned_alloc(URP__CACHE_PAIR, sizeof(*io));
-	if (!io)
-		return -ENOMEM;
-	memset(io, 0, sizeof(*io));
-	urp__list_init(&io->link);
 	urp__list_init(&io->waiters);
+	urp__list_init(&io->link);
 	urp__lock_init(&io->lock);
 	io->counters = counters;
-	io->release = release;
-	io->fd = -1;
 	urp__debug_io_born(io);
-	*out = io;
-	return 0;
-}
-
-void urp__io_destroy(struct urp_io *io)
-{
-	urp__debug_io_died(io);
-	free(io);
 }
 
 void urp__io_release(struct urp_io *io)
 {
 	/* Pairs with the release half of the decrement in calls_put(). */
-	if (!(urp__fetch_or_acq_rel(&io->calls, URP__CALLS_RELEASED) & URP__CALLS_MASK))
-		io->release(io);
+	if (!(urp__fetch_or_acq_rel(&io->calls, URP__CALLS_RELEASED) & URP__CALLS_MASK)) {
+		urp__debug_io_died(io);
+		io->counters->release(io);
+	}
 }
 
 /* One wake is done calling wakers it took from io. The last one after a release frees it. */
 static void calls_put(struct urp_io *io)
 {
-	if (urp__fetch_sub_acq_rel(&io->calls, 1) == (URP__CALLS_RELEASED | 1))
-		io->release(io);
+	if (urp__fetch_sub_acq_rel(&io->calls, 1) == (URP__CALLS_RELEASED | 1)) {
+		urp__debug_io_died(io);
+		io->counters->release(io);
+	}
 }
 
 /* The wakes this thread is calling wakers for, innermost first (they nest: a waker may Set). */
@@ -95,19 +93,23 @@ void urp__io_wait_calls(struct urp_io *io)
 static void detached_release(struct urp_io *io)
 {
 	urp__count_sub(&detached_live, 1);
-	urp__io_destroy(io);
+	free(urp__container_of(io, struct detached, io));
 }
 
-int urp_io_new(struct urp_io **io)
+int urp_io_new(struct urp_io **out)
 {
-	int ret;
+	struct detached *d;
 
-	if (!io)
+	if (!out)
 		return -EINVAL;
-	ret = urp__io_alloc(io, &detached_counters, detached_release);
-	if (ret == 0)
-		urp__count(&detached_live, 1);
-	return ret;
+	d = aligned_alloc(URP__CACHE_PAIR, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	memset(d, 0, sizeof(*d));
+	urp__io_init(&d->io, &detached_counters);
+	urp__count(&detached_live, 1);
+	*out = &d->io;
+	return 0;
 }
 
 void urp_io_free(struct urp_io *io)
@@ -131,44 +133,52 @@ int urp_detached_stats(struct urp_stats *st)
 	return 0;
 }
 
-uint32_t urp_io_word(const struct urp_io *io)
+static uint32_t io_load(const struct urp_io *io)
 {
-	urp__debug_io_usable(io, "urp_io_word");
-	/* Pairs with the release half of the CAS in urp_io_set_readiness(). */
+	/* Pairs with the release half of the CAS in urp__io_set_readiness(). */
 	return urp__load_acquire(&io->readiness);
 }
 
-static void __take_waker(struct urp_waker *slot, struct urp_waker *batch, unsigned *n)
+uint32_t urp_io_word(const struct urp_io *io)
 {
-	if (slot->wake)
-		batch[(*n)++] = *slot;
-	slot->wake = NULL;
-	slot->arg = NULL;
+	urp__debug_io_usable(io, "urp_io_word");
+	return io_load(io);
 }
 
-static void __take_slot(struct urp_io *io, unsigned which, struct urp_waker *batch, unsigned *n)
-{
-	struct urp_waker *slot = which == URP__SLOT_READ_TAKEN ? &io->reader : &io->writer;
+/* ---- wake ---- */
 
-	if (slot->wake)
-		io->slots_taken |= which;
-	__take_waker(slot, batch, n);
+_Static_assert(URP__WAITING_READER == URP_READABLE && URP__WAITING_WRITER == URP_WRITABLE &&
+		       (URP_READ_CLOSED >> 2) == URP_READABLE && (URP_WRITE_CLOSED >> 2) == URP_WRITABLE,
+	       "urp__waiting_for() folds the closed bits onto their direction's slot bit");
+
+/* Take the wakers of the slots `slots` (URP__WAITING_READER/WRITER) names into the batch.
+ * Returns the waiting bits to store. */
+static inline __attribute__((always_inline)) unsigned __take_slots(struct urp_io *io,
+								    unsigned slots, unsigned waiting,
+								    struct urp_waker *batch,
+								    unsigned *n)
+{
+	if ((slots & URP__WAITING_READER) && io->reader.wake) {
+		batch[(*n)++] = io->reader;
+		io->reader.wake = NULL;
+	}
+	if ((slots & URP__WAITING_WRITER) && io->writer.wake) {
+		batch[(*n)++] = io->writer;
+		io->writer.wake = NULL;
+	}
+	return waiting & ~slots;
 }
 
 /*
- * Collect, under the lock, the wakers ready concerns, at most URP__WAKE_BATCH of them. Returns
- * how many, and sets *more when the array filled up (others may still match).
+ * Collect, under the lock, the list's wakers ready concerns, after the n already in the batch,
+ * at most URP__WAKE_BATCH in all. Returns how many the batch holds, and sets *more when it
+ * filled up (others may still match).
  */
-static unsigned __collect_wakers(struct urp_io *io, unsigned ready, bool first,
-				 struct urp_waker *batch, bool *more)
+static unsigned __collect_list(struct urp_io *io, unsigned ready, struct urp_waker *batch,
+			       unsigned n, bool *more)
 {
 	struct urp__list_head *pos, *tmp;
-	unsigned n = 0;
 
-	if (first && (ready & URP__DIR_READ_MASK))
-		__take_slot(io, URP__SLOT_READ_TAKEN, batch, &n);
-	if (first && (ready & URP__DIR_WRITE_MASK))
-		__take_slot(io, URP__SLOT_WRITE_TAKEN, batch, &n);
 	*more = false;
 	urp__list_for_each_safe(pos, tmp, &io->waiters)
 	{
@@ -181,19 +191,25 @@ static unsigned __collect_wakers(struct urp_io *io, unsigned ready, bool first,
 			break;
 		}
 		urp__list_del_init(&w->node);
-		__take_waker(&w->waker, batch, &n);
+		if (w->waker.wake)
+			batch[n++] = w->waker;
+		w->waker.wake = NULL;
+		w->waker.arg = NULL;
 	}
 	return n;
 }
 
-static void __count_batch(struct urp_io *io, unsigned n, unsigned ready)
+static inline __attribute__((always_inline)) void __count_batch(struct urp_io *io, unsigned n,
+							    unsigned ready)
 {
 	urp__count(&io->counters->wake_batches, 1);
 	urp__count(&io->counters->wakes, n);
 	urp__probe_wake_batch(io_token(io), n, ready);
 }
 
-static void call_wakers(struct urp_io *io, const struct urp_waker *batch, unsigned n)
+static inline __attribute__((always_inline)) void call_wakers(struct urp_io *io,
+							  const struct urp_waker *batch,
+							  unsigned n)
 {
 	struct wake_frame frame = { io, wake_frames };
 	unsigned i;
@@ -205,23 +221,24 @@ static void call_wakers(struct urp_io *io, const struct urp_waker *batch, unsign
 }
 
 /*
- * Wake every waiter that ready concerns, never calling a waker with the lock held: a woken task
- * may cancel, poll, deregister or free at once. When the array fills, the lock is dropped to
- * call the batch and taken again, restarting from the list head (woken nodes are unlinked).
- *
- * From the first waker taken until the last one returns, the wake holds one count in io->calls:
- * it keeps the entry's memory alive (a release defers the free to calls_put()), and lets a
- * cancel or clear wait for wakers already taken (urp__io_wait_calls()). After calls_put() the
- * wake touches nothing.
+ * The wake of urp__io_wake_waiting() when futures may be linked: the slots and the list, in batches of up
+ * to 32, the lock dropped to call each batch and taken again, restarting from the list head
+ * (woken nodes are unlinked). Apart, so that the common wake (a slot's waker) keeps a small
+ * frame.
  */
-static void io_wake(struct urp_io *io, unsigned ready)
+static void __attribute__((noinline)) io_wake_list(struct urp_io *io, unsigned ready,
+						    unsigned slots)
 {
 	struct urp_waker batch[URP__WAKE_BATCH];
+	unsigned waiting, n = 0;
 	bool more;
-	unsigned n;
 
 	urp__lock(&io->lock);
-	n = __collect_wakers(io, ready, true, batch, &more);
+	waiting = __take_slots(io, slots, urp__load_relaxed(&io->waiting), batch, &n);
+	n = __collect_list(io, ready, batch, n, &more);
+	if (urp__list_empty(&io->waiters))
+		waiting &= ~URP__WAITING_LIST;
+	urp__store_relaxed(&io->waiting, waiting);
 	if (n == 0) {
 		urp__unlock(&io->lock);
 		return;
@@ -234,7 +251,10 @@ static void io_wake(struct urp_io *io, unsigned ready)
 		if (!more)
 			break;
 		urp__lock(&io->lock);
-		n = __collect_wakers(io, ready, false, batch, &more);
+		n = __collect_list(io, ready, batch, 0, &more);
+		if (urp__list_empty(&io->waiters))
+			urp__store_relaxed(&io->waiting,
+					   urp__load_relaxed(&io->waiting) & ~URP__WAITING_LIST);
 		if (n == 0) {
 			urp__unlock(&io->lock);
 			break;
@@ -243,26 +263,53 @@ static void io_wake(struct urp_io *io, unsigned ready)
 	calls_put(io);
 }
 
-void urp__io_set_readiness(struct urp_io *io, unsigned ready)
+/*
+ * The wake of urp__io_wake() when someone may wait for the bits: wake every waiter that ready
+ * concerns, never calling a waker with the lock held: a woken task
+ * may cancel, poll, deregister or free at once.
+ *
+ * Fast path: when urp_io.waiting says nobody waits for these bits, no lock is taken. Sound
+ * because the caller's Set and this load are sequentially consistent, as are a waiter's
+ * publish and its re-check (see the head of this file). The common wake, a slot's waker with
+ * no future linked, takes at most two wakers and needs no batch array (io_wake_list() does).
+ *
+ * From the first waker taken until the last one returns, the wake holds one count in io->calls:
+ * it keeps the entry's memory alive (a release defers the free to calls_put()), and lets a
+ * cancel or clear wait for wakers already taken (urp__io_wait_calls()). After calls_put() the
+ * wake touches nothing.
+ */
+void urp__io_wake_waiting(struct urp_io *io, unsigned ready, unsigned want, unsigned waiting)
 {
-	uint32_t cur, next;
+	struct urp_waker batch[2];
+	unsigned n = 0;
 
-	ready &= URP_READY_ALL;
-	cur = urp__load_relaxed(&io->readiness);
-	do {
-		next = urp__word_pack(urp_word_shutdown(cur), urp__tick_next(urp_word_tick(cur)),
-				      urp_word_ready(cur) | ready);
-	} while (!urp__cas_acq_rel(&io->readiness, &cur, next));
-	/* The word is updated before anyone is woken, and only the new bits wake: a waiter for
-	 * bits already set has seen them at its own check. */
-	if (ready)
-		io_wake(io, ready);
+	if (!(waiting & URP__WAITING_LIST)) {
+		urp__lock(&io->lock);
+		waiting = urp__load_relaxed(&io->waiting);
+		/* A future linked since the load above: the full wake. */
+		if (!(waiting & URP__WAITING_LIST)) {
+			urp__store_relaxed(&io->waiting,
+					   __take_slots(io, waiting & want, waiting, batch, &n));
+			if (n == 0) {
+				urp__unlock(&io->lock);
+				return;
+			}
+			urp__fetch_add_relaxed(&io->calls, 1);
+			__count_batch(io, n, ready);
+			urp__unlock(&io->lock);
+			call_wakers(io, batch, n);
+			calls_put(io);
+			return;
+		}
+		urp__unlock(&io->lock);
+	}
+	io_wake_list(io, ready, want & (URP__WAITING_READER | URP__WAITING_WRITER));
 }
 
 void urp__io_shutdown(struct urp_io *io)
 {
-	urp__fetch_or_acq_rel(&io->readiness, URP_WORD_SHUTDOWN);
-	io_wake(io, URP_READY_ALL);
+	urp__fetch_or_seq_cst(&io->readiness, URP_WORD_SHUTDOWN);
+	urp__io_wake(io, URP_READY_ALL);
 }
 
 void urp_io_set_readiness(struct urp_io *io, unsigned ready)
@@ -277,115 +324,151 @@ void urp_io_shutdown(struct urp_io *io)
 	urp__io_shutdown(io);
 }
 
+/* ---- the consumer's side ---- */
+
 int urp_io_ready_event(struct urp_io *io, unsigned interest, struct urp_event *ev)
 {
 	if (!io || !ev || !urp__interest_valid(interest))
 		return -EINVAL;
 	urp__debug_io_usable(io, "urp_io_ready_event");
-	/* Pairs with the release half of the CAS in urp_io_set_readiness(). */
-	urp__word_event(urp__load_acquire(&io->readiness), urp__ready_from_interest(interest), ev);
+	urp__word_event(io_load(io), urp__ready_from_interest(interest), ev);
+	return 0;
+}
+
+/* A completion landed after the snapshot: its edge may be exactly the data the caller's EAGAIN
+ * missed, and it will not be reported again. Count and probe the refusal. */
+static int __attribute__((noinline, cold)) clear_refused(struct urp_io *io, unsigned tick,
+							  uint32_t cur)
+{
+	urp__count(&io->counters->stale_rejects, 1);
+	urp__probe_stale_reject(io_token(io), tick, urp_word_tick(cur));
+	return -ESTALE;
+}
+
+/* Clear: remove ready (never the closed bits) if the tick is still tick. Returns 0 or -ESTALE. */
+static inline __attribute__((always_inline)) int io_clear(struct urp_io *io, unsigned ready,
+							   unsigned tick)
+{
+	/* Closed states are final: the kernel will not report them again, so never forget them. */
+	uint32_t clear = ready & (URP_READY_ALL & ~(URP_READ_CLOSED | URP_WRITE_CLOSED));
+	uint32_t cur = urp__load_relaxed(&io->readiness);
+
+	do {
+		if (urp_word_tick(cur) != tick)
+			return clear_refused(io, tick, cur);
+		if (!(cur & clear))
+			return 0;
+	} while (!urp__cas_acq_rel(&io->readiness, &cur, cur & ~clear));
 	return 0;
 }
 
 int urp_io_clear_readiness(struct urp_io *io, const struct urp_event *ev)
 {
-	unsigned clear;
-	uint32_t cur;
-
 	if (!io || !ev || ev->tick > URP_TICK_MAX)
 		return -EINVAL;
 	urp__debug_io_usable(io, "urp_io_clear_readiness");
-	/* Closed states are final: the kernel will not report them again, so never forget them. */
-	clear = ev->ready & URP_READY_ALL & ~(URP_READ_CLOSED | URP_WRITE_CLOSED);
-	cur = urp__load_relaxed(&io->readiness);
-	do {
-		if (urp_word_tick(cur) != ev->tick) {
-			/* A completion landed after the snapshot: its edge may be exactly the data
-			 * the caller's EAGAIN missed, and it will not be reported again. */
-			urp__count(&io->counters->stale_rejects, 1);
-			urp__probe_stale_reject(io_token(io), ev->tick, urp_word_tick(cur));
-			return -ESTALE;
-		}
-		if (!(urp_word_ready(cur) & clear))
-			return 0;
-	} while (!urp__cas_acq_rel(&io->readiness, &cur, cur & ~(uint32_t)clear));
-	return 0;
+	return io_clear(io, ev->ready, ev->tick);
 }
 
-static unsigned direction_mask(enum urp_direction dir)
+static inline unsigned direction_mask(enum urp_direction dir)
 {
 	return dir == URP_DIR_READ ? URP__DIR_READ_MASK : URP__DIR_WRITE_MASK;
+}
+
+/*
+ * Store w in dir's slot and publish it (URP__WAITING_*), then load the word again: a Set after
+ * the caller's first load either shows in this load, or its wake sees the published bit and
+ * finds the waker. Returns the word of the re-check.
+ */
+static inline __attribute__((always_inline)) uint32_t slot_wait(struct urp_io *io,
+								 enum urp_direction dir,
+								 const struct urp_waker *w)
+{
+	unsigned which = dir == URP_DIR_READ ? URP__WAITING_READER : URP__WAITING_WRITER;
+	uint32_t word;
+
+	urp__lock(&io->lock);
+	*(dir == URP_DIR_READ ? &io->reader : &io->writer) = *w;
+	urp__fetch_or_seq_cst(&io->waiting, which);
+	word = urp__load_seq_cst(&io->readiness);
+	urp__unlock(&io->lock);
+	/* A waker that a wake took from this slot is replaced only once it returned: wait while
+	 * wakes still call (rarely: by now they have). Pairs with calls_put()'s release. */
+	if (__builtin_expect(urp__load_acquire(&io->calls) & URP__CALLS_MASK, 0))
+		urp__io_wait_calls(io);
+	return word;
 }
 
 int urp_io_poll_ready(struct urp_io *io, enum urp_direction dir, const struct urp_waker *w,
 		      struct urp_event *ev)
 {
-	unsigned mask, which, taken;
-	struct urp_waker *slot;
+	unsigned mask;
 	uint32_t word;
 
 	if (!io || !ev || (dir != URP_DIR_READ && dir != URP_DIR_WRITE))
 		return -EINVAL;
 	urp__debug_io_usable(io, "urp_io_poll_ready");
 	mask = direction_mask(dir);
-	/* Pairs with the release half of the CAS in urp_io_set_readiness(). */
-	word = urp__load_acquire(&io->readiness);
-	if (!urp__word_done(word, mask) && w) {
-		which = dir == URP_DIR_READ ? URP__SLOT_READ_TAKEN : URP__SLOT_WRITE_TAKEN;
-		slot = dir == URP_DIR_READ ? &io->reader : &io->writer;
-		urp__lock(&io->lock);
-		*slot = *w;
-		taken = io->slots_taken & which;
-		io->slots_taken &= ~which;
-		/* Re-check under the lock: a Set that landed after our first load either shows
-		 * here, or its wake takes the lock after us and finds the waker. */
-		word = urp__load_acquire(&io->readiness);
-		urp__unlock(&io->lock);
-		/* The previous waker was taken by a wake: it is replaced only once it returned. */
-		if (taken)
-			urp__io_wait_calls(io);
-	}
+	word = io_load(io);
+	if (!urp__word_done(word, mask) && w)
+		word = slot_wait(io, dir, w);
+	urp__word_event(word, mask, ev);
+	return urp__word_done(word, mask) ? 0 : -EAGAIN;
+}
+
+int urp_io_clear_poll(struct urp_io *io, enum urp_direction dir, const struct urp_waker *w,
+		      struct urp_event *ev)
+{
+	unsigned mask;
+	uint32_t word;
+
+	if (!io || !ev || !w || ev->tick > URP_TICK_MAX ||
+	    (dir != URP_DIR_READ && dir != URP_DIR_WRITE))
+		return -EINVAL;
+	urp__debug_io_usable(io, "urp_io_clear_poll");
+	mask = direction_mask(dir);
+	/* Refused (stale): a newer completion kept the readiness, report it. */
+	if (io_clear(io, ev->ready & mask, ev->tick) == 0)
+		word = slot_wait(io, dir, w);
+	else
+		word = io_load(io);
 	urp__word_event(word, mask, ev);
 	return urp__word_done(word, mask) ? 0 : -EAGAIN;
 }
 
 void urp_io_clear_wakers(struct urp_io *io)
 {
-	uint32_t taken;
-
 	if (!io)
 		return;
 	urp__debug_io_usable(io, "urp_io_clear_wakers");
 	urp__lock(&io->lock);
 	memset(&io->reader, 0, sizeof(io->reader));
 	memset(&io->writer, 0, sizeof(io->writer));
-	taken = io->slots_taken;
-	io->slots_taken = 0;
+	urp__store_relaxed(&io->waiting, urp__load_relaxed(&io->waiting) & URP__WAITING_LIST);
 	urp__unlock(&io->lock);
-	if (taken)
-		urp__io_wait_calls(io);
+	/* A waker a wake took may still run: return once it has. */
+	urp__io_wait_calls(io);
 }
 
 ssize_t urp_io_try_io(struct urp_io *io, unsigned interest, ssize_t (*op)(void *arg), void *arg)
 {
-	struct urp_event ev;
+	unsigned ready;
+	uint32_t word;
 	ssize_t ret;
 
-	if (!op)
+	if (!io || !op || !urp__interest_valid(interest))
 		return -EINVAL;
-	ret = urp_io_ready_event(io, interest, &ev);
-	if (ret < 0)
-		return ret;
-	if (ev.shutdown)
+	urp__debug_io_usable(io, "urp_io_try_io");
+	word = io_load(io);
+	if (urp_word_shutdown(word))
 		return -ESHUTDOWN;
-	if (!ev.ready)
+	ready = urp_word_ready(word) & urp__ready_from_interest(interest);
+	if (!ready)
 		return -EAGAIN;
 	ret = op(arg);
-	if (ret == -EAGAIN) {
-		/* Refused (-ESTALE) when a completion raced the operation: then the readiness
-		 * stays and the caller simply tries again. */
-		urp_io_clear_readiness(io, &ev);
-		return -EAGAIN;
-	}
+	/* Refused (-ESTALE) when a completion raced the operation: then the readiness stays and
+	 * the caller simply tries again. */
+	if (ret == -EAGAIN)
+		io_clear(io, ready, urp_word_tick(word));
 	return ret;
 }

@@ -42,6 +42,8 @@ static inline void urp__list_del_init(struct urp__list_head *n)
 	urp__list_init(n);
 }
 
+#define urp__list_for_each(pos, head) for (pos = (head)->next; pos != (head); pos = pos->next)
+
 #define urp__list_for_each_safe(pos, tmp, head)                                                    \
 	for (pos = (head)->next, tmp = pos->next; pos != (head); pos = tmp, tmp = pos->next)
 

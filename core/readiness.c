@@ -67,14 +67,16 @@ int urp_readiness_poll(struct urp_readiness *r, const struct urp_waker *w, struc
 
 	switch (rd->state) {
 	case READINESS_INIT:
-		/* Pairs with the release half of the CAS in urp_io_set_readiness(). */
+		/* Pairs with the release half of the CAS in urp__io_set_readiness(). */
 		word = urp__load_acquire(&io->readiness);
 		if (urp__word_done(word, mask))
 			break;
 		urp__lock(&io->lock);
-		/* Re-check under the lock: a Set after our first load either shows here, or its
-		 * wake takes the lock after us and finds the node. */
-		word = urp__load_acquire(&io->readiness);
+		/* Publish, then re-check: a Set after our first load either shows in this load, or
+		 * its wake sees the LIST bit, takes the lock after us and finds the node (the
+		 * Dekker pair of core/io.c). Found ready: the bit may stay, a wake clears it. */
+		urp__fetch_or_seq_cst(&io->waiting, URP__WAITING_LIST);
+		word = urp__load_seq_cst(&io->readiness);
 		if (urp__word_done(word, mask)) {
 			urp__unlock(&io->lock);
 			break;
@@ -117,8 +119,12 @@ void urp_readiness_cancel(struct urp_readiness *r)
 		urp__debug_io_usable(rd->io, "urp_readiness_cancel");
 		urp__lock(&rd->io->lock);
 		woken = urp__list_empty(&rd->waiter.node);
-		if (!woken)
+		if (!woken) {
 			urp__list_del_init(&rd->waiter.node);
+			if (urp__list_empty(&rd->io->waiters))
+				urp__store_relaxed(&rd->io->waiting, urp__load_relaxed(&rd->io->waiting) &
+								      ~URP__WAITING_LIST);
+		}
 		urp__unlock(&rd->io->lock);
 		/* A wake unlinked it already (del_init) and may still be calling its waker:
 		 * return only once it has, so the caller may free the waker's arg. */

@@ -124,6 +124,16 @@ int urp_io_clear_readiness(struct urp_io *io, const struct urp_event *ev);
  * -EAGAIN. w may be NULL to poll without registering. */
 int urp_io_poll_ready(struct urp_io *io, enum urp_direction dir, const struct urp_waker *w,
 		      struct urp_event *ev);
+/*
+ * After an operation answered EAGAIN, urp_io_clear_readiness() then urp_io_poll_ready() in one
+ * call: clear what *ev saw (ev->ready within dir's bits, tick-checked), then store a copy of w
+ * in dir's slot and check again. Returns -EAGAIN when the waker is stored and the caller may
+ * sleep, or 0 with *ev refreshed when dir is ready (the clear was refused because a newer
+ * completion arrived, or one came before the waker was stored: go round again). -EINVAL on
+ * bad arguments (w is required).
+ */
+int urp_io_clear_poll(struct urp_io *io, enum urp_direction dir, const struct urp_waker *w,
+		      struct urp_event *ev);
 /* Drop the wakers stored in both direction slots. */
 void urp_io_clear_wakers(struct urp_io *io);
 /* Run op only if the entry looks ready for interest: -ESHUTDOWN or -EAGAIN without calling
@@ -194,6 +204,7 @@ struct urp_driver;
 #define URP_DRIVER_SQPOLL     0x4u /* opt-in kernel SQ polling thread (spins a core) */
 #define URP_DRIVER_OVERCOMMIT 0x8u /* no registration limit: CQ overflow is recovered (and
 				      counted), at the cost of extra enters and re-arms */
+#define URP_DRIVER_READY_LIST 0x10u /* list the entries made ready, for urp_driver_poll() */
 
 /* Zeroed fields take defaults: 256 SQ entries, 16384 CQ entries. Unless URP_DRIVER_OVERCOMMIT
  * is set, a driver accepts at most cq_entries / 2 - 1 registrations (-ENOSPC beyond), so the
@@ -251,6 +262,37 @@ void urp_driver_free(struct urp_driver *drv);
  * thread turns this driver), -EBUSY (called from inside a turn), -EINVAL. EINTR is retried.
  */
 int urp_driver_turn(struct urp_driver *drv, int timeout_ms);
+/*
+ * An event of urp_driver_poll(): an entry whose word a completion Set (or a shutdown reached)
+ * since it was last handed out, its data (urp_io_set_data()), and a snapshot of its word taken
+ * as it is handed out: the ready bits its registration's interest sees, the tick, shutdown.
+ */
+struct urp_ready {
+	struct urp_io *io;
+	void *data;
+	struct urp_event ev;
+};
+
+/*
+ * The epoll_wait() of urpoll, for loops that call back per ready fd (the driver must be created
+ * with URP_DRIVER_READY_LIST): one turn as urp_driver_turn() (wakers and futures still run),
+ * then up to max entries made ready since they were last handed out, each once, oldest first
+ * (the rest wait for the next call, which then does not block). The words still decide: the
+ * caller acts on ev (an operation until EAGAIN), then clears with it
+ * (urp_io_clear_readiness()); a completion after the snapshot makes that clear stale and lists
+ * the entry again, so no edge is lost. No waker is stored or called for this. Returns the
+ * number of events written to evs (0 after a timeout), or -EINVAL (not created with
+ * URP_DRIVER_READY_LIST, bad arguments), or an error of urp_driver_turn(). On the turning
+ * thread only, as urp_driver_turn().
+ */
+int urp_driver_poll(struct urp_driver *drv, int timeout_ms, struct urp_ready *evs, unsigned max);
+/* Keep data with a registration, for urp_driver_poll()'s events. Set it before the entry can be
+ * reported: on the turning thread right after urp_register(), or before the next turn. Returns
+ * 0, or -EINVAL (NULL or detached io). */
+int urp_io_set_data(struct urp_io *io, void *data);
+/* The data of urp_io_set_data(), or NULL. */
+void *urp_io_data(const struct urp_io *io);
+
 /* Make the current or next turn return soon. Any thread; coalesced. Returns 0 or -errno. */
 int urp_driver_unpark(struct urp_driver *drv);
 /* Set the shutdown bit of every entry and wake all waiters; later registrations fail with

@@ -42,9 +42,20 @@ bool urp__driver_on_thread(const struct urp_driver *drv)
 	return on_driver_thread(drv);
 }
 
+static void reg_release(struct urp_io *io);
+
+/* The driver an entry is registered with, or NULL for a detached entry: the counters it
+ * counts into are its owner's. */
+static struct urp_driver *owner_of(const struct urp_io *io)
+{
+	if (io->counters->release != reg_release)
+		return NULL;
+	return urp__container_of(io->counters, struct urp_driver, counters);
+}
+
 struct urp_driver *urp__io_driver(const struct urp_io *io)
 {
-	return io->owner;
+	return owner_of(io);
 }
 
 /* ---- submission ---- */
@@ -81,6 +92,123 @@ static unsigned poll_events(unsigned interest)
 	return events;
 }
 
+/* ---- the ready list (URP_DRIVER_READY_LIST, urp_driver_poll()) ---- */
+
+/* Room for one more at the end: move the list to the front, or grow it. */
+static bool ready_room(struct urp_driver *drv)
+{
+	struct urp__reg **grown;
+	unsigned cap;
+
+	if (drv->ready_first + drv->ready_len < drv->ready_cap)
+		return true;
+	if (drv->ready_first) {
+		memmove(drv->ready, drv->ready + drv->ready_first,
+			drv->ready_len * sizeof(*drv->ready));
+		drv->ready_first = 0;
+		return true;
+	}
+	cap = drv->ready_cap * 2;
+	grown = realloc(drv->ready, cap * sizeof(*drv->ready));
+	if (!grown)
+		return false;
+	drv->ready = grown;
+	drv->ready_cap = cap;
+	return true;
+}
+
+/* The slow half of ready_add(): the list is full. */
+static void __attribute__((noinline)) ready_add_room(struct urp_driver *drv, struct urp__reg *reg)
+{
+	if (!ready_room(drv)) {
+		drv->ready_lost = true;
+		return;
+	}
+	drv->ready[drv->ready_first + drv->ready_len++] = reg;
+	reg->state |= URP__REG_LISTED;
+}
+
+/* reg's word was Set (or shut down): list it for urp_driver_poll(), once until handed out.
+ * Without memory to list it, every live entry is handed out next time (ready_lost): events
+ * may then be reported that are old, never lost. */
+static inline void ready_add(struct urp_driver *drv, struct urp__reg *reg)
+{
+	unsigned end;
+
+	if (!drv->ready || (reg->state & URP__REG_LISTED))
+		return;
+	end = drv->ready_first + drv->ready_len;
+	if (__builtin_expect(end == drv->ready_cap, 0)) {
+		ready_add_room(drv, reg);
+		return;
+	}
+	drv->ready[end] = reg;
+	drv->ready_len++;
+	reg->state |= URP__REG_LISTED;
+}
+
+/* reg is freed while listed (a turn that was not urp_driver_poll()'s freed it): unlist it. */
+static void ready_remove(struct urp_driver *drv, struct urp__reg *reg)
+{
+	unsigned i, end = drv->ready_first + drv->ready_len;
+
+	for (i = drv->ready_first; i < end; i++) {
+		if (drv->ready[i] != reg)
+			continue;
+		memmove(drv->ready + i, drv->ready + i + 1, (end - i - 1) * sizeof(*drv->ready));
+		drv->ready_len--;
+		break;
+	}
+	reg->state &= ~URP__REG_LISTED;
+}
+
+/* The event of one listed entry: its word as the interest sees it. Returns false when there
+ * is nothing left to report (cleared by another thread since). */
+static inline bool ready_event(struct urp__reg *reg, struct urp_ready *out)
+{
+	urp__word_event(urp__load_acquire(&reg->io.readiness),
+			reg->seen, &out->ev);
+	out->io = &reg->io;
+	out->data = urp__ptr_load_acquire(&reg->data);
+	return out->ev.ready || out->ev.shutdown;
+}
+
+/* Hand out up to max listed entries, oldest first; deregistered ones drop out. */
+static int ready_handout(struct urp_driver *drv, struct urp_ready *out, unsigned max)
+{
+	struct urp__list_head *pos;
+	unsigned n = 0;
+
+	while (drv->ready_len && n < max) {
+		struct urp__reg *reg = drv->ready[drv->ready_first++];
+
+		drv->ready_len--;
+		reg->state &= ~URP__REG_LISTED;
+		if (!(reg->state & URP__REG_GONE) && ready_event(reg, &out[n]))
+			n++;
+	}
+	if (!drv->ready_len)
+		drv->ready_first = 0;
+	if (drv->ready_lost && n < max) {
+		/* Some Set went unlisted: report every live entry that shows readiness. */
+		drv->ready_lost = false;
+		urp__list_for_each(pos, &drv->live)
+		{
+			struct urp__reg *reg = urp__container_of(pos, struct urp__reg, io.link);
+
+			if (reg->state & (URP__REG_GONE | URP__REG_LISTED))
+				continue;
+			if (n == max) {
+				drv->ready_lost = true;
+				break;
+			}
+			if (ready_event(reg, &out[n]))
+				n++;
+		}
+	}
+	return (int)n;
+}
+
 /*
  * The poll is gone and will not be re-armed (it failed with err, or no SQE could be had): the
  * entry can never report readiness again. Say ERROR and shut it down, which wakes every waiter
@@ -88,13 +216,14 @@ static unsigned poll_events(unsigned interest)
  * spinning on an fd that keeps answering EAGAIN. The reason is stored first, so whoever sees
  * the shutdown bit can read it (urp_io_poll_error()).
  */
-static void poll_failed(struct urp_driver *drv, struct urp_io *io, int err)
+static void poll_failed(struct urp_driver *drv, struct urp__reg *reg, int err)
 {
 	urp__count_local(&drv->st.poll_errors, 1);
 	/* Pairs with the acquire load in urp_io_poll_error(). */
-	urp__store_release(&io->poll_errno, (uint32_t)-err);
-	urp__io_set_readiness(io, URP_ERROR);
-	urp__io_shutdown(io);
+	urp__store_release_u8(&reg->poll_errno, (uint8_t)-err);
+	urp__io_set_readiness(&reg->io, URP_ERROR);
+	urp__io_shutdown(&reg->io);
+	ready_add(drv, reg);
 }
 
 int urp_io_poll_error(const struct urp_io *io)
@@ -102,27 +231,29 @@ int urp_io_poll_error(const struct urp_io *io)
 	if (!io)
 		return -EINVAL;
 	urp__debug_io_usable(io, "urp_io_poll_error");
+	if (!owner_of(io))
+		return 0;
 	/* Pairs with the release store in poll_failed(). */
-	return -(int)urp__load_acquire(&io->poll_errno);
+	return -(int)urp__load_acquire_u8(&urp__reg_of((struct urp_io *)io)->poll_errno);
 }
 
-static void arm(struct urp_driver *drv, struct urp_io *io)
+static void arm(struct urp_driver *drv, struct urp__reg *reg)
 {
 	struct io_uring_sqe *sqe;
 
 	urp__debug_assert(on_driver_thread(drv), "arm", "not on the driver's thread");
 	sqe = get_sqe(drv);
 	if (!sqe) {
-		poll_failed(drv, io, -EBUSY);
+		poll_failed(drv, reg, -EBUSY);
 		return;
 	}
-	io_uring_prep_poll_multishot(sqe, io->fd, poll_events(io->interest));
-	io_uring_sqe_set_data(sqe, io);
-	io->polls_armed++;
-	io->driver_state |= URP__REG_FRESH;
-	io->arm_cq_full = drv->cq_full_seen;
+	io_uring_prep_poll_multishot(sqe, reg->fd, poll_events(reg->interest));
+	io_uring_sqe_set_data(sqe, reg);
+	reg->polls_armed++;
+	reg->state |= URP__REG_FRESH;
+	reg->arm_cq_full = drv->cq_full_seen;
 	/* Pairs with urp__tsan_acquire() in dispatch(). */
-	urp__tsan_release(io);
+	urp__tsan_release(reg);
 }
 
 static void arm_unpark(struct urp_driver *drv)
@@ -144,43 +275,43 @@ static void arm_unpark(struct urp_driver *drv)
 
 /* ---- the command queue: entries on an MPSC stack (core/stack.h), taken whole each turn ---- */
 
-static void push_cmd(struct urp_driver *drv, struct urp_io *io, uint32_t bits)
+static void push_cmd(struct urp_driver *drv, struct urp__reg *reg, uint32_t bits)
 {
 	/* Already queued: the driver has yet to take its bits, and will see these too. */
-	if (urp__fetch_or_acq_rel(&io->cmd, bits | URP__CMD_QUEUED) & URP__CMD_QUEUED)
+	if (urp__fetch_or_u8(&reg->cmd, (uint8_t)(bits | URP__CMD_QUEUED)) & URP__CMD_QUEUED)
 		return;
-	urp__stack_push(&drv->cmd_head, &io->cmd_link);
+	urp__stack_push(&drv->cmd_head, &reg->cmd_link);
 }
 
 /* Take every queued entry, oldest first, with its command bits cleared and returned through
  * the callback. */
 static void take_commands(struct urp_driver *drv,
-			  void (*run)(struct urp_driver *drv, struct urp_io *io, uint32_t bits))
+			  void (*run)(struct urp_driver *drv, struct urp__reg *reg, uint32_t bits))
 {
 	struct urp__snode *node, *next;
-	struct urp_io *io;
+	struct urp__reg *reg;
 
 	for (node = urp__stack_take_fifo(&drv->cmd_head); node; node = next) {
-		/* Read the link first: clearing QUEUED lets another thread push io again. */
+		/* Read the link first: clearing QUEUED lets another thread push it again. */
 		next = node->next;
-		io = urp__container_of(node, struct urp_io, cmd_link);
-		run(drv, io, urp__xchg_acq_rel(&io->cmd, 0));
+		reg = urp__container_of(node, struct urp__reg, cmd_link);
+		run(drv, reg, urp__xchg_u8(&reg->cmd, 0));
 	}
 }
 
-static void retire(struct urp_driver *drv, struct urp_io *io)
+static void retire(struct urp_driver *drv, struct urp__reg *reg)
 {
-	urp__list_del_init(&io->link);
-	urp__list_add_tail(&io->link, &drv->dead);
+	urp__list_del_init(&reg->io.link);
+	urp__list_add_tail(&reg->io.link, &drv->dead);
 }
 
-static void go_live(struct urp_driver *drv, struct urp_io *io)
+static void go_live(struct urp_driver *drv, struct urp__reg *reg)
 {
-	urp__list_add_tail(&io->link, &drv->live);
+	urp__list_add_tail(&reg->io.link, &drv->live);
 }
 
 /* Returns 0 when the cancel is submitted, -EBUSY when it waits for the next turn. */
-static int remove_poll(struct urp_driver *drv, struct urp_io *io)
+static int remove_poll(struct urp_driver *drv, struct urp__reg *reg)
 {
 	struct io_uring_sqe *sqe = get_sqe(drv);
 
@@ -191,63 +322,66 @@ static int remove_poll(struct urp_driver *drv, struct urp_io *io)
 		 * and a poll ending now is neither re-armed (the fd may be closed already) nor
 		 * freed (it is on the command queue). */
 		drv->put_off = true;
-		io->driver_state |= URP__REG_CANCEL_DUE;
-		push_cmd(drv, io, URP__CMD_REMOVE);
+		reg->state |= URP__REG_CANCEL_DUE;
+		push_cmd(drv, reg, URP__CMD_REMOVE);
 		return -EBUSY;
 	}
 	/* Not POLL_REMOVE: under DEFER_TASKRUN it fails with -EALREADY while a wake-up of the
 	 * poll is pending (it cannot take the request), and the poll stays armed (kernel 6.18).
 	 * ASYNC_CANCEL marks it cancelled; its pending task work then ends it with -ECANCELED. */
-	io_uring_prep_cancel64(sqe, (__u64)(uintptr_t)io, 0);
+	io_uring_prep_cancel64(sqe, (__u64)(uintptr_t)reg, 0);
 	io_uring_sqe_set_data64(sqe, URP__TOKEN_CTL);
 	return 0;
 }
 
-static void remove_entry(struct urp_driver *drv, struct urp_io *io, uint32_t bits)
+static void remove_entry(struct urp_driver *drv, struct urp__reg *reg, uint32_t bits)
 {
-	if (io->driver_state & URP__REG_GONE) {
+	if (reg->state & URP__REG_GONE) {
 		/* Deregistered twice, or the retry of a cancel that found no SQE. */
-		if (!(io->driver_state & URP__REG_CANCEL_DUE))
+		if (!(reg->state & URP__REG_CANCEL_DUE))
 			return;
-		io->driver_state &= ~URP__REG_CANCEL_DUE;
+		reg->state &= ~URP__REG_CANCEL_DUE;
 	}
-	io->driver_state |= URP__REG_GONE;
+	reg->state |= URP__REG_GONE;
 	if (bits & URP__CMD_CLOSE)
-		io->driver_state |= URP__REG_CLOSE;
-	if (!io->polls_armed)
-		retire(drv, io);
-	else if (remove_poll(drv, io) == 0)
+		reg->state |= URP__REG_CLOSE;
+	if (!reg->polls_armed)
+		retire(drv, reg);
+	else if (remove_poll(drv, reg) == 0)
 		drv->cancels_due++;
 }
 
-static void run_command(struct urp_driver *drv, struct urp_io *io, uint32_t bits)
+static void run_command(struct urp_driver *drv, struct urp__reg *reg, uint32_t bits)
 {
 	if (bits & URP__CMD_ARM) {
-		go_live(drv, io);
+		go_live(drv, reg);
 		/* Registered while a shutdown was on its way: shut it down like the others. */
-		if (urp__load_acquire(&drv->shutdown))
-			urp__io_shutdown(io);
-		else if (!(bits & URP__CMD_REMOVE))
-			arm(drv, io);
+		if (urp__load_acquire(&drv->shutdown)) {
+			urp__io_shutdown(&reg->io);
+			ready_add(drv, reg);
+		} else if (!(bits & URP__CMD_REMOVE))
+			arm(drv, reg);
 	}
 	if (bits & URP__CMD_REMOVE)
-		remove_entry(drv, io, bits);
+		remove_entry(drv, reg, bits);
 }
 
-static void free_entry(struct urp_driver *drv, struct urp_io *io)
+static void free_entry(struct urp_driver *drv, struct urp__reg *reg)
 {
-	urp__list_del_init(&io->link);
-	if (io->driver_state & URP__REG_CLOSE)
-		close(io->fd);
-	io->magic = 0;
+	urp__list_del_init(&reg->io.link);
+	if (reg->state & URP__REG_LISTED)
+		ready_remove(drv, reg);
+	if (reg->state & URP__REG_CLOSE)
+		close(reg->fd);
+	reg->magic = 0;
 	urp__count_sub(&drv->registered, 1);
-	urp__io_release(io);
+	urp__io_release(&reg->io);
 }
 
 static void free_dead(struct urp_driver *drv)
 {
 	while (!urp__list_empty(&drv->dead))
-		free_entry(drv, urp__container_of(drv->dead.next, struct urp_io, link));
+		free_entry(drv, urp__container_of(drv->dead.next, struct urp__reg, io.link));
 }
 
 static void shutdown_entries(struct urp_driver *drv)
@@ -259,12 +393,14 @@ static void shutdown_entries(struct urp_driver *drv)
 	drv->shutting_down = true;
 	urp__list_for_each_safe(pos, tmp, &drv->live)
 	{
-		struct urp_io *io = urp__container_of(pos, struct urp_io, link);
+		struct urp__reg *reg = urp__container_of(pos, struct urp__reg, io.link);
 
 		/* Deregistered, waiting for its poll's final CQE: gone for the caller, whose
 		 * waker's arg may already be freed. */
-		if (!(io->driver_state & URP__REG_GONE))
-			urp__io_shutdown(io);
+		if (!(reg->state & URP__REG_GONE)) {
+			urp__io_shutdown(&reg->io);
+			ready_add(drv, reg);
+		}
 	}
 	drv->shutting_down = false;
 }
@@ -283,61 +419,61 @@ static void shutdown_entries(struct urp_driver *drv)
  * signalfd) can always be polled, so an early end of theirs is re-armed. One fstat(), on this
  * rare path only: never per event.
  */
-static bool unpollable(const struct urp_driver *drv, const struct urp_io *io)
+static bool unpollable(const struct urp_driver *drv, const struct urp__reg *reg)
 {
 	struct stat st;
 
-	if (fstat(io->fd, &st) < 0)
+	if (fstat(reg->fd, &st) < 0)
 		return false;
 	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode))
 		return true;
-	return S_ISCHR(st.st_mode) && io->arm_cq_full == drv->cq_full_seen;
+	return S_ISCHR(st.st_mode) && reg->arm_cq_full == drv->cq_full_seen;
 }
 
 /* A poll ended (CQE without F_MORE). Unless a removal is pending, re-arm: the new poll
  * re-checks readiness, so nothing that happened meanwhile is lost. */
-static void poll_ended(struct urp_driver *drv, struct urp_io *io, int res)
+static void poll_ended(struct urp_driver *drv, struct urp__reg *reg, int res)
 {
-	bool fresh = io->driver_state & URP__REG_FRESH;
+	bool fresh = reg->state & URP__REG_FRESH;
 
-	io->polls_armed--;
-	io->driver_state &= ~URP__REG_FRESH;
-	if (io->driver_state & URP__REG_GONE) {
-		if (!io->polls_armed && !(io->driver_state & URP__REG_CANCEL_DUE)) {
-			retire(drv, io);
+	reg->polls_armed--;
+	reg->state &= ~URP__REG_FRESH;
+	if (reg->state & URP__REG_GONE) {
+		if (!reg->polls_armed && !(reg->state & URP__REG_CANCEL_DUE)) {
+			retire(drv, reg);
 			if (drv->cancels_due)
 				drv->cancels_due--;
 		}
 		return;
 	}
 	if (res < 0 && res != -ECANCELED) {
-		poll_failed(drv, io, res);
+		poll_failed(drv, reg, res);
 		return;
 	}
 	/* Its readiness is final: the entry keeps it, without further polls. */
-	if (res >= 0 && fresh && unpollable(drv, io)) {
+	if (res >= 0 && fresh && unpollable(drv, reg)) {
 		urp__count_local(&drv->st.oneshot_files, 1);
 		return;
 	}
 	/* Not yet: while an overflow is being flushed the CQ is full, and a new poll's first
 	 * CQE would overflow and end it again, for ever. rearm_ended() runs after the reap. */
-	io->rearm_next = drv->rearm;
-	drv->rearm = io;
+	reg->rearm_next = drv->rearm;
+	drv->rearm = reg;
 }
 
 static void rearm_ended(struct urp_driver *drv)
 {
-	struct urp_io *io;
+	struct urp__reg *reg;
 
-	while ((io = drv->rearm)) {
-		drv->rearm = io->rearm_next;
+	while ((reg = drv->rearm)) {
+		drv->rearm = reg->rearm_next;
 		/* Deregistered since it ended: its last poll is gone, so it can go. */
-		if (io->driver_state & URP__REG_GONE) {
-			if (!io->polls_armed)
-				retire(drv, io);
+		if (reg->state & URP__REG_GONE) {
+			if (!reg->polls_armed)
+				retire(drv, reg);
 			continue;
 		}
-		arm(drv, io);
+		arm(drv, reg);
 		urp__count_local(&drv->st.rearms, 1);
 	}
 }
@@ -367,53 +503,52 @@ static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
 {
 	bool more = cqe->flags & IORING_CQE_F_MORE;
 	uint64_t token = cqe->user_data;
-	struct urp_io *io;
+	struct urp__reg *reg;
 	int events = 0;
 
-	/* Entries are cache-pair aligned (urp__io_alloc) and above the reserved tokens: anything
-	 * else is not read as one (liburing's own LIBURING_UDATA_TIMEOUT is all ones). */
+	/* Registrations are cache-pair aligned (uring/slab.c) and above the reserved tokens:
+	 * anything else is not read as one (liburing's own LIBURING_UDATA_TIMEOUT is all ones). */
 	if (token < URP__TOKEN_MIN || (token & (URP__CACHE_PAIR - 1))) {
 		dispatch_reserved(drv, token, more);
 		return 0;
 	}
-	io = (struct urp_io *)(uintptr_t)token;
+	reg = (struct urp__reg *)(uintptr_t)token;
 	/* Pairs with urp__tsan_release() in arm(). */
-	urp__tsan_acquire(io);
+	urp__tsan_acquire(reg);
 	/* Entries outlive their polls, so this only fails on a bug; the check is a plausibility
 	 * test (magic and owner), and ASan builds catch the use-after-free it would be. */
-	if (io->magic != URP__REG_MAGIC || io->owner != drv || !io->polls_armed) {
+	if (reg->magic != URP__REG_MAGIC || reg->io.counters != &drv->counters ||
+	    !reg->polls_armed) {
 		urp__count_local(&drv->st.unknown_tokens, 1);
 		return 0;
 	}
-	if (cqe->res >= 0 && !(io->driver_state & URP__REG_GONE)) {
-		urp__io_set_readiness(io, urp__ready_from_poll((unsigned)cqe->res));
+	if (cqe->res >= 0 && !(reg->state & URP__REG_GONE)) {
+		urp__io_set_readiness(&reg->io, urp__ready_from_poll((unsigned)cqe->res));
+		ready_add(drv, reg);
 		events = 1;
 	}
 	if (more) {
-		io->driver_state &= ~URP__REG_FRESH;
+		if (reg->state & URP__REG_FRESH)
+			reg->state &= ~URP__REG_FRESH;
 	} else {
-		poll_ended(drv, io, cqe->res);
+		poll_ended(drv, reg, cqe->res);
 	}
 	return events;
 }
 
 static int reap(struct urp_driver *drv)
 {
+	struct urp__cq_walk walk;
 	struct io_uring_cqe *cqe;
-	unsigned head, seen = 0;
 	int events = 0;
 
-	/* Wakers run inside dispatch() and may register (arming, even submitting when the SQ
-	 * is full): the loop re-reads the tail, and the head moves once at the end. */
-	urp__ring_for_each_cqe(&drv->ring, head, cqe)
-	{
+	urp__cq_walk_start(&drv->ring, &walk);
+	while ((cqe = urp__cq_walk_next(&drv->ring, &walk)))
 		events += dispatch(drv, cqe);
-		seen++;
-	}
-	urp__ring_cq_advance(&drv->ring, seen);
+	urp__ring_cq_advance(&drv->ring, walk.seen);
 	/* The head stays put during the pass, so a full pass means the kernel found the CQ full
 	 * and may have overflowed CQEs that a flush inside the next enter delivers unseen. */
-	if (seen >= drv->info.cq_entries)
+	if (walk.seen >= drv->info.cq_entries)
 		drv->cq_full_seen++;
 	return events;
 }
@@ -569,6 +704,41 @@ int urp_driver_turn(struct urp_driver *drv, int timeout_ms)
 	return urp__driver_turn_ns(drv, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000);
 }
 
+int urp_driver_poll(struct urp_driver *drv, int timeout_ms, struct urp_ready *evs, unsigned max)
+{
+	int ret;
+
+	if (!drv || !evs || !max || timeout_ms < -1 || !drv->ready)
+		return -EINVAL;
+	/* Listed entries waiting for room in evs: do not block. */
+	ret = urp__driver_turn_ns(drv, drv->ready_len || drv->ready_lost || timeout_ms == 0 ? 0
+				  : timeout_ms < 0					 ? -1
+				  : (int64_t)timeout_ms * 1000000);
+	if (ret < 0)
+		return ret;
+	return ready_handout(drv, evs, max);
+}
+
+int urp_io_set_data(struct urp_io *io, void *data)
+{
+	if (!io)
+		return -EINVAL;
+	urp__debug_io_usable(io, "urp_io_set_data");
+	if (!owner_of(io))
+		return -EINVAL;
+	/* Pairs with the acquire load in ready_event(). */
+	urp__ptr_store_release(&urp__reg_of(io)->data, data);
+	return 0;
+}
+
+void *urp_io_data(const struct urp_io *io)
+{
+	if (!io || !owner_of(io))
+		return NULL;
+	urp__debug_io_usable(io, "urp_io_data");
+	return urp__ptr_load_acquire(&urp__reg_of((struct urp_io *)io)->data);
+}
+
 int urp_driver_unpark(struct urp_driver *drv)
 {
 	uint64_t one = 1;
@@ -614,14 +784,15 @@ static bool reserve(struct urp_driver *drv)
 	return true;
 }
 
-static void release_entry(struct urp_io *io)
+/* The counters' release: the last wake on a freed registration gives its slot back. */
+static void reg_release(struct urp_io *io)
 {
-	urp__io_destroy(io);
+	urp__slab_free(&owner_of(io)->slab, urp__reg_of(io));
 }
 
 int urp_register(struct urp_driver *drv, int fd, unsigned interest, struct urp_io **out)
 {
-	struct urp_io *io;
+	struct urp__reg *reg;
 	int ret;
 
 	if (!drv || !out || fd < 0 || !urp__interest_valid(interest))
@@ -632,22 +803,23 @@ int urp_register(struct urp_driver *drv, int fd, unsigned interest, struct urp_i
 		return -ESHUTDOWN;
 	if (!reserve(drv))
 		return -ENOSPC;
-	ret = urp__io_alloc(&io, &drv->counters, release_entry);
+	ret = urp__slab_alloc(&drv->slab, &reg);
 	if (ret < 0) {
 		urp__count_sub(&drv->registered, 1);
 		return ret;
 	}
-	io->owner = drv;
-	io->fd = fd;
-	io->interest = interest;
-	io->magic = URP__REG_MAGIC;
-	*out = io;
+	urp__io_init(&reg->io, &drv->counters);
+	reg->fd = fd;
+	reg->interest = (uint8_t)interest;
+	reg->seen = (uint8_t)urp__ready_from_interest(interest);
+	reg->magic = URP__REG_MAGIC;
+	*out = &reg->io;
 	if (on_driver_thread(drv)) {
-		go_live(drv, io);
-		arm(drv, io);
+		go_live(drv, reg);
+		arm(drv, reg);
 		return 0;
 	}
-	push_cmd(drv, io, URP__CMD_ARM);
+	push_cmd(drv, reg, URP__CMD_ARM);
 	urp_driver_unpark(drv);
 	return 0;
 }
@@ -655,19 +827,21 @@ int urp_register(struct urp_driver *drv, int fd, unsigned interest, struct urp_i
 static int deregister(struct urp_io *io, uint32_t bits)
 {
 	struct urp_driver *drv;
+	struct urp__reg *reg;
 
 	if (!io)
 		return -EINVAL;
 	urp__debug_io_usable(io, bits & URP__CMD_CLOSE ? "urp_deregister_close" : "urp_deregister");
-	if (io->magic != URP__REG_MAGIC || !io->owner)
+	drv = owner_of(io);
+	reg = urp__reg_of(io);
+	if (!drv || reg->magic != URP__REG_MAGIC)
 		return -EINVAL;
-	drv = io->owner;
 	if (forked(drv))
 		return -ECHILD;
 	urp__debug_io_given_up(io, "urp_deregister");
 	/* Always through the queue, even on the turning thread: a waker may deregister the very
 	 * entry being dispatched, so entries change state only between completions. */
-	push_cmd(drv, io, bits);
+	push_cmd(drv, reg, bits);
 	if (!on_driver_thread(drv))
 		urp_driver_unpark(drv);
 	return 0;
@@ -697,9 +871,18 @@ int urp_driver_new(struct urp_driver **out, const struct urp_driver_opts *opts)
 		return -ENOMEM;
 	urp__list_init(&drv->live);
 	urp__list_init(&drv->dead);
+	drv->counters.release = reg_release;
 	ret = urp__ring_setup(drv, opts);
 	if (ret < 0)
 		goto out_free;
+	if (opts && (opts->flags & URP_DRIVER_READY_LIST)) {
+		drv->ready_cap = 256;
+		drv->ready = malloc(drv->ready_cap * sizeof(*drv->ready));
+		if (!drv->ready) {
+			ret = -ENOMEM;
+			goto out_exit_ring;
+		}
+	}
 	drv->unpark_fd = urp__ring_eventfd();
 	if (drv->unpark_fd < 0) {
 		ret = drv->unpark_fd;
@@ -716,12 +899,12 @@ out_free:
 }
 
 /* In urp_driver_free(): every queued entry becomes live (or gone), nothing is armed. */
-static void adopt_command(struct urp_driver *drv, struct urp_io *io, uint32_t bits)
+static void adopt_command(struct urp_driver *drv, struct urp__reg *reg, uint32_t bits)
 {
 	if (bits & URP__CMD_ARM)
-		go_live(drv, io);
+		go_live(drv, reg);
 	if (bits & URP__CMD_CLOSE)
-		io->driver_state |= URP__REG_CLOSE;
+		reg->state |= URP__REG_CLOSE;
 }
 
 void urp_driver_free(struct urp_driver *drv)
@@ -740,8 +923,10 @@ void urp_driver_free(struct urp_driver *drv)
 	 * a child it only unmaps the child's view and closes its copy of the fd. */
 	urp__ring_queue_exit(&drv->ring);
 	while (!urp__list_empty(&drv->live))
-		free_entry(drv, urp__container_of(drv->live.next, struct urp_io, link));
+		free_entry(drv, urp__container_of(drv->live.next, struct urp__reg, io.link));
 	free_dead(drv);
+	free(drv->ready);
+	urp__slab_destroy(&drv->slab);
 	close(drv->unpark_fd);
 	free(drv);
 }

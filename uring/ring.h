@@ -44,8 +44,25 @@ bool urp__ring_cq_has_overflow(const struct io_uring *ring);
 /* The reap loop reads a copy of the CQ that tests/lib/fault.c fills from the kernel's. */
 struct io_uring_cqe *urp__ring_cqe_at(struct io_uring *ring, unsigned index);
 void urp__ring_cq_advance(struct io_uring *ring, unsigned nr);
-#define urp__ring_for_each_cqe(ring, head, cqe)                                                   \
-	for (head = 0; (cqe = urp__ring_cqe_at(ring, head)); head++)
+
+struct urp__cq_walk {
+	unsigned seen;
+};
+
+static inline void urp__cq_walk_start(struct io_uring *ring, struct urp__cq_walk *w)
+{
+	(void)ring;
+	w->seen = 0;
+}
+
+static inline struct io_uring_cqe *urp__cq_walk_next(struct io_uring *ring, struct urp__cq_walk *w)
+{
+	struct io_uring_cqe *cqe = urp__ring_cqe_at(ring, w->seen);
+
+	if (cqe)
+		w->seen++;
+	return cqe;
+}
 
 #else /* !URP_FAULT */
 
@@ -123,7 +140,38 @@ static inline void urp__ring_cq_advance(struct io_uring *ring, unsigned nr)
 	io_uring_cq_advance(ring, nr);
 }
 
-#define urp__ring_for_each_cqe(ring, head, cqe) io_uring_for_each_cqe(ring, head, cqe)
+/*
+ * The walk over the CQEs ready now, and over those posted while walking: wakers run inside
+ * the walk and may make the kernel post more (a registration's arm when the SQ is full). It
+ * keeps the ring's fields in locals and reads the tail again only when it catches up with it,
+ * where io_uring_for_each_cqe() reads them all for every CQE (the body may write memory they
+ * could alias). The driver never sets IORING_SETUP_CQE32, so a CQE is one slot. The head
+ * moves once, at the end (urp__ring_cq_advance(ring, walk.seen)).
+ */
+struct urp__cq_walk {
+	struct io_uring_cqe *cqes;
+	const unsigned *ktail;
+	unsigned head, tail, mask, seen;
+};
+
+static inline void urp__cq_walk_start(struct io_uring *ring, struct urp__cq_walk *w)
+{
+	w->cqes = ring->cq.cqes;
+	w->ktail = ring->cq.ktail;
+	w->mask = ring->cq.ring_mask;
+	w->head = *ring->cq.khead;
+	w->tail = io_uring_smp_load_acquire(w->ktail);
+	w->seen = 0;
+}
+
+static inline struct io_uring_cqe *urp__cq_walk_next(struct io_uring *ring, struct urp__cq_walk *w)
+{
+	(void)ring;
+	if (w->head == w->tail && w->head == (w->tail = io_uring_smp_load_acquire(w->ktail)))
+		return NULL;
+	w->seen++;
+	return &w->cqes[w->head++ & w->mask];
+}
 
 #endif /* URP_FAULT */
 

@@ -92,7 +92,7 @@ int urp__ring_setup(struct urp_driver *drv, const struct urp_driver_opts *opts)
 			cq = opts->cq_entries;
 	}
 	if (flags & ~(URP_DRIVER_TIER_COOP | URP_DRIVER_TIER_BASIC | URP_DRIVER_SQPOLL |
-		      URP_DRIVER_OVERCOMMIT))
+		      URP_DRIVER_OVERCOMMIT | URP_DRIVER_READY_LIST))
 		return -EINVAL;
 	/* Below 4 entries the CQ holds no registration within the limit (cq_entries / 2 - 1);
 	 * with OVERCOMMIT even a 2-entry CQ works, recovering overflow on nearly every turn. */

@@ -125,6 +125,17 @@ Test(core_ready, poll_every_combination)
 	}
 }
 
+/* Every mask of the fourteen bits a kernel sets (POLLNVAL, POLLRDNORM, POLLRDBAND, POLLWRNORM,
+ * POLLWRBAND, POLLMSG and POLLREMOVE besides the six the rules read): the others change nothing,
+ * but they make "exactly POLLERR" false. */
+Test(core_ready, poll_every_mask_of_fourteen_bits)
+{
+	for (unsigned mask = 0; mask < 0x4000; mask++)
+		cr_assert_eq(urp_ready_from_poll(mask), spec_ready_from_poll(mask),
+			     "urp_ready_from_poll(%#x) = %#x, want %#x", mask,
+			     urp_ready_from_poll(mask), spec_ready_from_poll(mask));
+}
+
 Test(core_ready, interest_readable)
 {
 	cr_assert_eq(urp_ready_from_interest(URP_READABLE), R | RC);

@@ -133,7 +133,7 @@ static void try_io_after_deregister(void)
 
 Test(misuse_debug, entry_used_after_deregister_is_caught)
 {
-	expect_abort(try_io_after_deregister, "urp_io_ready_event", "already given up", NULL);
+	expect_abort(try_io_after_deregister, "urp_io_try_io", "already given up", NULL);
 }
 
 static void io_free_twice(void)

@@ -114,10 +114,12 @@ verify "correct" pass
 # The narrowest tick that is still wider than the number of Sets that can fall between a
 # snapshot and its Clear (2^2 > NSETS - 1 = 2): must behave exactly like the 15-bit tick.
 verify "correct tick_bits=2" pass -DTICK_BITS=2
+verify "correct one waiter" pass -DNCONS=1
 verify "mutant no_recheck" caught -DMUTANT_NO_RECHECK
 verify "mutant no_tick_check" caught -DMUTANT_NO_TICK_CHECK
 verify "mutant short_tick" caught -DMUTANT_SHORT_TICK
 verify "mutant wake_before_set" caught -DMUTANT_WAKE_BEFORE_SET
+verify "mutant publish_late (one waiter)" caught -DMUTANT_PUBLISH_LATE -DNCONS=1
 
 # The driver's scenarios (one entry each; see the head of urpoll.pml and README.md).
 verify "dereg" pass -DSCENARIO_DEREG

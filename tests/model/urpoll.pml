@@ -11,8 +11,9 @@
  * reported the edge once (multishot poll does not repeat it), and nobody is left to act on it.
  *
  * The lost-wakeup argument the model checks rests on two orders (docs/design.md, invariant 1):
- *   - a waiter checks, locks, registers, and re-checks under the lock;
- *   - the driver updates the word, then locks to collect wakers;
+ *   - a waiter checks, locks, publishes that it waits (urp_io.waiting), and re-checks;
+ *   - the driver updates the word, then looks at urp_io.waiting and, only when someone may
+ *     wait, locks to collect wakers (the fast path skips the lock otherwise);
  * plus one rule on the consumer side: Clear refuses when the tick moved since the snapshot.
  * Each mutant below breaks exactly one of them, and each must yield a counterexample.
  *
@@ -23,6 +24,9 @@
  *                            snapshot look current (the hazard of tokio's 8-bit compare, scaled
  *                            down to the model's bound)
  *   MUTANT_WAKE_BEFORE_SET   the driver runs Wake before it publishes the new bits with Set
+ *   MUTANT_PUBLISH_LATE      the future publishes that it waits (urp_io.waiting) only when it
+ *                            links its node, after its re-check: the wake's lock-free fast path
+ *                            may then see nobody waiting while the re-check missed the Set
  *
  * Scenarios of the driver, each its own run (select one with spin -DSCENARIO_...; each has its
  * property and mutants in its head comment below): DEREG (deregistration and the late CQE),
@@ -98,6 +102,11 @@ byte consumed = 0;
  * the flag give the C code), woken[i] is "the copied waker was called".
  */
 bool locked = false;
+/* urp_io.waiting's LIST bit: a future may be linked. Set by a future under the lock before it
+ * re-checks the word; cleared under the lock by the wake that empties the list; read by the
+ * driver without the lock. Promela's steps are sequentially consistent, as the C code's
+ * accesses to it and to the word are. */
+bool waiting = false;
 bool linked[NCONS];
 bool marked[NCONS];
 bool woken[NCONS];
@@ -154,6 +163,11 @@ inline clear_ready(snap)
  */
 inline wake_readable()
 {
+	/* The fast path: nobody may wait, no lock. */
+	if
+	:: !waiting -> goto wake_done
+	:: else
+	fi;
 	lock_waiters();
 	d_step {
 		i = 0;
@@ -169,7 +183,8 @@ inline wake_readable()
 			i++
 		:: else -> break
 		od;
-		i = 0
+		i = 0;
+		waiting = false		/* each waiter was linked for READABLE: the list is empty */
 	}
 	unlock_waiters();
 
@@ -185,7 +200,9 @@ inline wake_readable()
 		fi;
 		i++
 	:: else -> i = 0; break
-	od
+	od;
+wake_done:
+	skip
 }
 
 #if defined(SCENARIO_DEREG)
@@ -708,6 +725,9 @@ top:
 	fi;
 
 	lock_waiters();
+#ifndef MUTANT_PUBLISH_LATE
+	waiting = true;
+#endif
 #ifndef MUTANT_NO_RECHECK
 	snap = word;
 	if
@@ -716,6 +736,9 @@ top:
 		goto ready
 	:: else
 	fi;
+#endif
+#ifdef MUTANT_PUBLISH_LATE
+	waiting = true;
 #endif
 	linked[me] = true;
 	snap = 0;

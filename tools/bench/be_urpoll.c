@@ -2,11 +2,11 @@
 /*
  * urpoll-bench backend: one urp_driver, turned by the benchmark's thread.
  *
- * The driver idiom: a waker per direction queues the watch during urp_driver_turn(); then,
- * per queued watch, urp_io_poll_ready() takes the event (its tick), the callback consumes
- * until EAGAIN, urp_io_clear_readiness() clears what that event saw, and urp_io_poll_ready()
- * with the waker re-arms. A clear refused as stale (a completion landed after the snapshot)
- * keeps the readiness, so the next poll finds it and the watch is called again.
+ * The loop idiom: the driver keeps the list of entries made ready (URP_DRIVER_READY_LIST), and
+ * urp_driver_poll() hands them out after each turn with a snapshot of the word, as epoll_wait()
+ * hands out events. The callback consumes until EAGAIN, then urp_io_clear_readiness() clears
+ * what the snapshot saw, tick-checked: a completion that landed after the snapshot refuses the
+ * clear (stale) and lists the entry again, so no edge is lost. No waker per event.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,55 +17,35 @@
 
 #include "bench.h"
 
+/* Events taken from the driver per urp_driver_poll(). */
+#define POLL_BATCH 64
+
 struct bench_watch {
 	struct bench_loop *lp;
 	struct urp_io *io;
-	int fd;
 	unsigned events; /* BENCH_IN | BENCH_OUT */
 	bench_cb cb;
 	void *arg;
-	bool queued, in_cb, dead;
-	struct bench_watch *next_ready;
-	struct bench_watch *prev, *next; /* every watch not yet freed, for close() */
+	bool dead;
+	struct bench_watch *prev, *next; /* live watches, or the dead ones to free */
 };
 
 struct bench_loop {
 	struct urp_driver *drv;
-	/* Watches to look at: a FIFO filled by wakers during the turn and by re-polls. */
-	struct bench_watch *ready_head, *ready_last;
 	struct bench_watch live;
+	/* Deleted during a poll's callbacks: a later event of the same batch may name them. */
+	struct bench_watch *dead;
 };
 
-static void watch_queue(struct bench_watch *w)
-{
-	struct bench_loop *lp = w->lp;
-
-	if (w->queued)
-		return;
-	w->queued = true;
-	w->next_ready = NULL;
-	if (lp->ready_head)
-		lp->ready_last->next_ready = w;
-	else
-		lp->ready_head = w;
-	lp->ready_last = w;
-}
-
-static void watch_wake(void *arg)
-{
-	watch_queue(arg);
-}
-
-static void watch_unlink_free(struct bench_watch *w)
+static void watch_unlink(struct bench_watch *w)
 {
 	w->prev->next = w->next;
 	w->next->prev = w->prev;
-	free(w);
 }
 
 static int urpoll_open(struct bench_loop **lpp, unsigned max_fds)
 {
-	struct urp_driver_opts opts = { .cq_entries = 16384 };
+	struct urp_driver_opts opts = { .cq_entries = 16384, .flags = URP_DRIVER_READY_LIST };
 	struct bench_loop *lp;
 	int ret;
 
@@ -86,115 +66,83 @@ static int urpoll_open(struct bench_loop **lpp, unsigned max_fds)
 	return 0;
 }
 
-/* Poll each watched direction; with the waker stored where it is not ready. Returns the
- * BENCH_* bits that are ready, with their events in evs[0] (read) and evs[1] (write). */
-static unsigned watch_poll(struct bench_watch *w, struct urp_event evs[2])
-{
-	struct urp_waker waker = { watch_wake, w };
-	unsigned ready = 0;
-
-	if ((w->events & BENCH_IN) && urp_io_poll_ready(w->io, URP_DIR_READ, &waker, &evs[0]) == 0)
-		ready |= BENCH_IN;
-	if ((w->events & BENCH_OUT) &&
-	    urp_io_poll_ready(w->io, URP_DIR_WRITE, &waker, &evs[1]) == 0)
-		ready |= BENCH_OUT;
-	return ready;
-}
-
 static int urpoll_add(struct bench_loop *lp, int fd, unsigned events, bench_cb cb, void *arg,
 		      struct bench_watch **wp)
 {
 	unsigned interest = ((events & BENCH_IN) ? URP_READABLE : 0) |
 			    ((events & BENCH_OUT) ? URP_WRITABLE : 0);
-	struct urp_event evs[2];
 	struct bench_watch *w;
 	int ret;
 
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	*w = (struct bench_watch){ .lp = lp, .fd = fd, .events = events, .cb = cb, .arg = arg };
+	*w = (struct bench_watch){ .lp = lp, .events = events, .cb = cb, .arg = arg };
 	ret = urp_register(lp->drv, fd, interest, &w->io);
 	if (ret < 0) {
 		free(w);
 		return ret;
 	}
+	/* Before the next turn, which is the first that can report the entry. */
+	urp_io_set_data(w->io, w);
 	w->prev = lp->live.prev;
 	w->next = &lp->live;
 	w->prev->next = w;
 	lp->live.prev = w;
-	if (watch_poll(w, evs))
-		watch_queue(w);
 	*wp = w;
 	return 0;
 }
 
 static int urpoll_del(struct bench_loop *lp, struct bench_watch *w, bool close_fd)
 {
-	int ret;
+	int ret = close_fd ? urp_deregister_close(w->io) : urp_deregister(w->io);
 
-	/* No waker may run with w as its argument once w is freed. */
-	urp_io_clear_wakers(w->io);
-	ret = close_fd ? urp_deregister_close(w->io) : urp_deregister(w->io);
 	w->io = NULL;
 	w->dead = true;
-	if (!w->queued && !w->in_cb)
-		watch_unlink_free(w);
+	watch_unlink(w);
+	w->next = lp->dead;
+	lp->dead = w;
 	return ret;
 }
 
-/* Call w back for what is ready now; re-queue it when something is left (a stale clear). */
-static bool watch_dispatch(struct bench_watch *w)
+static unsigned bench_ready(const struct bench_watch *w, unsigned ready)
 {
-	struct urp_event evs[2];
-	unsigned ready = watch_poll(w, evs);
-	bool stale = false;
+	unsigned out = 0;
 
-	if (!ready)
-		return false;
-	w->in_cb = true;
-	w->cb(w->arg, ready);
-	w->in_cb = false;
-	if (w->dead) {
-		if (!w->queued)
-			watch_unlink_free(w);
-		return true;
-	}
-	if ((ready & BENCH_IN) && urp_io_clear_readiness(w->io, &evs[0]) == -ESTALE)
-		stale = true;
-	if ((ready & BENCH_OUT) && urp_io_clear_readiness(w->io, &evs[1]) == -ESTALE)
-		stale = true;
-	/* Re-poll: stores the wakers, or finds readiness a stale clear kept (READ_CLOSED is
-	 * never cleared either): the watch goes round again, after the ones already queued. */
-	if (watch_poll(w, evs) || stale)
-		watch_queue(w);
-	return true;
+	/* An error or a hang-up shows to whichever direction is watched: its operation fails. */
+	if ((w->events & BENCH_IN) && (ready & (URP_READABLE | URP_READ_CLOSED | URP_ERROR)))
+		out |= BENCH_IN;
+	if ((w->events & BENCH_OUT) && (ready & (URP_WRITABLE | URP_WRITE_CLOSED | URP_ERROR)))
+		out |= BENCH_OUT;
+	return out;
 }
 
 static int urpoll_run_once(struct bench_loop *lp, int timeout_ms)
 {
-	struct bench_watch *w, *last;
-	int ret, calls = 0;
+	struct urp_ready evs[POLL_BATCH];
+	int n, i, calls = 0;
 
-	ret = urp_driver_turn(lp->drv, lp->ready_head ? 0 : timeout_ms);
-	if (ret < 0)
-		return ret;
-	/* One pass over what is queued now: a watch re-queued by its dispatch waits for the
-	 * next run_once, so a fd that stays ready (closed peer) cannot hold this call. */
-	last = lp->ready_last;
-	while ((w = lp->ready_head)) {
-		bool end = w == last;
+	n = urp_driver_poll(lp->drv, timeout_ms, evs, POLL_BATCH);
+	for (i = 0; i < n; i++) {
+		struct bench_watch *w = evs[i].data;
+		unsigned ready = bench_ready(w, evs[i].ev.ready);
 
-		lp->ready_head = w->next_ready;
-		w->queued = false;
-		if (w->dead)
-			watch_unlink_free(w);
-		else
-			calls += watch_dispatch(w);
-		if (end)
-			break;
+		if (w->dead || !ready)
+			continue;
+		w->cb(w->arg, ready);
+		calls++;
+		/* Consumed until EAGAIN: clear what the snapshot saw. Refused (stale) when a
+		 * completion came meanwhile; the entry is then listed again. */
+		if (!w->dead)
+			urp_io_clear_readiness(w->io, &evs[i].ev);
 	}
-	return calls;
+	while (lp->dead) {
+		struct bench_watch *w = lp->dead;
+
+		lp->dead = w->next;
+		free(w);
+	}
+	return n < 0 ? n : calls;
 }
 
 static uint64_t urpoll_waits(struct bench_loop *lp)
@@ -208,8 +156,18 @@ static void urpoll_close(struct bench_loop *lp)
 {
 	/* Frees every entry still registered; the watches are ours to free. */
 	urp_driver_free(lp->drv);
-	while (lp->live.next != &lp->live)
-		watch_unlink_free(lp->live.next);
+	while (lp->live.next != &lp->live) {
+		struct bench_watch *w = lp->live.next;
+
+		watch_unlink(w);
+		free(w);
+	}
+	while (lp->dead) {
+		struct bench_watch *w = lp->dead;
+
+		lp->dead = w->next;
+		free(w);
+	}
 	free(lp);
 }
 
