@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * urpoll-bench: the contract between the harness (main.c), the backends (be_*.c) and the
- * workloads (wl_*.c).
+ * urpoll-bench: the contract between the harness (main.c and the files of harness.h), the
+ * backends (be_*.c) and the workloads (wl_*.c).
  *
  * A backend is a readiness loop: it watches fds and calls a callback when one is ready. Every
  * workload that is about serving fds (notify, pingpong, churn, idle) is written once, against
