@@ -88,6 +88,14 @@ int server_opt_error(const char *prog, const char *opt_name, const char *fmt, ..
  */
 bool server_opt_count(const char *prog, int opt, char **argv, unsigned min, unsigned max,
 		      const char *unit, unsigned *out);
+/*
+ * Whether the driver stopped watching io because the poll on its descriptor failed
+ * (urp_io_poll_error(): the entry is shut down and reports ERROR): then prints "prog: the poll
+ * on WHAT failed: REASON" on stderr and returns the poll's -errno. Otherwise 0: io is live, or
+ * shut down with its driver (nothing to say), or NULL. For a task that got -ESHUTDOWN from io,
+ * or finds nothing to do on it.
+ */
+int server_poll_failed(const char *prog, const struct urp_io *io, const char *what);
 /* Stop every loop (any thread); a nonzero status becomes the exit status of server_run(). */
 void server_stop(struct server *s, int status);
 /* The driver statistics of all loops, summed. */

@@ -109,11 +109,14 @@ static ssize_t conn_send(void *arg)
  * both slots first (no future is used). The descriptor is closed here, right after
  * urp_deregister() (which allows it), rather than by urp_deregister_close() on a later turn: a
  * listener paused on EMFILE is resumed below and must find the descriptor slot already free.
+ * -ESHUTDOWN: the loop is stopping, or the driver's poll failed, which is said.
  */
 static int conn_finish(struct conn *c, ssize_t err)
 {
 	struct worker *w = c->worker;
 
+	if (err == -ESHUTDOWN)
+		server_poll_failed(PROG, c->io, "a connection");
 	if (err)
 		w->errors++;
 	urp_io_clear_wakers(c->io);
@@ -186,11 +189,12 @@ static int conn_run(struct urp_task *task, void *arg)
 					return conn_finish(c, n);
 			}
 		}
-		/* ERROR with nothing to do: the poll itself failed (the driver counts poll_errors)
-		 * and the slots would report ready for ever; the socket's own errors came back
-		 * from recv or send above. */
-		if (urp_io_word(c->io) & URP_ERROR)
-			return conn_finish(c, -EIO);
+		/* Nothing to do: if the driver's poll failed (it counts poll_errors), the slots
+		 * would report ready for ever; the socket's own errors came back from recv or send
+		 * above. */
+		n = server_poll_failed(PROG, c->io, "a connection");
+		if (n < 0)
+			return conn_finish(c, n);
 		/* Store the waker in each slot we wait on; ready meanwhile: go round again. */
 		if (c->head < c->tail && urp_io_poll_ready(c->io, URP_DIR_WRITE, &waker, &ev) == 0)
 			continue;
