@@ -15,11 +15,45 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/signalfd.h>
 
 #include <urpoll.h>
 
 #include "net.h"
+
+#ifndef container_of
+/* The struct of type whose member is at ptr. */
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#endif
+
+/*
+ * A loop's open connections, which the exit closes (and the proxy's timer walks): a
+ * NULL-terminated doubly linked list through a struct server_link in each connection, headed
+ * by a pointer. The loop's thread only.
+ */
+struct server_link {
+	struct server_link *prev, *next;
+};
+
+static inline void server_link_add(struct server_link **head, struct server_link *l)
+{
+	l->prev = NULL;
+	l->next = *head;
+	if (*head)
+		(*head)->prev = l;
+	*head = l;
+}
+
+static inline void server_link_del(struct server_link **head, struct server_link *l)
+{
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		*head = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+}
 
 struct server;
 

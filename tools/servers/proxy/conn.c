@@ -61,12 +61,7 @@ static int conn_finish(struct conn *c, ssize_t err)
 			close(e->fd);
 		}
 	}
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		w->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	server_link_del(&w->conns, &c->link);
 	w->nconns--;
 	net_count(&w->n.closed, 1);
 	free(c);
@@ -364,10 +359,7 @@ void conn_start(struct acceptor *a, int fd, void *arg)
 	c->client.fd = fd;
 	c->backend.fd = -1;
 	c->since = w->now;
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
+	server_link_add(&w->conns, &c->link);
 	w->nconns++;
 	urp_task_init(&c->task, w->loop, conn_run, c);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -121,7 +121,8 @@ static int timer_run(struct urp_task *task, void *arg)
 	while (urp_io_try_io(w->timer_io, URP_READABLE, timer_read, w) > 0)
 		;
 	if (w->now != before) {
-		for (struct conn *c = w->conns; c; c = c->next) {
+		for (struct server_link *l = w->conns; l; l = l->next) {
+			struct conn *c = container_of(l, struct conn, link);
 			uint32_t limit = c->connecting ? prx.connect_ticks : prx.idle_ticks;
 
 			if (limit && !c->expired && w->now - c->since >= limit) {
@@ -228,7 +229,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	unsigned nthreads = 1, limit, idle_s = 300, connect_s = 5, stats_s = 0;
+	unsigned nthreads = 1, idle_s = 300, connect_s = 5, stats_s = 0;
 	const unsigned max_s = 86400 * 365; /* the longest timeout or interval: a year */
 	int listen_fds[MAX_THREADS], ret, opt, status = 1;
 	struct urp_driver_opts dopts = { 0 };
@@ -317,10 +318,7 @@ int main(int argc, char **argv)
 	}
 
 	/* Each connection costs two descriptors and two registrations. */
-	limit = net_raise_nofile();
-	if (prx.group.max_conns && 2 * prx.group.max_conns < limit)
-		limit = 2 * prx.group.max_conns;
-	dopts.cq_entries = net_cq_entries_for(limit + 8);
+	dopts.cq_entries = net_raise_nofile_cq_entries(prx.group.max_conns, 2, 8);
 
 	if (server_signals_open(&prx.server, SIGUSR1) < 0)
 		return 1;
@@ -371,9 +369,9 @@ out_free:
 		struct worker *w = &prx.workers[i];
 
 		while (w->conns) {
-			struct conn *c = w->conns;
+			struct conn *c = container_of(w->conns, struct conn, link);
 
-			w->conns = c->next;
+			server_link_del(&w->conns, &c->link);
 			close(c->client.fd);
 			if (c->backend.fd >= 0)
 				close(c->backend.fd);

@@ -43,7 +43,7 @@ struct end {
 struct conn {
 	struct urp_task task;
 	struct worker *worker;
-	struct conn *prev, *next; /* the worker's open connections */
+	struct server_link link; /* in the worker's open connections */
 	struct end client, backend;
 	uint32_t since;	  /* tick of the last progress (or of the connect) */
 	bool connecting;  /* the backend's connect() is in flight */
@@ -63,7 +63,7 @@ struct worker {
 	struct urp_loop *loop;
 	unsigned index;
 	struct acceptor acceptor;
-	struct conn *conns;
+	struct server_link *conns;
 	unsigned nconns;
 	unsigned next_backend; /* round robin, per loop */
 	struct urp_task timer_task;
