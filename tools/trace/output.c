@@ -45,6 +45,13 @@ static unsigned long long counter_of(const struct urp_trace_stats *s, const stru
 	return *(const __u64 *)((const char *)s + c->offset);
 }
 
+/* Its growth since the last interval. */
+static unsigned long long delta_of(const struct tracer *t, const struct urp_trace_stats *s,
+				   const struct counter *c)
+{
+	return counter_of(s, c) - counter_of(&t->prev, c);
+}
+
 static const __u64 *slots_of(const struct urp_trace_stats *s, const struct histogram *h)
 {
 	return (const __u64 *)((const char *)s + h->offset);
@@ -151,8 +158,7 @@ static void json_interval(struct tracer *t, const struct urp_trace_stats *tot,
 	for (i = 0; i < COUNT(counters); i++) {
 		if (!counters[i].rate)
 			continue;
-		printf("%s\"%s\":%llu", sep, counters[i].name,
-		       counter_of(tot, &counters[i]) - counter_of(&t->prev, &counters[i]));
+		printf("%s\"%s\":%llu", sep, counters[i].name, delta_of(t, tot, &counters[i]));
 		sep = ",";
 	}
 	printf("}");
@@ -182,9 +188,7 @@ static void text_interval(struct tracer *t, const struct urp_trace_stats *tot,
 	printf("\nper second: ");
 	for (i = 0; i < COUNT(counters); i++)
 		if (counters[i].rate)
-			printf("  %.0f %s",
-			       (double)(counter_of(tot, &counters[i]) -
-					counter_of(&t->prev, &counters[i])) / dt,
+			printf("  %.0f %s", (double)delta_of(t, tot, &counters[i]) / dt,
 			       counters[i].name);
 	printf("\n");
 	if (env.io_uring)

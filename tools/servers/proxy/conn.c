@@ -296,8 +296,6 @@ static int conn_run(struct urp_task *task, void *arg)
 	}
 }
 
-
-
 /*
  * No descriptor left for the backend socket (EMFILE, or ENFILE for the whole system): shed the
  * client as the acceptor sheds those it cannot accept. Closed with a FIN, not a reset: nothing
