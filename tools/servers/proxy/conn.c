@@ -225,6 +225,22 @@ static int xfer_step(struct xfer *x, struct end *src, struct end *dst, _Atomic u
 	return progress;
 }
 
+/*
+ * Store waker where direction x waits: in its sink's writer slot while it holds bytes, in its
+ * source's reader slot while it has room and no FIN. Returns true when one of them is ready
+ * meanwhile: go round again.
+ */
+static bool xfer_wait(struct xfer *x, struct end *src, struct end *dst,
+		      const struct urp_waker *waker)
+{
+	struct urp_event ev;
+
+	if (x->head < x->tail && urp_io_poll_ready(dst->io, URP_DIR_WRITE, waker, &ev) == 0)
+		return true;
+	return !x->eof && x->tail < XFER_BUF &&
+	       urp_io_poll_ready(src->io, URP_DIR_READ, waker, &ev) == 0;
+}
+
 /* The backend's connect() ended (its socket reported writable or an error): its outcome. */
 static int connect_result(struct conn *c)
 {
@@ -279,18 +295,9 @@ static int conn_run(struct urp_task *task, void *arg)
 		if (ret < 0)
 			return conn_finish(c, ret);
 		/* Each slot has one user: the client's reader feeds up, its writer drains down,
-		 * and the other way round for the backend. Ready meanwhile: go round again. */
-		if (c->up.head < c->up.tail &&
-		    urp_io_poll_ready(c->backend.io, URP_DIR_WRITE, &waker, &ev) == 0)
-			continue;
-		if (!c->up.eof && c->up.tail < XFER_BUF &&
-		    urp_io_poll_ready(c->client.io, URP_DIR_READ, &waker, &ev) == 0)
-			continue;
-		if (c->down.head < c->down.tail &&
-		    urp_io_poll_ready(c->client.io, URP_DIR_WRITE, &waker, &ev) == 0)
-			continue;
-		if (!c->down.eof && c->down.tail < XFER_BUF &&
-		    urp_io_poll_ready(c->backend.io, URP_DIR_READ, &waker, &ev) == 0)
+		 * and the other way round for the backend. */
+		if (xfer_wait(&c->up, &c->client, &c->backend, &waker) ||
+		    xfer_wait(&c->down, &c->backend, &c->client, &waker))
 			continue;
 		return 0;
 	}
