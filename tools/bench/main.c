@@ -471,7 +471,8 @@ static int parse_args(int argc, char **argv)
 	return 0;
 }
 
-/* Raise the open-file soft limit to the hard one: pingpong-tcp at N = 4096 holds 8192 fds. */
+/* Raise the open-file soft limit to the hard one: pingpong-tcp at N = 4096 holds 8192 fds.
+ * (The servers' net_raise_nofile() does the same: urpoll-bench links none of their objects.) */
 static void raise_nofile(void)
 {
 	struct rlimit rl;
