@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * urpoll-bench: the contract between the harness (main.c), the backends (be_*.c) and the
- * workloads (wl_*.c).
+ * urpoll-bench: the contract between the harness (main.c and the files of harness.h), the
+ * backends (be_*.c) and the workloads (wl_*.c).
  *
  * A backend is a readiness loop: it watches fds and calls a callback when one is ready. Every
  * workload that is about serving fds (notify, pingpong, churn, idle) is written once, against
@@ -162,10 +162,11 @@ uint64_t now_ns(void);
 /* Print "urpoll-bench: what: strerror(-err)" and return err. */
 int bench_fail(int err, const char *what);
 void close_fds(int *fds, unsigned n);
-/* n connected socket pairs, non-blocking, AF_UNIX or loopback TCP (TCP_NODELAY). */
+/* n connected socket pairs, non-blocking, AF_UNIX or loopback TCP (TCP_NODELAY): fds[2i] and
+ * fds[2i + 1]. Returns 0, or -errno after a line on stderr (sockets.c, as the three below). */
 int pairs_open(int *fds, unsigned pairs, bool tcp);
 /* A listening TCP socket on 127.0.0.1, port chosen by the kernel (in *addr), blocking.
- * Returns the fd or -errno (net.c). */
+ * Returns the fd or -errno. */
 struct sockaddr_in;
 int bench_listen(struct sockaddr_in *addr, unsigned backlog);
 /* A TCP_NODELAY connection to addr; with nonblock, connect may still be in progress. Returns

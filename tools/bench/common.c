@@ -1,18 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * urpoll-bench: the timed region (wall, CPU, context switches, syscalls, callgrind's window)
- * and the helpers every workload shares.
+ * and the helpers every workload shares (the sockets are sockets.c's).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/perf_event.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -52,82 +48,6 @@ void close_fds(int *fds, unsigned n)
 			close(fds[i]);
 		fds[i] = -1;
 	}
-}
-
-static int tcp_listener(struct sockaddr_in *addr, unsigned backlog)
-{
-	socklen_t len = sizeof(*addr);
-	int fd, err;
-
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return bench_fail(-errno, "socket");
-	*addr = (struct sockaddr_in){ .sin_family = AF_INET,
-				      .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	if (bind(fd, (struct sockaddr *)addr, sizeof(*addr)) < 0 ||
-	    listen(fd, (int)backlog) < 0 || getsockname(fd, (struct sockaddr *)addr, &len) < 0) {
-		err = bench_fail(-errno, "tcp listener");
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
-static int set_nonblock_nodelay(int fd, bool tcp)
-{
-	int one = 1, fl = fcntl(fd, F_GETFL);
-
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return -errno;
-	if (tcp && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-		return -errno;
-	return 0;
-}
-
-/* fds[2i] is the connecting end, fds[2i + 1] the accepted one. */
-static int tcp_pair_open(int lfd, const struct sockaddr_in *addr, int *pair)
-{
-	int err;
-
-	pair[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (pair[0] < 0)
-		return bench_fail(-errno, "socket");
-	/* A blocking connect to loopback completes from the listen queue, before accept. */
-	if (connect(pair[0], (const struct sockaddr *)addr, sizeof(*addr)) < 0)
-		return bench_fail(-errno, "connect");
-	pair[1] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (pair[1] < 0)
-		return bench_fail(-errno, "accept4");
-	err = set_nonblock_nodelay(pair[0], true);
-	if (!err)
-		err = set_nonblock_nodelay(pair[1], true);
-	return err < 0 ? bench_fail(err, "O_NONBLOCK/TCP_NODELAY") : 0;
-}
-
-int pairs_open(int *fds, unsigned pairs, bool tcp)
-{
-	struct sockaddr_in addr;
-	int lfd = -1, err = 0;
-
-	for (unsigned i = 0; i < 2 * pairs; i++)
-		fds[i] = -1;
-	if (tcp) {
-		lfd = tcp_listener(&addr, pairs < 4096 ? pairs : 4096);
-		if (lfd < 0)
-			return lfd;
-	}
-	for (unsigned i = 0; i < pairs && !err; i++) {
-		if (tcp)
-			err = tcp_pair_open(lfd, &addr, &fds[2 * i]);
-		else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-				    &fds[2 * i]) < 0)
-			err = bench_fail(-errno, "socketpair");
-	}
-	if (lfd >= 0)
-		close(lfd);
-	if (err)
-		close_fds(fds, 2 * pairs);
-	return err;
 }
 
 /* ---- syscall counting ---- */

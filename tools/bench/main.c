@@ -5,37 +5,32 @@
  * Each workload runs on each backend in the same invocation, interleaved (A B C D E A B ...),
  * one untimed warm-up each, then the timed runs; the table gives the median, the min-max
  * spread and the ratio against epoll. See usage() for the options.
+ *
+ * This file: the options, the selection of workloads and backends, and the run loop; the
+ * statistics are stats.c's, the table and the files report.c's, --callgrind callgrind.c's.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <urpoll.h>
 #include <valgrind/valgrind.h>
 
-#include "bench.h"
+#include "harness.h"
 
-#define MAX_RUNS 101
 /* A run that has not finished after this long is a hang: SIGALRM ends the process. */
 #define RUN_WATCHDOG_S	      120
 #define CALLGRIND_WATCHDOG_S  3600
 #define PROGRESS_PLAIN_NS     (10 * 1000000000ull)
-#define CALLGRIND_DIR_ENV     "URPOLL_BENCH_CALLGRIND_DIR"
 
-enum mode { MODE_FULL, MODE_QUICK, MODE_SMOKE };
-static const char *const mode_names[] = { "full", "quick", "smoke" };
+const char *const mode_names[] = { "full", "quick", "smoke" };
+struct bench_opts bench_opt;
 
 struct workload_table {
 	const struct workload *wl;
@@ -48,58 +43,6 @@ static const struct workload_table tables[] = {
 	{ wl_wakeup, &wl_wakeup_count }, { wl_word, &wl_word_count },
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
-
-/* One timed run, with what the harness derives from it. */
-struct run_rec {
-	struct run_result r;
-	uint64_t p50, p99, p999; /* 0: no latency measured */
-	double instr;		 /* callgrind: user instructions (Ir) of the timed region */
-};
-
-enum cell_status { CELL_OK, CELL_NA, CELL_FAILED };
-
-/* The runs of one (workload, parameter, backend). */
-struct cell {
-	const struct workload *wl;
-	unsigned param;
-	enum backend be;
-	enum cell_status status;
-	const char *why; /* n/a or failed: a few words */
-	unsigned nruns;
-	struct run_rec *runs;
-};
-
-/* Per-unit series of a cell, over its runs. */
-enum series {
-	S_METRIC,
-	S_CPU,
-	S_SYS,
-	S_WAITS,
-	S_P50,
-	S_P99,
-	S_P999,
-	S_CONN_MIN,
-	S_CONN_MAX,
-	S_RSS,
-	S_INSTR,
-	S_COUNT
-};
-
-struct summary {
-	double med[S_COUNT], lo[S_COUNT], hi[S_COUNT];
-	double ratio, cpu_ratio; /* against epoll's medians; NAN without an epoll cell */
-};
-
-static struct opts {
-	enum mode mode;
-	unsigned runs;
-	bool runs_set, callgrind, no_syscalls;
-	bool backend_on[BE_COUNT];
-	const char *json_path, *svg_path;
-	/* Opened before anything runs (outputs_open()), written at the end. */
-	FILE *json_file, *svg_file;
-	const char *cg_dir; /* set in the process valgrind runs */
-} opt;
 
 static struct progress {
 	bool tty;
@@ -169,7 +112,7 @@ static int backends_parse(const char *opt_name, const char *list)
 		fprintf(stderr, "%s: %s\n", bench_prog, strerror(ENOMEM));
 		return -ENOMEM;
 	}
-	memset(opt.backend_on, 0, sizeof(opt.backend_on));
+	memset(bench_opt.backend_on, 0, sizeof(bench_opt.backend_on));
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save), n++) {
 		int be;
 
@@ -182,7 +125,7 @@ static int backends_parse(const char *opt_name, const char *list)
 			ret = -EINVAL;
 			break;
 		}
-		opt.backend_on[be] = true;
+		bench_opt.backend_on[be] = true;
 	}
 	if (!ret && !n) {
 		fprintf(stderr, "%s: %s: no backend in '%s' (see --help)\n", bench_prog, opt_name,
@@ -191,101 +134,6 @@ static int backends_parse(const char *opt_name, const char *list)
 	}
 	free(copy);
 	return ret;
-}
-
-/* ---- statistics ---- */
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Median, min and max of the finite values among n; NAN when there are none. */
-static void summarize(const double *v, unsigned n, double *med, double *lo, double *hi)
-{
-	double s[MAX_RUNS];
-	unsigned k = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		if (isfinite(v[i]))
-			s[k++] = v[i];
-	if (!k) {
-		*med = *lo = *hi = NAN;
-		return;
-	}
-	qsort(s, k, sizeof(*s), cmp_double);
-	*med = k % 2 ? s[k / 2] : (s[k / 2 - 1] + s[k / 2]) / 2;
-	*lo = s[0];
-	*hi = s[k - 1];
-}
-
-/* The value of series s for one run; NAN when the run does not fill it. */
-static double run_value(const struct workload *wl, const struct run_rec *rr, enum series s)
-{
-	const struct run_result *r = &rr->r;
-	double ev = (double)r->events;
-	uint64_t cpu = r->server_cpu_ns ? r->server_cpu_ns : r->cpu_ns;
-
-	switch (s) {
-	case S_METRIC:
-		if (wl->metric == METRIC_UNITS_PER_S)
-			return ev * 1e9 / (double)r->wall_ns;
-		if (wl->metric == METRIC_LAT_P50)
-			return rr->p50 ? (double)rr->p50 : NAN;
-		return (double)r->wall_ns / ev;
-	case S_CPU:
-		return (double)cpu / ev;
-	case S_SYS:
-		return bench_syscalls_counted() ? (double)r->syscalls / ev : NAN;
-	case S_WAITS:
-		return (double)r->waits / ev;
-	case S_P50:
-		return rr->p50 ? (double)rr->p50 : NAN;
-	case S_P99:
-		return rr->p99 ? (double)rr->p99 : NAN;
-	case S_P999:
-		return rr->p999 ? (double)rr->p999 : NAN;
-	case S_CONN_MIN:
-		return r->conn_max ? (double)r->conn_min : NAN;
-	case S_CONN_MAX:
-		return r->conn_max ? (double)r->conn_max : NAN;
-	case S_RSS:
-		return r->rss_kb ? (double)r->rss_kb : NAN;
-	case S_INSTR:
-		return opt.cg_dir ? rr->instr / ev : NAN;
-	default:
-		return NAN;
-	}
-}
-
-static void cell_summary(const struct cell *c, struct summary *sm)
-{
-	double v[MAX_RUNS];
-
-	for (int s = 0; s < S_COUNT; s++) {
-		for (unsigned i = 0; i < c->nruns; i++)
-			v[i] = run_value(c->wl, &c->runs[i], (enum series)s);
-		summarize(v, c->nruns, &sm->med[s], &sm->lo[s], &sm->hi[s]);
-	}
-	sm->ratio = sm->cpu_ratio = NAN;
-}
-
-/* Summaries of a row of cells (one workload and parameter, every backend), with ratios. */
-static void row_summaries(const struct cell *row, struct summary *sm)
-{
-	const struct summary *base = row[BE_EPOLL].status == CELL_OK ? &sm[BE_EPOLL] : NULL;
-
-	for (int be = 0; be < BE_COUNT; be++)
-		if (row[be].status == CELL_OK)
-			cell_summary(&row[be], &sm[be]);
-	for (int be = 0; be < BE_COUNT; be++) {
-		if (row[be].status != CELL_OK || !base)
-			continue;
-		sm[be].ratio = sm[be].med[S_METRIC] / base->med[S_METRIC];
-		sm[be].cpu_ratio = sm[be].med[S_CPU] / base->med[S_CPU];
-	}
 }
 
 /* ---- running ---- */
@@ -318,42 +166,6 @@ static void progress_clear(void)
 		fprintf(stderr, "\r\033[K");
 }
 
-/* Callgrind's dumps of the last timed region: sum their "summary:" (or "totals:") Ir and
- * remove them. The dump at process exit is left for the parent to remove. */
-static double callgrind_collect(void)
-{
-	DIR *d = opendir(opt.cg_dir);
-	struct dirent *de;
-	double total = 0;
-
-	if (!d)
-		return NAN;
-	while ((de = readdir(d))) {
-		char path[4096], line[512];
-		FILE *f;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", opt.cg_dir, de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		while (fgets(line, sizeof(line), f)) {
-			unsigned long long ir;
-
-			if (sscanf(line, "summary: %llu", &ir) == 1 ||
-			    sscanf(line, "totals: %llu", &ir) == 1) {
-				total += (double)ir;
-				break;
-			}
-		}
-		fclose(f);
-		unlink(path);
-	}
-	closedir(d);
-	return total;
-}
-
 static void run_fill(struct run_rec *rr, const struct run_result *res)
 {
 	rr->r = *res;
@@ -362,7 +174,7 @@ static void run_fill(struct run_rec *rr, const struct run_result *res)
 		rr->p99 = hist_quantile(res->lat, 0.99);
 		rr->p999 = hist_quantile(res->lat, 0.999);
 	}
-	if (opt.cg_dir)
+	if (bench_opt.cg_dir)
 		rr->instr = callgrind_collect();
 }
 
@@ -374,7 +186,7 @@ static int cell_run(struct cell *c, int run, unsigned runs, uint64_t events, str
 
 	progress(c, run, runs);
 	hist_reset(lat);
-	alarm(opt.cg_dir ? CALLGRIND_WATCHDOG_S : RUN_WATCHDOG_S);
+	alarm(bench_opt.cg_dir ? CALLGRIND_WATCHDOG_S : RUN_WATCHDOG_S);
 	ret = c->wl->run(c->be, c->param, events, &res);
 	alarm(0);
 	prog_state.done++;
@@ -399,9 +211,9 @@ static int cell_run(struct cell *c, int run, unsigned runs, uint64_t events, str
 
 static uint64_t wl_events(const struct workload *wl)
 {
-	if (opt.mode == MODE_SMOKE)
+	if (bench_opt.mode == MODE_SMOKE)
 		return wl->events_smoke;
-	return opt.mode == MODE_QUICK ? wl->events_quick : wl->events_full;
+	return bench_opt.mode == MODE_QUICK ? wl->events_quick : wl->events_full;
 }
 
 /* Interleaved runs of one row: warm-up of each backend, then run i of each, ... */
@@ -411,290 +223,14 @@ static void row_run(struct cell *row, unsigned runs, bool warmup, struct hist *l
 
 	for (int r = warmup ? -1 : 0; r < (int)runs; r++)
 		for (int be = 0; be < BE_COUNT; be++)
-			if (row[be].status == CELL_OK && opt.backend_on[be])
+			if (row[be].status == CELL_OK && bench_opt.backend_on[be])
 				cell_run(&row[be], r, runs, r < 0 ? events / 10 + 1 : events, lat);
 	progress_clear();
 }
 
-/* ---- output ---- */
-
-static void fmt_num(char *buf, size_t len, double v)
-{
-	if (!isfinite(v))
-		snprintf(buf, len, "-");
-	else if (fabs(v) >= 100000)
-		snprintf(buf, len, "%.0f", v);
-	else if (fabs(v) >= 100)
-		snprintf(buf, len, "%.1f", v);
-	else
-		snprintf(buf, len, "%.3g", v);
-}
-
-static void fmt_ns(char *buf, size_t len, double ns)
-{
-	if (!isfinite(ns))
-		snprintf(buf, len, "-");
-	else if (ns < 1e3)
-		snprintf(buf, len, "%.0fns", ns);
-	else if (ns < 1e6)
-		snprintf(buf, len, "%.1fus", ns / 1e3);
-	else if (ns < 1e9)
-		snprintf(buf, len, "%.2fms", ns / 1e6);
-	else
-		snprintf(buf, len, "%.2fs", ns / 1e9);
-}
-
-static void fmt_metric(char *buf, size_t len, const struct workload *wl, double v)
-{
-	if (wl->metric == METRIC_LAT_P50)
-		fmt_ns(buf, len, v);
-	else
-		fmt_num(buf, len, v);
-}
-
-static void metric_label(const struct workload *wl, char *buf, size_t len)
-{
-	if (wl->metric == METRIC_UNITS_PER_S)
-		snprintf(buf, len, "%ss/s", wl->unit);
-	else if (wl->metric == METRIC_LAT_P50)
-		snprintf(buf, len, "p50 latency");
-	else
-		snprintf(buf, len, "ns/%s", wl->unit);
-}
-
-/* Which optional column groups a workload's cells fill. */
-struct columns {
-	bool lat, conn, rss, instr;
-};
-
-static void columns_of(const struct cell *cells, unsigned n, struct columns *col)
-{
-	*col = (struct columns){ .instr = opt.cg_dir != NULL };
-	for (unsigned i = 0; i < n; i++) {
-		for (unsigned r = 0; r < cells[i].nruns; r++) {
-			col->lat |= cells[i].runs[r].p50 != 0;
-			col->conn |= cells[i].runs[r].r.conn_max != 0;
-			col->rss |= cells[i].runs[r].r.rss_kb != 0;
-		}
-	}
-}
-
-static void print_header(const struct workload *wl, const struct columns *col)
-{
-	char label[48];
-
-	metric_label(wl, label, sizeof(label));
-	printf("\n%s: %s (%s is better); x epoll = backend / epoll\n", wl->name, label,
-	       wl->metric == METRIC_UNITS_PER_S ? "higher" : "lower");
-	printf("%6s %-8s %11s %23s %7s %10s %7s %7s %7s", wl->param_name, "backend", label,
-	       "spread min-max", "x epoll", "cpu ns/u", "x epoll", "sys/u", "wait/u");
-	if (col->lat)
-		printf(" %9s %9s %9s", "p50", "p99", "p99.9");
-	if (col->conn)
-		printf(" %15s", "conn min/max");
-	if (col->rss)
-		printf(" %9s", "rss KiB");
-	if (col->instr)
-		printf(" %10s", "Ir/u");
-	printf("\n");
-}
-
-static void print_row(const struct cell *c, const struct summary *sm, const struct columns *col)
-{
-	char m[32], lo[32], hi[32], spread[64], cpu[32], sys[32], wt[32], a[32], b[32], x[64];
-
-	printf("%6u %-8s", c->param, bench_backend_names[c->be]);
-	if (c->status != CELL_OK) {
-		printf(" %11s   (%s)\n", "n/a", c->why);
-		return;
-	}
-	fmt_metric(m, sizeof(m), c->wl, sm->med[S_METRIC]);
-	fmt_metric(lo, sizeof(lo), c->wl, sm->lo[S_METRIC]);
-	fmt_metric(hi, sizeof(hi), c->wl, sm->hi[S_METRIC]);
-	snprintf(spread, sizeof(spread), "%s-%s", lo, hi);
-	fmt_num(cpu, sizeof(cpu), sm->med[S_CPU]);
-	fmt_num(sys, sizeof(sys), sm->med[S_SYS]);
-	fmt_num(wt, sizeof(wt), sm->med[S_WAITS]);
-	if (isfinite(sm->ratio))
-		snprintf(a, sizeof(a), "%.2f", sm->ratio);
-	else
-		snprintf(a, sizeof(a), "-");
-	if (isfinite(sm->cpu_ratio))
-		snprintf(b, sizeof(b), "%.2f", sm->cpu_ratio);
-	else
-		snprintf(b, sizeof(b), "-");
-	printf(" %11s %23s %7s %10s %7s %7s %7s", m, spread, a, cpu, b, sys, wt);
-	if (col->lat) {
-		fmt_ns(a, sizeof(a), sm->med[S_P50]);
-		fmt_ns(b, sizeof(b), sm->med[S_P99]);
-		fmt_ns(x, sizeof(x), sm->med[S_P999]);
-		printf(" %9s %9s %9s", a, b, x);
-	}
-	if (col->conn) {
-		snprintf(x, sizeof(x), "%.0f/%.0f", sm->med[S_CONN_MIN], sm->med[S_CONN_MAX]);
-		printf(" %15s", x);
-	}
-	if (col->rss) {
-		fmt_num(a, sizeof(a), sm->med[S_RSS]);
-		printf(" %9s", a);
-	}
-	if (col->instr) {
-		fmt_num(a, sizeof(a), sm->med[S_INSTR]);
-		printf(" %10s", a);
-	}
-	printf("\n");
-}
-
-static void json_num(FILE *f, const char *key, double v, const char *sep)
-{
-	if (isfinite(v))
-		fprintf(f, "\"%s\": %.6g%s", key, v, sep);
-	else
-		fprintf(f, "\"%s\": null%s", key, sep);
-}
-
-static void json_stat(FILE *f, const char *key, const struct summary *sm, enum series s,
-		      const char *sep)
-{
-	fprintf(f, "\"%s\": {", key);
-	json_num(f, "median", sm->med[s], ", ");
-	json_num(f, "min", sm->lo[s], ", ");
-	json_num(f, "max", sm->hi[s], "}");
-	fprintf(f, "%s", sep);
-}
-
-static void json_run(FILE *f, const struct run_rec *rr, const char *sep)
-{
-	const struct run_result *r = &rr->r;
-
-	fprintf(f,
-		"        {\"events\": %llu, \"bytes\": %llu, \"wall_ns\": %llu, \"cpu_ns\": %llu, "
-		"\"server_cpu_ns\": %llu, \"waits\": %llu, ",
-		(unsigned long long)r->events, (unsigned long long)r->bytes,
-		(unsigned long long)r->wall_ns, (unsigned long long)r->cpu_ns,
-		(unsigned long long)r->server_cpu_ns, (unsigned long long)r->waits);
-	if (bench_syscalls_counted())
-		fprintf(f, "\"syscalls\": %llu, ", (unsigned long long)r->syscalls);
-	else
-		fprintf(f, "\"syscalls\": null, ");
-	fprintf(f,
-		"\"vcsw\": %llu, \"ivcsw\": %llu, \"conn_min\": %llu, \"conn_max\": %llu, "
-		"\"rss_kb\": %llu, \"lat_p50_ns\": %llu, \"lat_p99_ns\": %llu, "
-		"\"lat_p999_ns\": %llu, ",
-		(unsigned long long)r->vcsw, (unsigned long long)r->ivcsw,
-		(unsigned long long)r->conn_min, (unsigned long long)r->conn_max,
-		(unsigned long long)r->rss_kb, (unsigned long long)rr->p50,
-		(unsigned long long)rr->p99, (unsigned long long)rr->p999);
-	json_num(f, "instructions", opt.cg_dir ? rr->instr : NAN, "}");
-	fprintf(f, "%s\n", sep);
-}
-
-static void json_cell(FILE *f, const struct cell *c, const struct summary *sm, bool last)
-{
-	static const char *const status[] = { "ok", "n/a", "failed" };
-	char label[48];
-
-	metric_label(c->wl, label, sizeof(label));
-	fprintf(f,
-		"    {\"workload\": \"%s\", \"unit\": \"%s\", \"param_name\": \"%s\", "
-		"\"param\": %u, \"backend\": \"%s\", \"status\": \"%s\",\n"
-		"     \"metric\": \"%s\", \"higher_better\": %s, \"nruns\": %u",
-		c->wl->name, c->wl->unit, c->wl->param_name, c->param, bench_backend_names[c->be],
-		status[c->status], label, c->wl->metric == METRIC_UNITS_PER_S ? "true" : "false",
-		c->nruns);
-	if (c->status != CELL_OK)
-		fprintf(f, ", \"reason\": \"%s\"", c->why);
-	if (c->status == CELL_OK) {
-		fprintf(f, ",\n     \"summary\": {");
-		json_stat(f, "metric", sm, S_METRIC, ", ");
-		json_num(f, "ratio_vs_epoll", sm->ratio, ",\n       ");
-		json_stat(f, "cpu_ns_per_unit", sm, S_CPU, ", ");
-		json_num(f, "cpu_ratio_vs_epoll", sm->cpu_ratio, ",\n       ");
-		json_num(f, "syscalls_per_unit", sm->med[S_SYS], ", ");
-		json_num(f, "waits_per_unit", sm->med[S_WAITS], ", ");
-		json_num(f, "lat_p50_ns", sm->med[S_P50], ", ");
-		json_num(f, "lat_p99_ns", sm->med[S_P99], ", ");
-		json_num(f, "lat_p999_ns", sm->med[S_P999], ",\n       ");
-		json_num(f, "conn_min", sm->med[S_CONN_MIN], ", ");
-		json_num(f, "conn_max", sm->med[S_CONN_MAX], ", ");
-		json_num(f, "rss_kb", sm->med[S_RSS], ", ");
-		json_num(f, "instructions_per_unit", sm->med[S_INSTR], "},\n");
-		fprintf(f, "     \"runs\": [\n");
-		for (unsigned i = 0; i < c->nruns; i++)
-			json_run(f, &c->runs[i], i + 1 < c->nruns ? "," : "");
-		fprintf(f, "     ]");
-	}
-	fprintf(f, "}%s\n", last ? "" : ",");
-}
-
-/* ---- output files ---- */
-
-/*
- * The file of --json or --svg (spelled opt_name), opened before anything runs: a path that
- * cannot be written fails at once, not after the benchmark. It is not truncated yet, so a run
- * that fails before its results leaves the file as it was.
- */
-static FILE *output_open(const char *opt_name, const char *path)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
-	FILE *f;
-
-	if (fd < 0) {
-		fprintf(stderr, "%s: %s: cannot open '%s': %s\n", bench_prog, opt_name, path,
-			strerror(errno));
-		return NULL;
-	}
-	f = fdopen(fd, "w");
-	if (!f) {
-		fprintf(stderr, "%s: %s: '%s': %s\n", bench_prog, opt_name, path, strerror(errno));
-		close(fd);
-	}
-	return f;
-}
-
-/* Both output files, or a line on stderr and -1. */
-static int outputs_open(void)
-{
-	if (opt.json_path && !(opt.json_file = output_open("--json", opt.json_path)))
-		return -1;
-	if (opt.svg_path && !(opt.svg_file = output_open("--svg", opt.svg_path)))
-		return -1;
-	return 0;
-}
-
-static void outputs_close(void)
-{
-	if (opt.json_file)
-		fclose(opt.json_file);
-	if (opt.svg_file)
-		fclose(opt.svg_file);
-	opt.json_file = opt.svg_file = NULL;
-}
-
-/* Empty a regular file before the results go in (a pipe or a device has nothing to empty). */
-static int output_truncate(FILE *f)
-{
-	struct stat st;
-
-	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fileno(f), 0) < 0)
-		return -errno;
-	return 0;
-}
-
-/* ---- the whole invocation ---- */
-
-struct bench {
-	const struct workload **wls;
-	unsigned nwls;
-	struct cell *cells; /* nrows * BE_COUNT, row-major */
-	struct summary *sums;
-	unsigned nrows;
-	char title[160];
-};
-
 static int bench_alloc(struct bench *bn)
 {
-	unsigned runs = opt.runs, row = 0;
+	unsigned runs = bench_opt.runs, row = 0;
 
 	for (unsigned w = 0; w < bn->nwls; w++)
 		bn->nrows += bn->wls[w]->nparams;
@@ -716,8 +252,8 @@ static int bench_alloc(struct bench *bn)
 				c->runs = calloc(runs, sizeof(*c->runs));
 				if (!c->runs)
 					return -ENOMEM;
-				if (opt.backend_on[be] && c->status == CELL_OK)
-					prog_state.total += runs + (opt.mode != MODE_SMOKE);
+				if (bench_opt.backend_on[be] && c->status == CELL_OK)
+					prog_state.total += runs + (bench_opt.mode != MODE_SMOKE);
 			}
 		}
 	}
@@ -732,166 +268,20 @@ static void bench_free(struct bench *bn)
 	free(bn->sums);
 }
 
-/* Run every row of one workload, then print its table. Returns its first row's index. */
+/* Run every row of workload w, whose first row is row, then print its table. Returns the
+ * next workload's first row. */
 static unsigned bench_workload(struct bench *bn, unsigned w, unsigned row, struct hist *lat)
 {
 	const struct workload *wl = bn->wls[w];
-	struct cell *first = &bn->cells[row * BE_COUNT];
-	struct columns col;
 
 	for (unsigned p = 0; p < wl->nparams; p++) {
 		struct cell *r = &bn->cells[(row + p) * BE_COUNT];
 
-		row_run(r, opt.runs, opt.mode != MODE_SMOKE && !opt.cg_dir, lat);
+		row_run(r, bench_opt.runs, bench_opt.mode != MODE_SMOKE && !bench_opt.cg_dir, lat);
 		row_summaries(r, &bn->sums[(row + p) * BE_COUNT]);
 	}
-	columns_of(first, wl->nparams * BE_COUNT, &col);
-	print_header(wl, &col);
-	for (unsigned p = 0; p < wl->nparams; p++)
-		for (int be = 0; be < BE_COUNT; be++)
-			if (opt.backend_on[be])
-				print_row(&bn->cells[(row + p) * BE_COUNT + be],
-					  &bn->sums[(row + p) * BE_COUNT + be], &col);
-	fflush(stdout);
+	report_table(bn, row);
 	return row + wl->nparams;
-}
-
-static int bench_json(const struct bench *bn)
-{
-	FILE *f = opt.json_file;
-	unsigned n = 0, k = 0;
-	int ret;
-
-	opt.json_file = NULL;
-	ret = output_truncate(f);
-	if (ret < 0) {
-		fclose(f);
-		return bench_fail(ret, opt.json_path);
-	}
-	for (unsigned i = 0; i < bn->nrows * BE_COUNT; i++)
-		n += opt.backend_on[bn->cells[i].be];
-	fprintf(f, "{\n  \"tool\": \"urpoll-bench\",\n  \"title\": \"%s\",\n  \"mode\": \"%s\",\n"
-		   "  \"runs\": %u,\n  \"callgrind\": %s,\n  \"syscalls_counted\": %s,\n"
-		   "  \"backends\": [",
-		bn->title, mode_names[opt.mode], opt.runs, opt.cg_dir ? "true" : "false",
-		bench_syscalls_counted() ? "true" : "false");
-	for (int be = 0, first = 1; be < BE_COUNT; be++) {
-		if (!opt.backend_on[be])
-			continue;
-		fprintf(f, "%s\"%s\"", first ? "" : ", ", bench_backend_names[be]);
-		first = 0;
-	}
-	fprintf(f, "],\n  \"workloads\": [");
-	for (unsigned w = 0; w < bn->nwls; w++) {
-		fprintf(f, "%s\n    {\"name\": \"%s\", \"unit\": \"%s\", \"params\": [",
-			w ? "," : "", bn->wls[w]->name, bn->wls[w]->unit);
-		for (unsigned p = 0; p < bn->wls[w]->nparams; p++)
-			fprintf(f, "%s%u", p ? ", " : "", bn->wls[w]->params[p]);
-		fprintf(f, "]}");
-	}
-	fprintf(f, "\n  ],\n  \"cells\": [\n");
-	for (unsigned i = 0; i < bn->nrows * BE_COUNT; i++)
-		if (opt.backend_on[bn->cells[i].be])
-			json_cell(f, &bn->cells[i], &bn->sums[i], ++k == n);
-	fprintf(f, "  ]\n}\n");
-	ret = ferror(f) ? -EIO : 0;
-	if (fclose(f) != 0 && ret == 0)
-		ret = -errno;
-	return ret < 0 ? bench_fail(ret, opt.json_path) : 0;
-}
-
-static int bench_svg(const struct bench *bn)
-{
-	unsigned cap = bn->nrows * BE_COUNT, n = 0;
-	struct plot_point *pts = calloc(cap, sizeof(*pts));
-	char(*labels)[48] = calloc(cap, sizeof(*labels));
-	int ret = -ENOMEM;
-
-	if (!pts || !labels)
-		goto out_free;
-	for (unsigned i = 0; i < cap; i++) {
-		const struct cell *c = &bn->cells[i];
-		const struct summary *sm = &bn->sums[i];
-
-		if (!opt.backend_on[c->be] || c->status != CELL_OK)
-			continue;
-		metric_label(c->wl, labels[n], sizeof(labels[n]));
-		pts[n] = (struct plot_point){
-			.workload = c->wl->name,
-			.param_name = c->wl->param_name,
-			.param = c->param,
-			.be = c->be,
-			.metric = labels[n],
-			.higher_better = c->wl->metric == METRIC_UNITS_PER_S,
-			.median = sm->med[S_METRIC],
-			.lo = sm->lo[S_METRIC],
-			.hi = sm->hi[S_METRIC],
-			.ratio = sm->ratio,
-		};
-		n++;
-	}
-	ret = output_truncate(opt.svg_file);
-	if (ret == 0)
-		ret = svg_write(opt.svg_file, pts, n, bn->title);
-	if (fclose(opt.svg_file) && ret == 0)
-		ret = -errno;
-	opt.svg_file = NULL;
-	if (ret < 0)
-		bench_fail(ret, opt.svg_path);
-out_free:
-	free(pts);
-	free(labels);
-	return ret;
-}
-
-/* ---- callgrind: the parent starts valgrind on itself and waits ---- */
-
-static int callgrind_parent(char **argv)
-{
-	char dir[] = "/tmp/urpoll-bench-cg.XXXXXX", outfile[64], cmd[96];
-	int status = 0, nargs = 0;
-	char **vargv;
-	pid_t pid;
-
-	if (!mkdtemp(dir)) {
-		bench_fail(-errno, "mkdtemp");
-		return 1;
-	}
-	snprintf(outfile, sizeof(outfile), "--callgrind-out-file=%s/callgrind.out", dir);
-	while (argv[nargs])
-		nargs++;
-	vargv = calloc((size_t)nargs + 6, sizeof(*vargv));
-	if (!vargv)
-		return 1;
-	vargv[0] = "valgrind";
-	vargv[1] = "--tool=callgrind";
-	/* Collected from the start but zeroed at each timed region's start and dumped at its
-	 * end (run_clock): toggling instead would miss threads (callgrind's collect state is
-	 * per thread). */
-	vargv[2] = "--collect-atstart=yes";
-	vargv[3] = outfile;
-	vargv[4] = "--quiet";
-	memcpy(&vargv[5], argv, (size_t)nargs * sizeof(*argv));
-	setenv(CALLGRIND_DIR_ENV, dir, 1);
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0) {
-		execvp("valgrind", vargv);
-		fprintf(stderr, "%s: valgrind: %s (apt-get install valgrind)\n", bench_prog,
-			strerror(errno));
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) < 0)
-		status = 1 << 8;
-	free(vargv);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "%s: could not remove %s\n", bench_prog, dir);
-	/* Our own statuses pass through; valgrind's (127: not installed) or a signal are a
-	 * runtime failure. */
-	if (WIFEXITED(status) && WEXITSTATUS(status) <= 2)
-		return WEXITSTATUS(status);
-	return 1;
 }
 
 /* ---- main ---- */
@@ -1025,25 +415,25 @@ static int parse_args(int argc, char **argv)
 	char *end;
 	int o;
 
-	opt.runs = 5;
+	bench_opt.runs = 5;
 	for (int be = 0; be < BE_COUNT; be++)
-		opt.backend_on[be] = true;
+		bench_opt.backend_on[be] = true;
 	opterr = 0; /* one line of our own instead */
 	while ((o = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (o) {
 		case 'q':
-			opt.mode = MODE_QUICK;
+			bench_opt.mode = MODE_QUICK;
 			break;
 		case 's':
-			opt.mode = MODE_SMOKE;
+			bench_opt.mode = MODE_SMOKE;
 			break;
 		case 'r':
 			errno = 0;
 			v = strtoul(optarg, &end, 10);
 			if (*optarg && !*end && !errno && optarg[0] != '-' && v >= 1 &&
 			    v <= MAX_RUNS) {
-				opt.runs = (unsigned)v;
-				opt.runs_set = true;
+				bench_opt.runs = (unsigned)v;
+				bench_opt.runs_set = true;
 				break;
 			}
 			digits = optarg + (optarg[0] == '-');
@@ -1059,16 +449,16 @@ static int parse_args(int argc, char **argv)
 				return 2;
 			break;
 		case 'j':
-			opt.json_path = optarg;
+			bench_opt.json_path = optarg;
 			break;
 		case 'g':
-			opt.svg_path = optarg;
+			bench_opt.svg_path = optarg;
 			break;
 		case 'c':
-			opt.callgrind = true;
+			bench_opt.callgrind = true;
 			break;
 		case 'n':
-			opt.no_syscalls = true;
+			bench_opt.no_syscalls = true;
 			break;
 		case 'h':
 			exit(usage(0));
@@ -1076,12 +466,13 @@ static int parse_args(int argc, char **argv)
 			return usage_error(o, argv);
 		}
 	}
-	if (opt.mode == MODE_SMOKE && !opt.runs_set)
-		opt.runs = 1;
+	if (bench_opt.mode == MODE_SMOKE && !bench_opt.runs_set)
+		bench_opt.runs = 1;
 	return 0;
 }
 
-/* Raise the open-file soft limit to the hard one: pingpong-tcp at N = 4096 holds 8192 fds. */
+/* Raise the open-file soft limit to the hard one: pingpong-tcp at N = 4096 holds 8192 fds.
+ * (The servers' net_raise_nofile() does the same: urpoll-bench links none of their objects.) */
 static void raise_nofile(void)
 {
 	struct rlimit rl;
@@ -1108,12 +499,13 @@ static int print_banner(struct bench *bn)
 	uname(&un);
 	snprintf(bn->title, sizeof(bn->title),
 		 "urpoll-bench: kernel %s, %ld CPUs online, urpoll tier %s, %u run%s (%s)%s",
-		 un.release, sysconf(_SC_NPROCESSORS_ONLN), info.tier_name, opt.runs,
-		 opt.runs == 1 ? "" : "s", mode_names[opt.mode], opt.cg_dir ? ", callgrind" : "");
+		 un.release, sysconf(_SC_NPROCESSORS_ONLN), info.tier_name, bench_opt.runs,
+		 bench_opt.runs == 1 ? "" : "s", mode_names[bench_opt.mode],
+		 bench_opt.cg_dir ? ", callgrind" : "");
 	printf("%s\n", bn->title);
-	if (opt.cg_dir)
+	if (bench_opt.cg_dir)
 		printf("syscall counts: off under callgrind (valgrind's own calls would count)\n");
-	else if (opt.no_syscalls)
+	else if (bench_opt.no_syscalls)
 		printf("syscall counts: off (--no-syscalls)\n");
 	else if (!bench_syscalls_counted())
 		printf("syscall counts unavailable: %s\n", syscalls_why);
@@ -1150,21 +542,21 @@ int main(int argc, char **argv)
 		free(bn.wls);
 		return 1;
 	}
-	opt.cg_dir = getenv(CALLGRIND_DIR_ENV);
-	if (opt.cg_dir && !RUNNING_ON_VALGRIND)
-		opt.cg_dir = NULL;
-	if (opt.callgrind && !opt.cg_dir) {
+	bench_opt.cg_dir = getenv(CALLGRIND_DIR_ENV);
+	if (bench_opt.cg_dir && !RUNNING_ON_VALGRIND)
+		bench_opt.cg_dir = NULL;
+	if (bench_opt.callgrind && !bench_opt.cg_dir) {
 		/* The files are checked; the process under valgrind opens them again. */
 		outputs_close();
 		free(bn.wls);
 		return callgrind_parent(argv);
 	}
-	if (opt.cg_dir)
-		opt.runs = 1;
+	if (bench_opt.cg_dir)
+		bench_opt.runs = 1;
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	/* Before any thread starts: the counter is inherited only by threads started later. */
-	if (!opt.no_syscalls && !opt.cg_dir)
+	if (!bench_opt.no_syscalls && !bench_opt.cg_dir)
 		bench_syscalls_open(syscalls_why, sizeof(syscalls_why));
 	lat = malloc(sizeof(*lat));
 	if (!lat || bench_alloc(&bn) < 0 || print_banner(&bn) < 0) {
@@ -1176,11 +568,11 @@ int main(int argc, char **argv)
 	for (unsigned w = 0, row = 0; w < bn.nwls; w++)
 		row = bench_workload(&bn, w, row, lat);
 	for (unsigned i = 0; i < bn.nrows * BE_COUNT; i++)
-		if (bn.cells[i].status == CELL_FAILED && opt.backend_on[bn.cells[i].be])
+		if (bn.cells[i].status == CELL_FAILED && bench_opt.backend_on[bn.cells[i].be])
 			status = 1;
-	if (opt.json_path && bench_json(&bn) < 0)
+	if (bench_opt.json_path && report_json(&bn) < 0)
 		status = 1;
-	if (opt.svg_path && bench_svg(&bn) < 0)
+	if (bench_opt.svg_path && report_svg(&bn) < 0)
 		status = 1;
 out_free:
 	outputs_close();

@@ -9,6 +9,7 @@
 
 #include "acceptor.h"
 #include "net.h"
+#include "server.h"
 
 #define ACCEPT_BUDGET 64
 
@@ -159,13 +160,8 @@ static int acceptor_finish(struct acceptor *a)
  */
 static int acceptor_shut(struct acceptor *a)
 {
-	int err = urp_io_poll_error(a->io);
-
-	if (err < 0) {
-		fprintf(stderr, "%s: the poll on a listening socket failed: %s\n", a->group->prog,
-			strerror(-err));
+	if (server_poll_failed(a->group->prog, a->io, "a listening socket") < 0)
 		a->group->fatal();
-	}
 	return 0;
 }
 

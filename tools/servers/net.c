@@ -155,3 +155,12 @@ unsigned net_cq_entries_for(unsigned regs)
 		cq <<= 1;
 	return (unsigned)cq;
 }
+
+unsigned net_raise_nofile_cq_entries(unsigned max_conns, unsigned regs_per_conn, unsigned extra)
+{
+	unsigned regs = net_raise_nofile();
+
+	if (max_conns && (unsigned long)regs_per_conn * max_conns < regs)
+		regs = regs_per_conn * max_conns;
+	return net_cq_entries_for(regs + extra);
+}

@@ -38,6 +38,12 @@ bool net_parse_count(const char *text, unsigned min, unsigned max, unsigned *out
 unsigned net_raise_nofile(void);
 /* CQ entries for a ring that may hold regs registrations (see urp_driver_opts). */
 unsigned net_cq_entries_for(unsigned regs);
+/*
+ * Raise the descriptor limit (net_raise_nofile()), then the CQ entries of a ring for the
+ * registrations it allows: regs_per_conn per connection (a descriptor each), for at most
+ * max_conns connections (0: no limit), plus extra.
+ */
+unsigned net_raise_nofile_cq_entries(unsigned max_conns, unsigned regs_per_conn, unsigned extra);
 
 /* A counter with one writer, read by other threads: a relaxed load and store, no locked add. */
 static inline void net_count(_Atomic uint64_t *counter, uint64_t n)

@@ -294,6 +294,15 @@ int server_run(struct server *s, const union sockaddr_any *tcp, const char *unix
 	return atomic_load(&s->exit_status);
 }
 
+int server_poll_failed(const char *prog, const struct urp_io *io, const char *what)
+{
+	int err = io ? urp_io_poll_error(io) : 0;
+
+	if (err < 0)
+		fprintf(stderr, "%s: the poll on %s failed: %s\n", prog, what, strerror(-err));
+	return err < 0 ? err : 0;
+}
+
 /* ---- statistics ---- */
 
 void server_stats(struct server *s, struct urp_stats *sum)

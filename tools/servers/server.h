@@ -15,11 +15,45 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/signalfd.h>
 
 #include <urpoll.h>
 
 #include "net.h"
+
+#ifndef container_of
+/* The struct of type whose member is at ptr. */
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#endif
+
+/*
+ * A loop's open connections, which the exit closes (and the proxy's timer walks): a
+ * NULL-terminated doubly linked list through a struct server_link in each connection, headed
+ * by a pointer. The loop's thread only.
+ */
+struct server_link {
+	struct server_link *prev, *next;
+};
+
+static inline void server_link_add(struct server_link **head, struct server_link *l)
+{
+	l->prev = NULL;
+	l->next = *head;
+	if (*head)
+		(*head)->prev = l;
+	*head = l;
+}
+
+static inline void server_link_del(struct server_link **head, struct server_link *l)
+{
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		*head = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+}
 
 struct server;
 
@@ -88,6 +122,14 @@ int server_opt_error(const char *prog, const char *opt_name, const char *fmt, ..
  */
 bool server_opt_count(const char *prog, int opt, char **argv, unsigned min, unsigned max,
 		      const char *unit, unsigned *out);
+/*
+ * Whether the driver stopped watching io because the poll on its descriptor failed
+ * (urp_io_poll_error(): the entry is shut down and reports ERROR): then prints "prog: the poll
+ * on WHAT failed: REASON" on stderr and returns the poll's -errno. Otherwise 0: io is live, or
+ * shut down with its driver (nothing to say), or NULL. For a task that got -ESHUTDOWN from io,
+ * or finds nothing to do on it.
+ */
+int server_poll_failed(const char *prog, const struct urp_io *io, const char *what);
 /* Stop every loop (any thread); a nonzero status becomes the exit status of server_run(). */
 void server_stop(struct server *s, int status);
 /* The driver statistics of all loops, summed. */

@@ -48,7 +48,7 @@ struct worker;
 struct conn {
 	struct urp_task task;
 	struct worker *worker;
-	struct conn *prev, *next; /* the worker's open connections, for the exit */
+	struct server_link link; /* in the worker's open connections, for the exit */
 	struct urp_io *io;
 	int fd;
 	bool eof;	   /* the peer half-closed: nothing more to read */
@@ -61,7 +61,7 @@ struct worker {
 	struct urp_loop *loop;
 	struct acceptor acceptors[MAX_LISTENERS];
 	unsigned nacceptors;
-	struct conn *conns;
+	struct server_link *conns;
 	uint64_t accepted, bytes, dropped, errors;
 };
 
@@ -109,22 +109,20 @@ static ssize_t conn_send(void *arg)
  * both slots first (no future is used). The descriptor is closed here, right after
  * urp_deregister() (which allows it), rather than by urp_deregister_close() on a later turn: a
  * listener paused on EMFILE is resumed below and must find the descriptor slot already free.
+ * -ESHUTDOWN: the loop is stopping, or the driver's poll failed, which is said.
  */
 static int conn_finish(struct conn *c, ssize_t err)
 {
 	struct worker *w = c->worker;
 
+	if (err == -ESHUTDOWN)
+		server_poll_failed(PROG, c->io, "a connection");
 	if (err)
 		w->errors++;
 	urp_io_clear_wakers(c->io);
 	urp_deregister(c->io);
 	close(c->fd);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		w->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	server_link_del(&w->conns, &c->link);
 	free(c);
 	acceptor_release(&srv.group, true);
 	return URP_TASK_DONE;
@@ -186,11 +184,12 @@ static int conn_run(struct urp_task *task, void *arg)
 					return conn_finish(c, n);
 			}
 		}
-		/* ERROR with nothing to do: the poll itself failed (the driver counts poll_errors)
-		 * and the slots would report ready for ever; the socket's own errors came back
-		 * from recv or send above. */
-		if (urp_io_word(c->io) & URP_ERROR)
-			return conn_finish(c, -EIO);
+		/* Nothing to do: if the driver's poll failed (it counts poll_errors), the slots
+		 * would report ready for ever; the socket's own errors came back from recv or send
+		 * above. */
+		n = server_poll_failed(PROG, c->io, "a connection");
+		if (n < 0)
+			return conn_finish(c, n);
 		/* Store the waker in each slot we wait on; ready meanwhile: go round again. */
 		if (c->head < c->tail && urp_io_poll_ready(c->io, URP_DIR_WRITE, &waker, &ev) == 0)
 			continue;
@@ -217,10 +216,7 @@ static void conn_start(struct acceptor *a, int fd, void *arg)
 		goto out_free;
 	/* On a Unix socket this fails (EOPNOTSUPP), harmlessly. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
+	server_link_add(&w->conns, &c->link);
 	w->accepted++;
 	urp_task_init(&c->task, w->loop, conn_run, c);
 	urp_task_wake(&c->task);
@@ -369,7 +365,7 @@ int main(int argc, char **argv)
 	};
 	const char *listen_arg = NULL, *unix_path = NULL;
 	int tcp_fds[MAX_THREADS], unix_fd = -1, ret, opt, status = 1;
-	unsigned nthreads = 1, limit;
+	unsigned nthreads = 1;
 	int listen_fds[MAX_LISTENERS];
 	unsigned nlisten;
 	struct urp_driver_opts dopts = { 0 };
@@ -432,10 +428,7 @@ int main(int argc, char **argv)
 	}
 
 	/* Every connection costs a descriptor: allow as many as the hard limit lets us. */
-	limit = net_raise_nofile();
-	if (srv.group.max_conns && srv.group.max_conns < limit)
-		limit = srv.group.max_conns;
-	dopts.cq_entries = net_cq_entries_for(limit);
+	dopts.cq_entries = net_raise_nofile_cq_entries(srv.group.max_conns, 1, 0);
 
 	if (server_signals_open(&srv.server, 0) < 0)
 		return 1;
@@ -497,9 +490,9 @@ out_free:
 		struct worker *w = &srv.workers[i];
 
 		while (w->conns) {
-			struct conn *c = w->conns;
+			struct conn *c = container_of(w->conns, struct conn, link);
 
-			w->conns = c->next;
+			server_link_del(&w->conns, &c->link);
 			close(c->fd);
 			free(c);
 		}
