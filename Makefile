@@ -86,7 +86,7 @@ CRITERION_LIBS := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lc
 
 .PHONY: all lib tools tests check run deps install uninstall clean help \
 	test-unit test-plain test-asan test-tsan test-model test-install test-probes test-readme \
-	test-cxx bpf test-trace test-bench test-cli bench-proxy
+	test-cxx test-man bpf test-trace test-bench test-cli bench-proxy
 
 all: lib tools
 
@@ -433,6 +433,12 @@ test-cxx: lib
 		else tests/run-suite.sh --record cxx/$$std fail; status=1; fi; \
 	done; exit $$status
 
+# The man pages (docs/man/): each renders without a groff warning; every exported call, inline
+# helper and installed tool has one, with its prototype or every option of its --help
+# (tests/package/man-test.sh).
+test-man: lib $(TRACE_BIN) $(BENCH_BIN) $(SERVER_BINS)
+	$(Q)tests/package/man-test.sh $(BUILD)
+
 test-probes: lib
 	$(Q)$(MAKE) --no-print-directory URP_PROBES=0 lib
 	$(Q)tests/package/probes-test.sh $(SHLIB) build/noprobes/liburpoll.so.$(VERSION)
@@ -447,7 +453,7 @@ test-cli: tools
 # (CHECK_SUITES=... runs a part of the check the same way.)
 REAPER := tests/reaper.py
 CHECK_SUITES ?= test-plain test-asan test-tsan test-model test-install test-probes test-readme \
-	test-cxx test-trace test-bench test-cli test-fuzz
+	test-cxx test-man test-trace test-bench test-cli test-fuzz
 
 check: deps
 	$(Q)rm -f build/check-results
