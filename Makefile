@@ -30,6 +30,7 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR ?= $(PREFIX)/share/man
 
 CC ?= gcc
 PKG_CONFIG ?= pkg-config
@@ -481,6 +482,10 @@ soak: $(BUILD)/tests/soak
 
 # ---- install ----
 
+# Man pages: docs/man/manN/*.N, the .so link pages installed as files (as liburing does).
+MAN_SECTIONS := 1 3 7 8
+MAN_PAGES := $(foreach s,$(MAN_SECTIONS),$(wildcard docs/man/man$(s)/*.$(s)))
+
 install: lib $(TRACE_BIN)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 0755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
@@ -491,12 +496,17 @@ install: lib $(TRACE_BIN)
 	install -m 0644 $(PCFILE) $(DESTDIR)$(PKGCONFIGDIR)/
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(TRACE_BIN) $(DESTDIR)$(BINDIR)/
+	install -d $(MAN_SECTIONS:%=$(DESTDIR)$(MANDIR)/man%)
+	for s in $(MAN_SECTIONS); do \
+		install -m 0644 docs/man/man$$s/*.$$s $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/liburpoll.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/liburpoll.so $(DESTDIR)$(LIBDIR)/liburpoll.a \
 		$(DESTDIR)$(INCLUDEDIR)/urpoll.h $(DESTDIR)$(PKGCONFIGDIR)/urpoll.pc \
 		$(DESTDIR)$(BINDIR)/urpoll-trace
+	rm -f $(MAN_PAGES:docs/man/%=$(DESTDIR)$(MANDIR)/%)
 
 clean:
 	rm -rf build
