@@ -103,7 +103,8 @@ def clean(text):
 
 def declaration(text, name):
     """The declaration of function name in text: from the end of the statement before it to
-    its closing parenthesis, white space removed; None when text does not declare it."""
+    its closing parenthesis, white space made single and dropped around punctuation; None
+    when text does not declare it."""
     for m in re.finditer(r"(?<![\w])" + re.escape(name) + r"\s*\(", text):
         start = max(text.rfind(c, 0, m.start()) for c in ";{}") + 1
         depth, i = 0, m.end() - 1
@@ -115,7 +116,8 @@ def declaration(text, name):
         rest = text[i + 1:].lstrip()
         if not rest or rest[0] not in ";{":
             continue  # a call or a use, not a declaration
-        return re.sub(r"\s+", "", text[start:i + 1])
+        decl = re.sub(r"\s+", " ", text[start:i + 1]).strip()
+        return re.sub(r"\s*([()*,\[\]])\s*", r"\1", decl)
     return None
 
 
@@ -154,7 +156,9 @@ for tool in "${tools[@]}"; do
 		grep -oE '^ +(-[a-zA-Z?], )?--[a-z][a-z-]*' | grep -oE -- '--[a-z][a-z-]*|-[a-zA-Z?]')
 	[ ${#options[@]} -gt 0 ] || problem "$tool: --help lists no option"
 	for opt in "${options[@]}"; do
-		grep -qF -- "$opt" <<<"$text" || problem "$page: does not mention $opt (from $tool --help)"
+		# The option as a word of its own: --pin is not found in --pinned.
+		grep -qE -- "(^|[^[:alnum:]-])${opt//\?/\\?}(\$|[^[:alnum:]-])" <<<"$text" ||
+			problem "$page: does not mention $opt (from $tool --help)"
 	done
 done
 
