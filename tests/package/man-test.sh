@@ -27,8 +27,11 @@ problem() {
 	errors=$((errors + 1))
 }
 
-command -v man >/dev/null && command -v groff >/dev/null ||
-	{ echo "man-test: needs man (man-db) and groff (make deps)" >&2; record fail; exit 1; }
+if ! command -v man >/dev/null || ! command -v groff >/dev/null; then
+	echo "man-test: needs man (man-db) and groff (make deps)" >&2
+	record fail
+	exit 1
+fi
 [ -f "$build/liburpoll.so" ] || { echo "man-test: no $build/liburpoll.so (make)" >&2; record fail; exit 1; }
 
 # Render PAGE (relative to man_dir, where .so requests resolve) as plain text, WIDTH columns.
@@ -142,7 +145,10 @@ PY
 
 # The tools make install puts in BINDIR (or may): a page each, naming every option of --help.
 for tool in "${tools[@]}"; do
-	page=$(cd "$man_dir" && ls man1/"$tool".1 man8/"$tool".8 2>/dev/null | head -n 1)
+	page=
+	for candidate in man1/"$tool".1 man8/"$tool".8; do
+		[ -f "$man_dir/$candidate" ] && page=$candidate && break
+	done
 	if [ -z "$page" ]; then
 		problem "$tool: no page man1/$tool.1 or man8/$tool.8"
 		continue
