@@ -30,6 +30,7 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR ?= $(PREFIX)/share/man
 
 CC ?= gcc
 PKG_CONFIG ?= pkg-config
@@ -86,7 +87,7 @@ CRITERION_LIBS := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lc
 
 .PHONY: all lib tools tests check run deps install uninstall clean help \
 	test-unit test-plain test-asan test-tsan test-model test-install test-probes test-readme \
-	test-cxx bpf test-trace test-bench test-cli bench-proxy
+	test-cxx test-man bpf test-trace test-bench test-cli bench-proxy
 
 all: lib tools
 
@@ -433,6 +434,12 @@ test-cxx: lib
 		else tests/run-suite.sh --record cxx/$$std fail; status=1; fi; \
 	done; exit $$status
 
+# The man pages (docs/man/): each renders without a groff warning; every exported call, inline
+# helper and installed tool has one, with its prototype or every option of its --help
+# (tests/package/man-test.sh).
+test-man: lib $(TRACE_BIN) $(BENCH_BIN) $(SERVER_BINS)
+	$(Q)tests/package/man-test.sh $(BUILD)
+
 test-probes: lib
 	$(Q)$(MAKE) --no-print-directory URP_PROBES=0 lib
 	$(Q)tests/package/probes-test.sh $(SHLIB) build/noprobes/liburpoll.so.$(VERSION)
@@ -447,7 +454,7 @@ test-cli: tools
 # (CHECK_SUITES=... runs a part of the check the same way.)
 REAPER := tests/reaper.py
 CHECK_SUITES ?= test-plain test-asan test-tsan test-model test-install test-probes test-readme \
-	test-cxx test-trace test-bench test-cli test-fuzz
+	test-cxx test-man test-trace test-bench test-cli test-fuzz
 
 check: deps
 	$(Q)rm -f build/check-results
@@ -475,6 +482,10 @@ soak: $(BUILD)/tests/soak
 
 # ---- install ----
 
+# Man pages: docs/man/manN/*.N, the .so link pages installed as files (as liburing does).
+MAN_SECTIONS := 1 3 7 8
+MAN_PAGES := $(foreach s,$(MAN_SECTIONS),$(wildcard docs/man/man$(s)/*.$(s)))
+
 install: lib $(TRACE_BIN)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 0755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
@@ -485,12 +496,17 @@ install: lib $(TRACE_BIN)
 	install -m 0644 $(PCFILE) $(DESTDIR)$(PKGCONFIGDIR)/
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(TRACE_BIN) $(DESTDIR)$(BINDIR)/
+	install -d $(MAN_SECTIONS:%=$(DESTDIR)$(MANDIR)/man%)
+	for s in $(MAN_SECTIONS); do \
+		install -m 0644 docs/man/man$$s/*.$$s $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/liburpoll.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/liburpoll.so $(DESTDIR)$(LIBDIR)/liburpoll.a \
 		$(DESTDIR)$(INCLUDEDIR)/urpoll.h $(DESTDIR)$(PKGCONFIGDIR)/urpoll.pc \
 		$(DESTDIR)$(BINDIR)/urpoll-trace
+	rm -f $(MAN_PAGES:docs/man/%=$(DESTDIR)$(MANDIR)/%)
 
 clean:
 	rm -rf build

@@ -9,6 +9,8 @@ packages=(
 	clang llvm bpftool
 	# tests
 	libcriterion-dev spin binutils libclang-rt-14-dev python3
+	# man pages (docs/man/: rendered and checked by tests/package/man-test.sh)
+	man-db groff
 	# urpoll-bench peers (libev, libevent, libuv) and instruction counts
 	libev-dev libevent-dev libuv1-dev valgrind
 	# urpoll-proxy tests and benchmark: real servers, clients and HAProxy
