@@ -170,7 +170,7 @@ void urp_readiness_cancel(struct urp_readiness *r);
  *   wake_batches    non-empty flushes of the 32-waker array
  *   wakes           wakers called
  *   rearms          polls re-armed after they ended (CQE without IORING_CQE_F_MORE)
- *   cq_overflows    turns that found the CQ overflowed and flushed it
+ *   cq_overflows    flushes of an overflowed CQ (a turn may need several)
  *   unknown_tokens  CQEs whose token is no live entry: a bug metric, must stay 0
  *   live            registrations not yet freed
  *   enters          io_uring_enter calls (about one per turn)
@@ -247,8 +247,11 @@ struct urp_driver_info {
  *   -EPERM   io_uring disabled (kernel.io_uring_disabled) or blocked by a seccomp filter
  *   -ENOSYS  no io_uring in this kernel (or hidden by seccomp)
  *   -ENOMEM, -EMFILE, -ENFILE   out of memory or descriptors
- *   -EOPNOTSUPP  the kernel lacks poll add, async cancel or IORING_FEAT_NODROP
- *   -EINVAL  bad options
+ *   -EACCES  io_uring refused by a security module
+ *   -EOPNOTSUPP  the kernel lacks poll add, async cancel, IORING_FEAT_NODROP or
+ *            IORING_FEAT_EXT_ARG
+ *   -EINVAL  bad options (unknown flags, nonzero reserved[], sq_entries above 32768,
+ *            cq_entries above 131072 or below the minimum)
  * urp_strerror() turns each into a sentence a user can act on.
  */
 int urp_driver_new(struct urp_driver **drv, const struct urp_driver_opts *opts);
@@ -259,7 +262,10 @@ void urp_driver_free(struct urp_driver *drv);
  * One turn: queue pending commands, submit and wait once for up to timeout_ms (-1: no limit,
  * 0: do not block), dispatch every completion (Set then Wake), re-arm polls that ended.
  * Returns the number of readiness events dispatched, or -ECHILD (after fork), -EEXIST (another
- * thread turns this driver), -EBUSY (called from inside a turn), -EINVAL. EINTR is retried.
+ * thread turns this driver), -EBUSY (called from inside a turn), -EINVAL, the error of enabling
+ * the ring on the first turn, or an io_uring_enter() error other than the ones that are no
+ * error (EINTR, retried; ETIME; EBUSY and EAGAIN, an overflow backlog): such a turn still
+ * dispatches what completed, and reports the error instead of the count.
  */
 int urp_driver_turn(struct urp_driver *drv, int timeout_ms);
 /*
@@ -327,10 +333,15 @@ int urp_register(struct urp_driver *drv, int fd, unsigned interest, struct urp_i
  * its number reused at once (entries are keyed by address, not by fd), but the kernel keeps the
  * file open until the poll is removed on the next turn.
  *
- * Rules (debug builds, -DURP_DEBUG, abort with a message when they are broken): cancel every
- * future and clear the slots that hold your wakers first; call it once per registration;
- * after it, io must not be passed to any call. urp_driver_free() ends every registration the
- * same way, so futures waiting on its entries must be cancelled before it, not after.
+ * Rules: cancel every future and clear the slots that hold your wakers first (a waker left
+ * behind may still be called until the next turn); call it once per registration; after it,
+ * io must not be passed to any call. urp_driver_free() ends every registration the same way,
+ * so futures waiting on its entries must be cancelled before it, not after. Debug builds
+ * (-DURP_DEBUG) abort with a message naming the call and the rule when io is passed to a call
+ * after it (a second deregistration, an operation, the cancel or poll of a future on it);
+ * they cannot see a waker left in a slot.
+ *
+ * Returns 0, or -EINVAL (io NULL or detached), -ECHILD (after fork()).
  */
 int urp_deregister(struct urp_io *io);
 /* urp_deregister(), then the driver closes fd once its poll is gone (on the next turn, or the
@@ -418,7 +429,7 @@ void urp_timer_init(struct urp_timer *t, struct urp_loop *loop, urp_timer_fn fn,
  * Call it on the loop's thread (from a task or a timer callback, any timer's, its own
  * included), or before urp_loop_run() on the thread that will run it. O(log n); restarting
  * an active timer later is O(1). Returns 0, -EINVAL (t not initialised, no callback,
- * timeout_ms beyond 292 years), or -ENOMEM (the loop's heap could not grow).
+ * timeout_ms beyond 146 years), or -ENOMEM (the loop's heap could not grow).
  */
 int urp_timer_start(struct urp_timer *t, uint64_t timeout_ms);
 /* Disarm t. Idempotent; once it returns, the stopped start's callback will not be called, and

@@ -173,8 +173,9 @@ const char *urp_strerror(int err)
 		return "this kernel has no io_uring (built without CONFIG_IO_URING, or hidden by "
 		       "a seccomp filter); urpoll needs Linux 6.1 or later with io_uring enabled";
 	case ENOMEM:
-		return "not enough memory for the ring: ask for fewer cq_entries, or raise the "
-		       "locked-memory limit (ulimit -l) on kernels before 5.12";
+		return "not enough memory: for a ring, ask for fewer cq_entries, or raise the "
+		       "locked-memory limit (ulimit -l) on kernels before 5.12; for registrations "
+		       "and timers, the heap is exhausted";
 	case EMFILE:
 		return "this process has too many open files: raise RLIMIT_NOFILE (ulimit -n) or "
 		       "close descriptors";
@@ -194,7 +195,9 @@ const char *urp_strerror(int err)
 	case EEXIST:
 		return "another thread turns this driver: a driver is turned by one thread";
 	case EBUSY:
-		return "urp_driver_turn() was called from inside a turn (from a waker)";
+		return "busy: urp_driver_turn() was called from inside a turn (from a waker), or "
+		       "(urp_io_poll_error()) the submission queue stayed full when the poll was "
+		       "armed";
 	case EINVAL:
 		return "invalid argument";
 	default:

@@ -22,7 +22,7 @@
 
 #define TIMER_IDLE UINT32_MAX /* timer.index when not in the heap */
 #define ARITY	   4
-/* Timeouts beyond this (292 years in ns) would overflow the clock's arithmetic. */
+/* Timeouts beyond this (INT64_MAX / 2 ns: 146 years) would overflow the clock's arithmetic. */
 #define TIMEOUT_MAX_MS ((uint64_t)INT64_MAX / 2 / 1000000)
 
 struct timer {

@@ -316,7 +316,7 @@ static int usage(int status)
 		"\n"
 		"EXAMPLES:\n"
 		"    " PROG "                          # TCP on 127.0.0.1:7777\n"
-		"    " PROG " -l 127.0.0.1:0 -q        # a free port, printed on stdout\n"
+		"    " PROG " -l 127.0.0.1:0           # a free port, printed on stdout\n"
 		"    " PROG " -l [::1]:7777 -t 2 --pin # two loops, one per CPU\n"
 		"    " PROG " -u /tmp/echo.sock        # a Unix socket only\n"
 		"\n"
