@@ -28,14 +28,7 @@
 #include <urpoll.h>
 
 #include "../../tools/servers/net.h"
-
-static inline double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "test_util.h"
 
 /* The soft limit on descriptors raised to the hard one; the processes started inherit it. */
 static inline void raise_nofile(void)

@@ -30,24 +30,6 @@ TestSuite(loop_wait, .init = setup, .timeout = 120);
 
 #define WAIT_MS ((int)(BOUND_S * 1000))
 
-static struct urp_driver *spawn_or_fail(void)
-{
-	struct urp_driver *d = NULL;
-	int ret = urp_driver_spawn(&d, NULL);
-
-	cr_assert_eq(ret, 0, "urp_driver_spawn: %d (%s)", ret, urp_strerror(ret));
-	cr_assert_not_null(d);
-	return d;
-}
-
-static struct urp_stats stats_of(struct urp_driver *d)
-{
-	struct urp_stats st;
-
-	cr_assert_eq(urp_driver_stats(d, &st), 0);
-	return st;
-}
-
 /* ---- a thread blocked in urp_io_wait() ---- */
 
 static __thread atomic_int *signal_counter; /* this thread's count, if it keeps one */
@@ -416,7 +398,7 @@ Test(loop_wait, eight_blocked_threads_all_woken_by_writes)
 	for (int i = 0; i < NWAITERS; i++)
 		cr_assert_eq(atomic_load(&w[i].finished), 0,
 			     "waiter %d returned %d with nothing written", i, w[i].ret);
-	wakes = stats_of(d).wakes;
+	wakes = driver_stats(d).wakes;
 
 	atomic_store(&written, 1);
 	for (int i = 0; i < NWAITERS; i++)
@@ -431,8 +413,8 @@ Test(loop_wait, eight_blocked_threads_all_woken_by_writes)
 	}
 	/* Each parked waiter was woken through its waker by the driver thread. */
 	if (all_parked)
-		cr_assert_geq(stats_of(d).wakes - wakes, NWAITERS, "only %llu wakers called",
-			      (unsigned long long)(stats_of(d).wakes - wakes));
+		cr_assert_geq(driver_stats(d).wakes - wakes, NWAITERS, "only %llu wakers called",
+			      (unsigned long long)(driver_stats(d).wakes - wakes));
 
 	for (int i = 0; i < NWAITERS; i++) {
 		cr_assert_eq(urp_deregister(io[i]), 0);
@@ -805,9 +787,9 @@ static __attribute__((noinline)) size_t canary_hit_by_set(struct urp_driver *d, 
 
 	for (size_t i = 0; i < sizeof(pad); i++)
 		pad[i] = 0xa5;
-	events = stats_of(d).events;
+	events = driver_stats(d).events;
 	write_all(peer, "x", 1);
-	cr_assert(WAIT_UNTIL(stats_of(d).events > events, BOUND_S),
+	cr_assert(WAIT_UNTIL(driver_stats(d).events > events, BOUND_S),
 		  "the driver thread never reported the write");
 	for (size_t i = 0; i < sizeof(pad); i++)
 		changed += pad[i] != 0xa5;
@@ -858,11 +840,6 @@ static int count_dir(const char *path)
 	closedir(dir);
 	/* The directory's own descriptor is one of /proc/self/fd's entries while we read it. */
 	return strcmp(path, "/proc/self/fd") == 0 ? n - 1 : n;
-}
-
-static bool fd_open(int fd)
-{
-	return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
 }
 
 struct join_job {
@@ -930,8 +907,8 @@ Test(loop_wait, join_stops_the_thread_and_frees_everything)
 	cr_assert(join_bounded(d, false), "urp_driver_join() did not return");
 	cr_assert_eq(count_dir("/proc/self/task"), threads_before,
 		     "the driver thread outlived urp_driver_join()");
-	cr_assert_not(fd_open(sv[2][0]), "fd of a deregister_close'd entry still open after join");
-	cr_assert_not(fd_open(sv[3][0]), "fd of a deregister_close'd entry still open after join");
+	cr_assert_not(fd_is_open(sv[2][0]), "fd of a deregister_close'd entry still open after join");
+	cr_assert_not(fd_is_open(sv[3][0]), "fd of a deregister_close'd entry still open after join");
 	for (int i = 0; i < 6; i++) {
 		if (i != 2 && i != 3)
 			close(sv[i][0]);
@@ -984,12 +961,12 @@ Test(loop_wait, join_right_after_a_turn_returns)
 		atomic_init(&wd.rescued, 0);
 		/* The first turn enables the ring and arms the poll; an unpark ends it. */
 		cr_assert_eq(urp_driver_unpark(d), 0);
-		cr_assert(WAIT_UNTIL(stats_of(d).turns >= 1, BOUND_S), "round %d: no first turn",
+		cr_assert(WAIT_UNTIL(driver_stats(d).turns >= 1, BOUND_S), "round %d: no first turn",
 			  i);
 		cr_assert_eq(pthread_create(&wd.thread, NULL, join_watchdog_main, &wd), 0);
-		turns = stats_of(d).turns;
+		turns = driver_stats(d).turns;
 		cr_assert_eq(urp_driver_unpark(d), 0);
-		cr_assert(SPIN_UNTIL(stats_of(d).turns > turns, BOUND_S),
+		cr_assert(SPIN_UNTIL(driver_stats(d).turns > turns, BOUND_S),
 			  "round %d: the unpark did not end the blocking turn", i);
 		urp_driver_join(d);
 		atomic_store(&wd.done, 1);

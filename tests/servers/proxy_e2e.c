@@ -59,13 +59,6 @@ static struct {
 	unsigned proxy_port;
 } t;
 
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 /* ---- processes and the temporary directory ---- */
 
 static void cleanup(void)
@@ -189,15 +182,7 @@ static int proc_wait_exit(struct proc *p, double seconds)
 /* A port nobody listens on now (the kernel's pick for an ephemeral bind). */
 static unsigned free_port(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
+	return ntohs(closed_port().sin_port);
 }
 
 static int connect_port(unsigned port)

@@ -21,16 +21,6 @@ static void setup(void)
 
 TestSuite(uring_lifecycle, .init = setup, .fini = drv_teardown, .timeout = 120);
 
-static struct urp_io *reg(int fd, unsigned interest)
-{
-	return reg_or_fail(drv, fd, interest);
-}
-
-static bool fd_is_open(int fd)
-{
-	return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
-}
-
 /* ---- bad input ---- */
 
 Test(uring_lifecycle, bad_input_is_einval)
@@ -95,22 +85,6 @@ Test(uring_lifecycle, bad_input_is_einval)
 static void *shutdown_main(void *arg)
 {
 	urp_driver_shutdown(arg);
-	return NULL;
-}
-
-struct thread_reg {
-	struct urp_driver *drv;
-	int fd;
-	unsigned interest;
-	int ret;
-	struct urp_io *io;
-};
-
-static void *register_main(void *arg)
-{
-	struct thread_reg *tr = arg;
-
-	tr->ret = urp_register(tr->drv, tr->fd, tr->interest, &tr->io);
 	return NULL;
 }
 

@@ -23,92 +23,6 @@
 
 TestSuite(uring_threads, .fini = drv_teardown, .timeout = 300);
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Wait on sem for at most seconds; false on timeout. */
-static bool sem_wait_for(sem_t *sem, double seconds)
-{
-	struct timespec deadline;
-
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += (time_t)seconds;
-	deadline.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
-	while (sem_timedwait(sem, &deadline) != 0) {
-		if (errno != EINTR)
-			return false;
-	}
-	return true;
-}
-
-static void post_sem(void *arg)
-{
-	sem_post(arg);
-}
-
-/* ---- a driver thread ---- */
-
-struct driver_thread {
-	pthread_t thread;
-	struct urp_driver *drv;
-	atomic_bool stop;
-	long long events; /* sum of urp_driver_turn() results */
-	long turns;
-	int error; /* first negative urp_driver_turn() result */
-};
-
-/* Turn until told to stop, then until every entry is gone (bounded), so nobody else needs to
- * turn this driver again. */
-static void *driver_main(void *arg)
-{
-	struct driver_thread *d = arg;
-	int after_stop = 0;
-
-	for (;;) {
-		int ret = urp_driver_turn(d->drv, 100);
-		struct urp_stats st;
-
-		if (ret < 0) {
-			d->error = ret;
-			break;
-		}
-		d->events += ret;
-		d->turns++;
-		if (!atomic_load(&d->stop))
-			continue;
-		urp_driver_stats(d->drv, &st);
-		if (st.live == 0 || ++after_stop > 500)
-			break;
-	}
-	return NULL;
-}
-
-static void driver_start(struct driver_thread *d, struct urp_driver *which)
-{
-	memset(d, 0, sizeof(*d));
-	d->drv = which;
-	atomic_init(&d->stop, false);
-	cr_assert_eq(pthread_create(&d->thread, NULL, driver_main, d), 0);
-}
-
-static void driver_stop(struct driver_thread *d)
-{
-	atomic_store(&d->stop, true);
-	cr_assert_eq(urp_driver_unpark(d->drv), 0);
-	cr_assert_eq(pthread_join(d->thread, NULL), 0);
-	cr_assert_eq(d->error, 0, "urp_driver_turn on the driver thread: %d (%s)", d->error,
-		     urp_strerror(d->error));
-}
-
 /* ---- registrations, deregistrations and unparks from 4 threads ---- */
 
 #define NWORKERS     4
@@ -459,19 +373,7 @@ Test(uring_threads, basic_sigalrm_1khz_never_eintr)
 #define NCONSUMERS	 2 /* consumer 0: reader slot; consumer 1: readiness futures */
 #define LOST_AFTER_S	 10
 #define DRAIN_DEADLINE_S 30
-#define DEFAULT_EVENTS	 5000000LL
-
-static long long stress_events(void)
-{
-	const char *env = getenv("URP_DRIVER_STRESS_EVENTS");
-	char *end;
-	long long n;
-
-	if (!env || !*env)
-		return DEFAULT_EVENTS;
-	n = strtoll(env, &end, 10);
-	return (*end || n <= 0) ? DEFAULT_EVENTS : n;
-}
+#define DEFAULT_EVENTS	 5000000L
 
 struct pair {
 	int rfd, wfd;
@@ -722,7 +624,7 @@ Test(uring_threads, stress_no_lost_wakeups)
 	int missing = -1;
 
 	memset(&S, 0, sizeof(S));
-	S.target = stress_events();
+	S.target = env_count("URP_DRIVER_STRESS_EVENTS", DEFAULT_EVENTS);
 	drv = driver_new(NULL);
 	driver_start(&d, drv);
 	for (int i = 0; i < NPAIRS; i++) {
