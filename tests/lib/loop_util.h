@@ -22,6 +22,7 @@
 
 /* Generous bounds: reached only when something is broken (or a sanitizer is very slow). */
 #define BOUND_S 10.0
+#define WAIT_MS ((int)(BOUND_S * 1000)) /* the same, as a urp_io_wait() timeout */
 
 /* Yield until cond holds or seconds pass; evaluates to cond's last value. */
 #define WAIT_UNTIL(cond, seconds)                                                                  \

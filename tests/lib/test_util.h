@@ -2,12 +2,14 @@
 /*
  * Helpers every group of suites may use, written once: the monotonic clock and a sleep, counts
  * from the environment, a waker that counts, loopback sockets (a listener, a port nobody
- * listens on), and the paths of what this build made beside the running test.
+ * listens on), counting a directory of /proc, and the paths of what this build made beside the
+ * running test.
  */
 #ifndef URP_TESTS_TEST_UTIL_H
 #define URP_TESTS_TEST_UTIL_H
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -95,6 +97,27 @@ static inline struct sockaddr_in closed_port(void)
 	cr_assert_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
 	close(fd);
 	return addr;
+}
+
+/* ---- /proc ---- */
+
+/*
+ * How many entries (but . and ..) directory path holds whose name, as a number, is below limit
+ * (INT_MAX: all of them); -1 when it cannot be read. Read on /proc/self/fd, the count includes
+ * the directory's own descriptor.
+ */
+static inline int dir_entries_below(const char *path, int limit)
+{
+	DIR *dir = opendir(path);
+	struct dirent *de;
+	int n = 0;
+
+	if (!dir)
+		return -1;
+	while ((de = readdir(dir)))
+		n += de->d_name[0] != '.' && atoi(de->d_name) < limit;
+	closedir(dir);
+	return n;
 }
 
 /* ---- the build ---- */
