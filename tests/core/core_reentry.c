@@ -252,7 +252,8 @@ static void check_free_from_waker(int n, bool by_shutdown)
 	for (int i = 0; i < n; i++)
 		cr_assert_eq(atomic_load(&ctx.calls[i]), 1, "waiter %d called %d times", i,
 			     atomic_load(&ctx.calls[i]));
-	cr_assert_eq(detached_stats().live, live_before - 1, "entry freed from a waker was not released");
+	cr_assert_eq(detached_stats().live, live_before - 1,
+		     "entry freed from a waker was not released");
 }
 
 Test(core_reentry, waker_frees_entry_mid_wake)

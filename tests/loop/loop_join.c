@@ -90,8 +90,9 @@ Test(loop_join, join_stops_the_thread_and_frees_everything)
 	cr_assert(join_bounded(d, false), "urp_driver_join() did not return");
 	cr_assert_eq(count_dir("/proc/self/task"), threads_before,
 		     "the driver thread outlived urp_driver_join()");
-	cr_assert_not(fd_is_open(sv[2][0]), "fd of a deregister_close'd entry still open after join");
-	cr_assert_not(fd_is_open(sv[3][0]), "fd of a deregister_close'd entry still open after join");
+	for (int i = 2; i <= 3; i++)
+		cr_assert_not(fd_is_open(sv[i][0]),
+			      "fd of a deregister_close'd entry still open after join");
 	for (int i = 0; i < 6; i++) {
 		if (i != 2 && i != 3)
 			close(sv[i][0]);
@@ -144,8 +145,8 @@ Test(loop_join, join_right_after_a_turn_returns)
 		atomic_init(&wd.rescued, 0);
 		/* The first turn enables the ring and arms the poll; an unpark ends it. */
 		cr_assert_eq(urp_driver_unpark(d), 0);
-		cr_assert(WAIT_UNTIL(driver_stats(d).turns >= 1, BOUND_S), "round %d: no first turn",
-			  i);
+		cr_assert(WAIT_UNTIL(driver_stats(d).turns >= 1, BOUND_S),
+			  "round %d: no first turn", i);
 		cr_assert_eq(pthread_create(&wd.thread, NULL, join_watchdog_main, &wd), 0);
 		turns = driver_stats(d).turns;
 		cr_assert_eq(urp_driver_unpark(d), 0);
