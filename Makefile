@@ -275,9 +275,9 @@ $(BUILD)/tests/%: tests/progs/%.c $(LIB_DEP)
 UNIT_GROUPS := $(LIB_SUITE_GROUPS) fault bench
 TEST_NAMES := $(notdir $(basename $(wildcard $(UNIT_GROUPS:%=tests/%/*.c))))
 # Suites that also run under ThreadSanitizer: all of them (the single-threaded ones are cheap),
-# but the proxy's: one loop per process there, and redis-benchmark, wrk and 5,000 connections
+# but the proxy's (proxy_*): one loop per process there, and redis-benchmark, wrk and 5,000 connections
 # under TSan would take most of `make check`.
-THREADED_TESTS := $(filter-out proxy_e2e,$(TEST_NAMES))
+THREADED_TESTS := $(filter-out proxy_%,$(TEST_NAMES))
 TEST_BINS := $(TEST_NAMES:%=$(BUILD)/tests/%)
 PROG_BINS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(wildcard tests/progs/*.c))
 TRACE_TEST_BINS := $(patsubst tests/trace/%.c,$(BUILD)/tests/%,$(wildcard tests/trace/*.c))

@@ -3,47 +3,7 @@
  * core_future: the readiness future, Init -> Waiting -> Done, and its cancel (docs/design.md,
  * "Readiness future and slots").
  */
-#include <errno.h>
-#include <stdatomic.h>
-#include <stdint.h>
-
-#include <criterion/criterion.h>
-
-#include <urpoll.h>
-
-struct counter {
-	atomic_int calls;
-};
-
-static void count_wake(void *arg)
-{
-	struct counter *c = arg;
-
-	atomic_fetch_add(&c->calls, 1);
-}
-
-static struct urp_waker counting(struct counter *c)
-{
-	return (struct urp_waker){.wake = count_wake, .arg = c};
-}
-
-static int calls(struct counter *c)
-{
-	return atomic_load(&c->calls);
-}
-
-static struct urp_io *io;
-
-static void io_setup(void)
-{
-	cr_assert_eq(urp_io_new(&io), 0, "urp_io_new failed");
-}
-
-static void io_teardown(void)
-{
-	urp_io_free(io);
-	io = NULL;
-}
+#include "core_util.h"
 
 static unsigned word_tick(void)
 {
@@ -52,10 +12,7 @@ static unsigned word_tick(void)
 
 static uint64_t wakes(void)
 {
-	struct urp_stats st;
-
-	cr_assert_eq(urp_detached_stats(&st), 0);
-	return st.wakes;
+	return detached_stats().wakes;
 }
 
 TestSuite(core_future, .init = io_setup, .fini = io_teardown, .timeout = 10);

@@ -3,59 +3,7 @@
  * core_shutdown: the sticky shutdown bit (docs/design.md, "The readiness word": Shutdown, and what it ends) and
  * urp_io_free()'s shutdown of a detached entry.
  */
-#include <errno.h>
-#include <stdatomic.h>
-#include <stdint.h>
-
-#include <criterion/criterion.h>
-
-#include <urpoll.h>
-
-#define WORD_SHUTDOWN	(1u << 31)
-#define WORD_TICK_SHIFT 16
-
-struct counter {
-	atomic_int calls;
-};
-
-static void count_wake(void *arg)
-{
-	struct counter *c = arg;
-
-	atomic_fetch_add(&c->calls, 1);
-}
-
-static struct urp_waker counting(struct counter *c)
-{
-	return (struct urp_waker){.wake = count_wake, .arg = c};
-}
-
-static int calls(struct counter *c)
-{
-	return atomic_load(&c->calls);
-}
-
-static struct urp_stats stats(void)
-{
-	struct urp_stats st;
-
-	cr_assert_eq(urp_detached_stats(&st), 0);
-	return st;
-}
-
-static struct urp_io *io;
-
-static void io_setup(void)
-{
-	cr_assert_eq(urp_io_new(&io), 0, "urp_io_new failed");
-}
-
-static void io_teardown(void)
-{
-	if (io)
-		urp_io_free(io);
-	io = NULL;
-}
+#include "core_util.h"
 
 TestSuite(core_shutdown, .init = io_setup, .fini = io_teardown, .timeout = 10);
 
@@ -104,9 +52,9 @@ Test(core_shutdown, wakes_every_waiter)
 	struct urp_event ev;
 
 	park_everyone(&ws);
-	before = stats();
+	before = detached_stats();
 	urp_io_shutdown(io);
-	after = stats();
+	after = detached_stats();
 	check_everyone_woken_once(&ws);
 	cr_assert_eq(after.wakes - before.wakes, NFUT + 2);
 	cr_assert_eq(after.wake_batches - before.wake_batches, 1);
@@ -167,9 +115,9 @@ Test(core_shutdown, second_shutdown_harmless)
 	park_everyone(&ws);
 	urp_io_shutdown(io);
 	word = urp_io_word(io);
-	before = stats();
+	before = detached_stats();
 	urp_io_shutdown(io);
-	after = stats();
+	after = detached_stats();
 	cr_assert_eq(urp_io_word(io), word, "second shutdown changed the word %#x -> %#x", word,
 		     urp_io_word(io));
 	cr_assert_eq(after.wakes, before.wakes);
@@ -229,12 +177,12 @@ Test(core_shutdown, try_io_refused_without_op)
 Test(core_shutdown, free_wakes_every_waiter)
 {
 	struct waiters ws = {0};
-	uint64_t live = stats().live;
+	uint64_t live = detached_stats().live;
 
 	park_everyone(&ws);
 	urp_io_free(io);
 	io = NULL;
 	/* the futures' entry is gone: only the counters may be looked at */
 	check_everyone_woken_once(&ws);
-	cr_assert_eq(stats().live, live - 1);
+	cr_assert_eq(detached_stats().live, live - 1);
 }

@@ -38,6 +38,8 @@
 
 #include <urpoll.h>
 
+#include "test_util.h"
+
 #define DEFAULT_EVENTS	  2000000L
 #define NENTRIES	  8
 #define NPRODUCERS	  2
@@ -49,24 +51,7 @@
 
 static long stress_events(void)
 {
-	const char *env = getenv("URP_STRESS_EVENTS");
-	char *end;
-	long n;
-
-	if (!env || !*env)
-		return DEFAULT_EVENTS;
-	n = strtol(env, &end, 10);
-	if (*end || n <= 0)
-		return DEFAULT_EVENTS;
-	return n;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
+	return env_count("URP_STRESS_EVENTS", DEFAULT_EVENTS);
 }
 
 static uint64_t xorshift64(uint64_t *state)

@@ -3,37 +3,13 @@
  * core_tryio: urp_io_try_io(), the snapshot / op / tick-checked clear pattern (urpoll.h;
  * docs/design.md, "The task loop", the idiom).
  */
-#include <errno.h>
-#include <stdatomic.h>
-#include <stdint.h>
-
-#include <criterion/criterion.h>
-
-#include <urpoll.h>
-
-#define WORD_TICK_SHIFT 16
-
-static struct urp_io *io;
-
-static void io_setup(void)
-{
-	cr_assert_eq(urp_io_new(&io), 0, "urp_io_new failed");
-}
-
-static void io_teardown(void)
-{
-	urp_io_free(io);
-	io = NULL;
-}
+#include "core_util.h"
 
 TestSuite(core_tryio, .init = io_setup, .fini = io_teardown, .timeout = 10);
 
 static uint64_t stale_rejects(void)
 {
-	struct urp_stats st;
-
-	cr_assert_eq(urp_detached_stats(&st), 0);
-	return st.stale_rejects;
+	return detached_stats().stale_rejects;
 }
 
 /* What the fake operation does when called. */

@@ -7,35 +7,15 @@
  *   | shutdown (1) | tick (15)   | readiness (low 6)   |
  *
  * Only the public API is used: the word is read with urp_io_word() and decoded with the
- * public accessors (urp_word_*(), checked here against the layout above), and the
- * stale-rejection counter of detached entries is read with urp_detached_stats() (as deltas).
+ * public accessors (urp_word_*(), checked here against the layout above, which core_util.h and
+ * this file spell as WORD_*), and the stale-rejection counter of detached entries is read with
+ * urp_detached_stats() (as deltas).
  */
-#include <errno.h>
-#include <stdint.h>
+#include "core_util.h"
 
-#include <criterion/criterion.h>
-
-#include <urpoll.h>
-
-#define WORD_SHUTDOWN	(1u << 31)
-#define WORD_TICK_SHIFT 16
 #define WORD_TICK_MASK	0x7fffu
 #define WORD_READY_MASK 0xffffu
 #define TICK_PERIOD	32768u
-
-static struct urp_io *io;
-
-static void io_setup(void)
-{
-	cr_assert_eq(urp_io_new(&io), 0, "urp_io_new failed");
-	cr_assert_not_null(io);
-}
-
-static void io_teardown(void)
-{
-	urp_io_free(io);
-	io = NULL;
-}
 
 static uint32_t word_pack(bool shutdown, unsigned tick, unsigned ready)
 {
@@ -64,10 +44,7 @@ Test(core_word, public_accessors_decode_the_spec_layout)
 
 static uint64_t stale_rejects(void)
 {
-	struct urp_stats st;
-
-	cr_assert_eq(urp_detached_stats(&st), 0);
-	return st.stale_rejects;
+	return detached_stats().stale_rejects;
 }
 
 static void set_n(unsigned n, unsigned ready)

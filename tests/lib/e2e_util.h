@@ -1,20 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Helpers shared by the end-to-end tests of the servers (echo_e2e, proxy_e2e): the clock, the
- * descriptor limit, the io_uring skip, a process's open descriptors, a socket's receive queue,
- * reading a child's output until a line shows up, and stopping a started server with all it
- * started. Addresses are the servers' own union
- * sockaddr_any (tools/servers/net.h; only the type is used, nothing of net.c).
+ * Helpers shared by the end-to-end tests of the servers (echo_*, proxy_*, through echo_util.h
+ * and proxy_util.h), on top of test_util.h: the descriptor limit, the io_uring skip, process
+ * groups (a started server stopped with all it started), a process's open descriptors and
+ * threads, a socket's receive queue, the tools of this build, and reading a child's output until
+ * a line shows up. Addresses are the servers' own union sockaddr_any (tools/servers/net.h; only
+ * the type is used, nothing of net.c).
  */
 #ifndef URP_TESTS_E2E_UTIL_H
 #define URP_TESTS_E2E_UTIL_H
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -28,14 +31,7 @@
 #include <urpoll.h>
 
 #include "../../tools/servers/net.h"
-
-static inline double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "test_util.h"
 
 /* The soft limit on descriptors raised to the hard one; the processes started inherit it. */
 static inline void raise_nofile(void)
@@ -93,22 +89,19 @@ static inline void group_kill(pid_t pid)
 		;
 }
 
+/* The descriptors pid holds open whose number is below limit, or -1 when it is gone. */
+static inline int count_fds_below(pid_t pid, int limit)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	return dir_entries_below(path, limit);
+}
+
 /* The descriptors pid holds open, or -1 when it is gone. */
 static inline int count_fds(pid_t pid)
 {
-	char path[64];
-	struct dirent *de;
-	int n = 0;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		return -1;
-	while ((de = readdir(dir)))
-		n += de->d_name[0] != '.';
-	closedir(dir);
-	return n;
+	return count_fds_below(pid, INT_MAX);
 }
 
 /*
@@ -135,6 +128,60 @@ static inline long tcp_rx_queue(unsigned local_port, unsigned remote_port)
 	}
 	fclose(f);
 	return rx;
+}
+
+/* The thread ids of pid, at most max of them; -1 when it is gone. */
+static inline int task_ids(pid_t pid, pid_t *tids, int max)
+{
+	char path[64];
+	struct dirent *de;
+	int n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while (n < max && (de = readdir(dir)))
+		if (de->d_name[0] != '.')
+			tids[n++] = (pid_t)atoi(de->d_name);
+	closedir(dir);
+	return n;
+}
+
+/* The first line of /proc/PID/task/TID/FILE, without its newline; false when it is gone. */
+static inline bool task_line(pid_t pid, pid_t tid, const char *file, char *line, size_t size)
+{
+	char path[128];
+	bool ok;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)pid, (int)tid, file);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	ok = fgets(line, (int)size, f) != NULL;
+	fclose(f);
+	if (ok)
+		line[strcspn(line, "\n")] = '\0';
+	return ok;
+}
+
+/*
+ * The path of this build's tools/urpoll-NAME (BUILD/tests/TEST -> BUILD/tools/urpoll-NAME), which
+ * must be there: the end-to-end tests run the tools of their own build.
+ */
+static inline char *tool_binary(const char *name)
+{
+	char rel[64];
+	char *path;
+
+	snprintf(rel, sizeof(rel), "tools/urpoll-%s", name);
+	path = build_path(rel);
+	cr_assert_eq(access(path, X_OK), 0,
+		     "%s: %s (build the tools of this build first: make tools)", path,
+		     strerror(errno));
+	return path;
 }
 
 /*

@@ -4,7 +4,7 @@
  * urp__fault_fail() asked or goes to liburing. The reap loop reads a copy of the CQ: CQEs are
  * taken from the kernel's ring one at a time (unless held), possibly doubled or rewritten, and
  * CQEs the kernel never posted are put in front. Built only into the fault-injection objects of
- * tests/uring_fault.c, never into liburpoll.
+ * the suites of tests/fault/ (and the driver_faults fuzz target), never into liburpoll.
  */
 #include <errno.h>
 #include <string.h>

@@ -2,8 +2,8 @@
 /*
  * Fault injection for URP_FAULT builds only (uring/fault.c behind the seam of uring/ring.h):
  * fail a ring call with a chosen errno, keep the kernel's completions back, or deliver
- * completions the kernel did not post. tests/uring_fault.c drives it; the library proper never
- * contains it. Not thread-safe: set faults while no other thread turns a driver.
+ * completions the kernel did not post. The suites of tests/fault/ drive it; the library proper
+ * never contains it. Not thread-safe: set faults while no other thread turns a driver.
  */
 #ifndef URP_URING_FAULT_H
 #define URP_URING_FAULT_H

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the loop_* tests (the task loop, blocking waits, spawned drivers), on top of
- * uring_util.h: bounded waits on conditions, a thread that runs urp_loop_run(), and a way to see
- * that a thread really is parked in the futex of urp_io_wait().
+ * uring_util.h: bounded waits on conditions, a spawned driver, a thread that runs urp_loop_run(),
+ * and a way to see that a thread really is parked in the futex of urp_io_wait().
  *
  * Nothing here sleeps and hopes: WAIT_UNTIL() yields until its condition holds or its bound
  * passes, and the caller asserts the condition afterwards. Helper threads never assert (a
@@ -22,14 +22,7 @@
 
 /* Generous bounds: reached only when something is broken (or a sanitizer is very slow). */
 #define BOUND_S 10.0
-
-static inline double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#define WAIT_MS ((int)(BOUND_S * 1000)) /* the same, as a urp_io_wait() timeout */
 
 /* Yield until cond holds or seconds pass; evaluates to cond's last value. */
 #define WAIT_UNTIL(cond, seconds)                                                                  \
@@ -61,15 +54,6 @@ static inline void cpu_relax(void)
 			cpu_relax();                                                               \
 		ok_;                                                                               \
 	})
-
-/* A count from the environment, or dflt. */
-static inline long env_count(const char *name, long dflt)
-{
-	const char *env = getenv(name);
-	long n = env ? strtol(env, NULL, 10) : 0;
-
-	return n > 0 ? n : dflt;
-}
 
 static inline pid_t gettid_compat(void)
 {
@@ -115,7 +99,18 @@ static inline bool wait_parked(pid_t tid)
 	return WAIT_UNTIL(parked_in_futex(tid) == 1, BOUND_S);
 }
 
-/* ---- loops ---- */
+/* ---- spawned drivers and loops ---- */
+
+/* A driver turning on a thread of its own (urp_driver_spawn); urp_driver_join() ends it. */
+static inline struct urp_driver *spawn_or_fail(void)
+{
+	struct urp_driver *d = NULL;
+	int ret = urp_driver_spawn(&d, NULL);
+
+	cr_assert_eq(ret, 0, "urp_driver_spawn: %d (%s)", ret, urp_strerror(ret));
+	cr_assert_not_null(d);
+	return d;
+}
 
 static inline struct urp_loop *loop_new_or_fail(void)
 {

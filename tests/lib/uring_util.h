@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the uring_* tests: real file descriptors (socketpairs, TCP on loopback),
- * the readiness word's fields, bounded turn loops, and try_io read/write operations.
+ * the readiness word's fields, bounded turn loops, registrations and turns from other threads
+ * (a driver thread, a semaphore waker), try_io read/write operations, and the suite's driver.
  *
  * Turn loops never sleep and hope: they turn until a condition holds, at most TURN_TRIES turns
  * of at most TURN_WAIT_MS each, and the caller asserts the condition afterwards. Negative checks
@@ -17,6 +18,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,6 +31,8 @@
 #include <criterion/criterion.h>
 
 #include <urpoll.h>
+
+#include "test_util.h"
 
 #define TURN_WAIT_MS 100
 #define TURN_TRIES   50
@@ -140,6 +144,11 @@ static inline uint64_t turn_until_live(struct urp_driver *drv, uint64_t live)
 
 /* ---- file descriptors ---- */
 
+static inline bool fd_is_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
+}
+
 static inline void set_nonblock(int fd)
 {
 	int flags = fcntl(fd, F_GETFL);
@@ -156,18 +165,7 @@ static inline void unix_pair(int sv[2])
 
 static inline int tcp_listener(struct sockaddr_in *addr)
 {
-	socklen_t len = sizeof(*addr);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
-	memset(addr, 0, sizeof(*addr));
-	addr->sin_family = AF_INET;
-	addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(fd, (struct sockaddr *)addr, sizeof(*addr)), 0, "bind: %s",
-		     strerror(errno));
-	cr_assert_eq(listen(fd, 16), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)addr, &len), 0);
-	return fd;
+	return loopback_listener(addr, 16);
 }
 
 /* A connected TCP pair on loopback, both ends non-blocking: sv[0] connected, sv[1] accepted. */
@@ -189,23 +187,6 @@ static inline void tcp_pair(int sv[2])
 	close(lfd);
 }
 
-/* A loopback port with nobody listening (bound once, then released). */
-static inline struct sockaddr_in closed_port(void)
-{
-	struct sockaddr_in addr;
-	socklen_t len = sizeof(addr);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_geq(fd, 0);
-	memset(&addr, 0, sizeof(addr));
-	addr.sin_family = AF_INET;
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
-	close(fd);
-	return addr;
-}
-
 static inline void write_all(int fd, const void *buf, size_t len)
 {
 	ssize_t n = write(fd, buf, len);
@@ -224,10 +205,100 @@ static inline void run_on_thread(void *(*fn)(void *), void *arg)
 	cr_assert_eq(pthread_join(thread, NULL), 0);
 }
 
-/* A waker that counts its calls in the atomic_int at arg. */
-static inline void count_wake(void *arg)
+/* A registration from another thread: run_on_thread(register_main, &tr). */
+struct thread_reg {
+	struct urp_driver *drv;
+	int fd;
+	unsigned interest;
+	int ret;
+	struct urp_io *io;
+};
+
+static inline void *register_main(void *arg)
 {
-	atomic_fetch_add((atomic_int *)arg, 1);
+	struct thread_reg *tr = arg;
+
+	tr->ret = urp_register(tr->drv, tr->fd, tr->interest, &tr->io);
+	return NULL;
+}
+
+/* Wait on sem for at most seconds; false on timeout. */
+static inline bool sem_wait_for(sem_t *sem, double seconds)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += (time_t)seconds;
+	deadline.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	while (sem_timedwait(sem, &deadline) != 0) {
+		if (errno != EINTR)
+			return false;
+	}
+	return true;
+}
+
+/* A waker that posts the sem_t at arg. */
+static inline void post_sem(void *arg)
+{
+	sem_post(arg);
+}
+
+/* ---- a driver thread ---- */
+
+struct driver_thread {
+	pthread_t thread;
+	struct urp_driver *drv;
+	atomic_bool stop;
+	long long events; /* sum of urp_driver_turn() results */
+	long turns;
+	int error; /* first negative urp_driver_turn() result */
+};
+
+/* Turn until told to stop, then until every entry is gone (bounded), so nobody else needs to
+ * turn this driver again. */
+static inline void *driver_main(void *arg)
+{
+	struct driver_thread *d = arg;
+	int after_stop = 0;
+
+	for (;;) {
+		int ret = urp_driver_turn(d->drv, 100);
+		struct urp_stats st;
+
+		if (ret < 0) {
+			d->error = ret;
+			break;
+		}
+		d->events += ret;
+		d->turns++;
+		if (!atomic_load(&d->stop))
+			continue;
+		urp_driver_stats(d->drv, &st);
+		if (st.live == 0 || ++after_stop > 500)
+			break;
+	}
+	return NULL;
+}
+
+static inline void driver_start(struct driver_thread *d, struct urp_driver *which)
+{
+	memset(d, 0, sizeof(*d));
+	d->drv = which;
+	atomic_init(&d->stop, false);
+	cr_assert_eq(pthread_create(&d->thread, NULL, driver_main, d), 0);
+}
+
+static inline void driver_stop(struct driver_thread *d)
+{
+	atomic_store(&d->stop, true);
+	cr_assert_eq(urp_driver_unpark(d->drv), 0);
+	cr_assert_eq(pthread_join(d->thread, NULL), 0);
+	cr_assert_eq(d->error, 0, "urp_driver_turn on the driver thread: %d (%s)", d->error,
+		     urp_strerror(d->error));
 }
 
 /* ---- try_io operations ---- */
@@ -286,7 +357,9 @@ static inline size_t drain_fd(int fd)
 	return total;
 }
 
-/* The suite's driver: freed by drv_teardown() after checking that no CQE named a dead entry. */
+/* ---- the suite's driver ---- */
+
+/* Freed by drv_teardown() after checking that no CQE named a dead entry. */
 static struct urp_driver *drv;
 
 static inline void drv_teardown(void)
@@ -296,6 +369,11 @@ static inline void drv_teardown(void)
 	assert_no_unknown_tokens(drv);
 	urp_driver_free(drv);
 	drv = NULL;
+}
+
+static inline struct urp_io *reg(int fd, unsigned interest)
+{
+	return reg_or_fail(drv, fd, interest);
 }
 
 #endif /* URP_TESTS_URING_UTIL_H */

@@ -6,16 +6,14 @@
  *
  * A wait returns 0 with the readiness once a peer writes (never before), -ETIMEDOUT when nothing
  * comes (timeout 0 only polls), -ESHUTDOWN when the driver shuts down under it or already did,
- * -EINVAL on bad arguments. Many threads wait at once; a thread-per-connection echo server
- * returns every byte; SIGALRM at 1 kHz ends no wait; a timed-out wait leaves nothing behind on
- * its dead stack frame; urp_driver_join() stops the thread, also right after a turn, and frees
- * everything (LeakSanitizer in the ASan build; thread and fd counts everywhere).
+ * -EINVAL on bad arguments, -EDEADLK where nothing could ever end it. Many threads wait at once;
+ * SIGALRM at 1 kHz ends no wait; a timed-out wait leaves nothing behind on its dead stack frame.
+ * A thread-per-connection echo server is loop_wait_echo's, urp_driver_join() loop_join's.
  *
  * Where a test needs a thread to be parked in urp_io_wait() before it acts, it checks the
  * thread's syscall in /proc (wait_parked()); waits that must end carry a finite timeout, so a
  * lost wake fails as -ETIMEDOUT instead of hanging.
  */
-#include <dirent.h>
 #include <signal.h>
 #include <sys/time.h>
 
@@ -27,26 +25,6 @@ static void setup(void)
 }
 
 TestSuite(loop_wait, .init = setup, .timeout = 120);
-
-#define WAIT_MS ((int)(BOUND_S * 1000))
-
-static struct urp_driver *spawn_or_fail(void)
-{
-	struct urp_driver *d = NULL;
-	int ret = urp_driver_spawn(&d, NULL);
-
-	cr_assert_eq(ret, 0, "urp_driver_spawn: %d (%s)", ret, urp_strerror(ret));
-	cr_assert_not_null(d);
-	return d;
-}
-
-static struct urp_stats stats_of(struct urp_driver *d)
-{
-	struct urp_stats st;
-
-	cr_assert_eq(urp_driver_stats(d, &st), 0);
-	return st;
-}
 
 /* ---- a thread blocked in urp_io_wait() ---- */
 
@@ -416,7 +394,7 @@ Test(loop_wait, eight_blocked_threads_all_woken_by_writes)
 	for (int i = 0; i < NWAITERS; i++)
 		cr_assert_eq(atomic_load(&w[i].finished), 0,
 			     "waiter %d returned %d with nothing written", i, w[i].ret);
-	wakes = stats_of(d).wakes;
+	wakes = driver_stats(d).wakes;
 
 	atomic_store(&written, 1);
 	for (int i = 0; i < NWAITERS; i++)
@@ -431,216 +409,13 @@ Test(loop_wait, eight_blocked_threads_all_woken_by_writes)
 	}
 	/* Each parked waiter was woken through its waker by the driver thread. */
 	if (all_parked)
-		cr_assert_geq(stats_of(d).wakes - wakes, NWAITERS, "only %llu wakers called",
-			      (unsigned long long)(stats_of(d).wakes - wakes));
+		cr_assert_geq(driver_stats(d).wakes - wakes, NWAITERS, "only %llu wakers called",
+			      (unsigned long long)(driver_stats(d).wakes - wakes));
 
 	for (int i = 0; i < NWAITERS; i++) {
 		cr_assert_eq(urp_deregister(io[i]), 0);
 		close(sv[i][0]);
 		close(sv[i][1]);
-	}
-	urp_driver_join(d);
-}
-
-/* ---- thread-per-connection echo ---- */
-
-#define NCONNS	   50
-#define ECHO_BYTES (96 * 1024)
-
-struct echo_conn {
-	pthread_t thread;
-	struct urp_io *io;
-	int fd;	       /* server end, registered */
-	int peer;      /* client end, driven by poll(2) on the test's thread */
-	size_t echoed; /* server thread */
-	int error;     /* server thread: first failure */
-	char what[64];
-	/* client side */
-	size_t sent, received;
-	bool eof, shut;
-	unsigned rng;
-};
-
-static unsigned char echo_byte(int conn, size_t off)
-{
-	return (unsigned char)(off * 167u + (off >> 11) + (unsigned)conn * 29u + 1u);
-}
-
-static void echo_fail(struct echo_conn *c, int err, const char *what)
-{
-	if (!c->error) {
-		c->error = err ? err : -1;
-		snprintf(c->what, sizeof(c->what), "%s", what);
-	}
-}
-
-/* The server: read what is there, write it all back, wait when either side says EAGAIN. */
-static void *echo_server_main(void *arg)
-{
-	struct echo_conn *c = arg;
-	char buf[4096];
-	struct rw_op rd = {.fd = c->fd, .buf = buf, .len = sizeof(buf)};
-	struct rw_op wr = {.fd = c->fd, .buf = buf};
-	struct urp_event ev;
-	size_t pending = 0;
-	ssize_t n;
-	int ret;
-
-	for (;;) {
-		if (pending) {
-			n = urp_io_try_io(c->io, URP_WRITABLE, op_write, &wr);
-			if (n > 0) {
-				wr.buf += n;
-				wr.len -= (size_t)n;
-				pending -= (size_t)n;
-				c->echoed += (size_t)n;
-				continue;
-			}
-			if (n != -EAGAIN) {
-				echo_fail(c, (int)n, "write");
-				break;
-			}
-			ret = urp_io_wait(c->io, URP_WRITABLE, WAIT_MS, &ev);
-			if (ret) {
-				echo_fail(c, ret, "urp_io_wait(WRITABLE)");
-				break;
-			}
-			continue;
-		}
-		n = urp_io_try_io(c->io, URP_READABLE, op_read, &rd);
-		if (n > 0) {
-			pending = (size_t)n;
-			wr.buf = buf;
-			wr.len = pending;
-			continue;
-		}
-		if (n == 0) {
-			/* The client half-closed: so do we, after everything went back. */
-			if (shutdown(c->fd, SHUT_WR))
-				echo_fail(c, -errno, "shutdown");
-			break;
-		}
-		if (n != -EAGAIN) {
-			echo_fail(c, (int)n, "read");
-			break;
-		}
-		ret = urp_io_wait(c->io, URP_READABLE, WAIT_MS, &ev);
-		if (ret) {
-			echo_fail(c, ret, "urp_io_wait(READABLE)");
-			break;
-		}
-	}
-	return NULL;
-}
-
-/* The client side of one connection, one step: write a random-sized chunk, read what came. */
-static void echo_client_step(struct echo_conn *c, int conn, short revents)
-{
-	unsigned char buf[8192];
-	ssize_t n;
-
-	if ((revents & POLLOUT) && c->sent < ECHO_BYTES) {
-		size_t len;
-
-		c->rng ^= c->rng << 13;
-		c->rng ^= c->rng >> 17;
-		c->rng ^= c->rng << 5;
-		len = 1 + c->rng % sizeof(buf);
-		if (len > ECHO_BYTES - c->sent)
-			len = ECHO_BYTES - c->sent;
-		for (size_t i = 0; i < len; i++)
-			buf[i] = echo_byte(conn, c->sent + i);
-		n = write(c->peer, buf, len);
-		cr_assert(n > 0 || errno == EAGAIN, "conn %d: client write: %s", conn,
-			  strerror(errno));
-		if (n > 0)
-			c->sent += (size_t)n;
-	}
-	if (c->sent == ECHO_BYTES && !c->shut) {
-		cr_assert_eq(shutdown(c->peer, SHUT_WR), 0);
-		c->shut = true;
-	}
-	if (revents & (POLLIN | POLLHUP)) {
-		n = read(c->peer, buf, sizeof(buf));
-		cr_assert(n >= 0 || errno == EAGAIN, "conn %d: client read: %s", conn,
-			  strerror(errno));
-		for (ssize_t i = 0; i < n; i++)
-			cr_assert_eq(buf[i], echo_byte(conn, c->received + (size_t)i),
-				     "conn %d: byte %zu came back as %#x, sent %#x", conn,
-				     c->received + (size_t)i, buf[i],
-				     echo_byte(conn, c->received + (size_t)i));
-		if (n > 0)
-			c->received += (size_t)n;
-		if (n == 0)
-			c->eof = true;
-	}
-}
-
-Test(loop_wait, thread_per_connection_echo_50_connections)
-{
-	struct urp_driver *d = spawn_or_fail();
-	static struct echo_conn conns[NCONNS];
-	struct pollfd pfd[NCONNS];
-	double deadline;
-	int open_conns = NCONNS;
-
-	memset(conns, 0, sizeof(conns));
-	for (int i = 0; i < NCONNS; i++) {
-		struct echo_conn *c = &conns[i];
-		int sv[2];
-
-		/* Half on Unix sockets, half on TCP over loopback. */
-		if (i % 2)
-			tcp_pair(sv);
-		else
-			unix_pair(sv);
-		c->fd = sv[1];
-		c->peer = sv[0];
-		c->rng = 0x2545f491u * (unsigned)(i + 1);
-		c->io = reg_or_fail(d, c->fd, URP_READABLE | URP_WRITABLE);
-		cr_assert_eq(pthread_create(&c->thread, NULL, echo_server_main, c), 0);
-	}
-
-	deadline = now_s() + 60;
-	while (open_conns > 0) {
-		int n;
-
-		cr_assert_lt(now_s(), deadline, "echo not done after 60 s");
-		for (int i = 0; i < NCONNS; i++) {
-			struct echo_conn *c = &conns[i];
-
-			pfd[i].fd = c->eof ? -1 : c->peer;
-			pfd[i].events = (short)(POLLIN | (c->sent < ECHO_BYTES ? POLLOUT : 0));
-			pfd[i].revents = 0;
-		}
-		n = poll(pfd, NCONNS, 1000);
-		cr_assert_geq(n, 0, "poll: %s", strerror(errno));
-		for (int i = 0; i < NCONNS; i++) {
-			struct echo_conn *c = &conns[i];
-
-			if (c->eof || !pfd[i].revents)
-				continue;
-			cr_assert_not(pfd[i].revents & (POLLERR | POLLNVAL), "conn %d: revents %#x",
-				      i, pfd[i].revents);
-			echo_client_step(c, i, pfd[i].revents);
-			if (c->eof)
-				open_conns--;
-		}
-	}
-
-	for (int i = 0; i < NCONNS; i++) {
-		struct echo_conn *c = &conns[i];
-
-		cr_assert_eq(pthread_join(c->thread, NULL), 0);
-		cr_assert_eq(c->error, 0, "conn %d: server %s: %d (%s)", i, c->what, c->error,
-			     strerror(-c->error));
-		cr_assert_eq(c->received, (size_t)ECHO_BYTES,
-			     "conn %d: %zu bytes came back of %zu (server echoed %zu)", i,
-			     c->received, (size_t)ECHO_BYTES, c->echoed);
-		cr_assert_eq(c->echoed, (size_t)ECHO_BYTES);
-		cr_assert_eq(urp_deregister(c->io), 0);
-		close(c->fd);
-		close(c->peer);
 	}
 	urp_driver_join(d);
 }
@@ -805,9 +580,9 @@ static __attribute__((noinline)) size_t canary_hit_by_set(struct urp_driver *d, 
 
 	for (size_t i = 0; i < sizeof(pad); i++)
 		pad[i] = 0xa5;
-	events = stats_of(d).events;
+	events = driver_stats(d).events;
 	write_all(peer, "x", 1);
-	cr_assert(WAIT_UNTIL(stats_of(d).events > events, BOUND_S),
+	cr_assert(WAIT_UNTIL(driver_stats(d).events > events, BOUND_S),
 		  "the driver thread never reported the write");
 	for (size_t i = 0; i < sizeof(pad); i++)
 		changed += pad[i] != 0xa5;
@@ -842,164 +617,4 @@ Test(loop_wait, timed_out_wait_leaves_no_waker_behind)
 	urp_driver_join(d);
 	close(sv[0]);
 	close(sv[1]);
-}
-
-/* ---- urp_driver_join ---- */
-
-static int count_dir(const char *path)
-{
-	DIR *dir = opendir(path);
-	struct dirent *de;
-	int n = 0;
-
-	cr_assert_not_null(dir, "opendir %s: %s", path, strerror(errno));
-	while ((de = readdir(dir)))
-		n += de->d_name[0] != '.';
-	closedir(dir);
-	/* The directory's own descriptor is one of /proc/self/fd's entries while we read it. */
-	return strcmp(path, "/proc/self/fd") == 0 ? n - 1 : n;
-}
-
-static bool fd_open(int fd)
-{
-	return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
-}
-
-struct join_job {
-	struct urp_driver *drv;
-	atomic_int done;
-};
-
-static void *join_main(void *arg)
-{
-	struct join_job *job = arg;
-
-	urp_driver_join(job->drv);
-	atomic_store(&job->done, 1);
-	return NULL;
-}
-
-/* urp_driver_join() on a helper thread, bounded: false if it did not return. */
-static bool join_bounded(struct urp_driver *d, bool spin)
-{
-	struct join_job job = {.drv = d};
-	pthread_t thread;
-
-	atomic_init(&job.done, 0);
-	cr_assert_eq(pthread_create(&thread, NULL, join_main, &job), 0);
-	if (!(spin ? SPIN_UNTIL(atomic_load(&job.done), BOUND_S)
-		   : WAIT_UNTIL(atomic_load(&job.done), BOUND_S)))
-		return false;
-	cr_assert_eq(pthread_join(thread, NULL), 0);
-	return true;
-}
-
-static void *noop_main(void *arg)
-{
-	return arg;
-}
-
-Test(loop_wait, join_stops_the_thread_and_frees_everything)
-{
-	int threads_before, fds_before;
-	struct urp_driver *d;
-	struct urp_io *io[6];
-	struct urp_event ev;
-	int sv[6][2], ret;
-
-	/* A first thread starts whatever helper threads a runtime adds (TSan has one). */
-	run_on_thread(noop_main, NULL);
-	threads_before = count_dir("/proc/self/task");
-	fds_before = count_dir("/proc/self/fd");
-	d = spawn_or_fail();
-	cr_assert_eq(count_dir("/proc/self/task"), threads_before + 1, "no driver thread");
-	for (int i = 0; i < 6; i++) {
-		unix_pair(sv[i]);
-		io[i] = reg_or_fail(d, sv[i][0], URP_READABLE);
-	}
-	/* The thread turns: a wait is served. */
-	write_all(sv[0][1], "x", 1);
-	ret = urp_io_wait(io[0], URP_READABLE, WAIT_MS, &ev);
-	cr_assert_eq(ret, 0, "wait: %d", ret);
-	/* 0, 1: deregistered; 2, 3: deregistered, the driver closes; 4, 5: still live. */
-	cr_assert_eq(urp_deregister(io[0]), 0);
-	cr_assert_eq(urp_deregister(io[1]), 0);
-	cr_assert_eq(urp_deregister_close(io[2]), 0);
-	cr_assert_eq(urp_deregister_close(io[3]), 0);
-
-	cr_assert(join_bounded(d, false), "urp_driver_join() did not return");
-	cr_assert_eq(count_dir("/proc/self/task"), threads_before,
-		     "the driver thread outlived urp_driver_join()");
-	cr_assert_not(fd_open(sv[2][0]), "fd of a deregister_close'd entry still open after join");
-	cr_assert_not(fd_open(sv[3][0]), "fd of a deregister_close'd entry still open after join");
-	for (int i = 0; i < 6; i++) {
-		if (i != 2 && i != 3)
-			close(sv[i][0]);
-		close(sv[i][1]);
-	}
-	cr_assert_eq(count_dir("/proc/self/fd"), fds_before,
-		     "descriptors left behind (the ring, the unpark eventfd?)");
-}
-
-/*
- * urp_driver_join() right after the driver thread finished a turn woken by an unpark: the stop
- * lands while the thread heads for its next blocking turn, and must still end it. The join runs
- * on this thread (no time lost creating one); a watchdog writes to a registered socket if it
- * has not returned after a while, which ends the blocking turn and records the hang.
- */
-struct join_watchdog {
-	pthread_t thread;
-	int fd;
-	atomic_int done;
-	atomic_int rescued;
-};
-
-static void *join_watchdog_main(void *arg)
-{
-	struct join_watchdog *wd = arg;
-
-	if (!WAIT_UNTIL(atomic_load(&wd->done), 2.0)) {
-		atomic_store(&wd->rescued, 1);
-		if (write(wd->fd, "x", 1) != 1)
-			atomic_store(&wd->rescued, 2);
-	}
-	return NULL;
-}
-
-Test(loop_wait, join_right_after_a_turn_returns)
-{
-	int rounds = (int)env_count("URP_JOIN_RACE_ROUNDS", 1000);
-
-	for (int i = 0; i < rounds; i++) {
-		struct urp_driver *d = spawn_or_fail();
-		struct join_watchdog wd;
-		uint64_t turns;
-		int sv[2];
-
-		unix_pair(sv);
-		reg_or_fail(d, sv[0], URP_READABLE);
-		memset(&wd, 0, sizeof(wd));
-		wd.fd = sv[1];
-		atomic_init(&wd.done, 0);
-		atomic_init(&wd.rescued, 0);
-		/* The first turn enables the ring and arms the poll; an unpark ends it. */
-		cr_assert_eq(urp_driver_unpark(d), 0);
-		cr_assert(WAIT_UNTIL(stats_of(d).turns >= 1, BOUND_S), "round %d: no first turn",
-			  i);
-		cr_assert_eq(pthread_create(&wd.thread, NULL, join_watchdog_main, &wd), 0);
-		turns = stats_of(d).turns;
-		cr_assert_eq(urp_driver_unpark(d), 0);
-		cr_assert(SPIN_UNTIL(stats_of(d).turns > turns, BOUND_S),
-			  "round %d: the unpark did not end the blocking turn", i);
-		urp_driver_join(d);
-		atomic_store(&wd.done, 1);
-		cr_assert_eq(pthread_join(wd.thread, NULL), 0);
-		close(sv[0]);
-		close(sv[1]);
-		cr_assert_eq(atomic_load(&wd.rescued), 0,
-			     "round %d: urp_driver_join() right after a turn hung until a socket "
-			     "event ended the driver thread's blocking turn (its stop and unpark "
-			     "were lost)",
-			     i);
-	}
 }

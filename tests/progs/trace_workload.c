@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * trace_workload: a known number of stale rejections and wake batches, for tests/trace/trace_bpf.c.
+ * trace_workload: a known number of stale rejections and wake batches, for the suites of
+ * tests/trace/.
  *
  *   trace_workload [-w] [-e] [-s STALE] [-S STALE] [-b ROUNDS] [-m MESSAGES] [-n PAIRS]
  *

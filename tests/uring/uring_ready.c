@@ -31,11 +31,6 @@ static void setup(void)
 
 TestSuite(uring_ready, .init = setup, .fini = drv_teardown, .timeout = 30);
 
-static struct urp_io *reg(int fd, unsigned interest)
-{
-	return reg_or_fail(drv, fd, interest);
-}
-
 /* The ready bits poll(2) reports for fd right now, through the poll-mask mapping (urp_ready_from_poll()). */
 static unsigned level_ready(int fd, short events)
 {

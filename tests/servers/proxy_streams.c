@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: MIT
+/*
+ * proxy_streams: urpoll-proxy's byte streams, end to end (the fixture: tests/lib/proxy_util.h).
+ * A client's half-close reaches the backend and the whole response still comes back; slow
+ * clients of a fast backend keep the proxy's memory bounded, then get every byte; an idle
+ * connection is closed after the idle timeout.
+ */
+#include "proxy_util.h"
+
+TestSuite(proxy_streams, .init = suite_init, .fini = cleanup, .timeout = 120);
+
+/* How the backend of backend_start() serves. */
+struct stream_backend {
+	char mode;
+	uint64_t flood;
+};
+
+static void serve_stream(int lfd, void *arg)
+{
+	static unsigned char buf[65536];
+	const struct stream_backend *sb = arg;
+
+	for (;;) {
+		int fd = accept(lfd, NULL, NULL);
+		uint64_t total = 0, off = 0, flood = sb->flood;
+		char head[32];
+		ssize_t n;
+
+		if (fd < 0)
+			continue;
+		if (sb->mode == 'h') {
+			while ((n = read(fd, buf, sizeof(buf))) > 0)
+				total += (uint64_t)n;
+			snprintf(head, sizeof(head), "%llu\n", (unsigned long long)total);
+			write_all(fd, head, strlen(head));
+			flood = ONE_MIB;
+		}
+		while (off < flood) {
+			size_t chunk = flood - off < sizeof(buf) ? flood - off : sizeof(buf);
+
+			for (size_t i = 0; i < chunk; i++)
+				buf[i] = stream_byte(off + i);
+			if (!write_all(fd, buf, chunk))
+				break;
+			off += chunk;
+		}
+		close(fd);
+	}
+}
+
+/*
+ * A one-connection-at-a-time backend in a child process. mode 'h' (half-close): read until
+ * EOF, then send back "<n bytes read>\n" and ONE_MIB bytes of the stream, then close. mode 'f'
+ * (flood): send `flood` bytes of the stream as fast as the socket takes them, then close.
+ */
+static unsigned backend_start(char mode, uint64_t flood)
+{
+	struct stream_backend sb = { .mode = mode, .flood = flood };
+
+	return backend_fork(serve_stream, &sb);
+}
+
+/* The resident set of pid, in KiB. */
+static long vm_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+
+/* ---- half-close, back-pressure, timeouts ---- */
+
+Test(proxy_streams, a_client_half_close_still_gets_the_full_response)
+{
+	static unsigned char reply[ONE_MIB + 64];
+	char request[100000];
+	unsigned backend;
+	size_t got;
+	char *nl;
+	int fd;
+
+	skip_without_io_uring();
+	backend = backend_start('h', 0);
+	proxy_start(&backend, 1, NULL);
+	fd = connect_port(t.proxy_port);
+	cr_assert_geq(fd, 0);
+	memset(request, 'q', sizeof(request));
+	cr_assert(write_all(fd, request, sizeof(request)));
+	/* The backend answers only after our FIN reached it through the proxy. */
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	got = read_full(fd, reply, sizeof(reply));
+	nl = memchr(reply, '\n', got < 32 ? got : 32);
+	cr_assert_not_null(nl, "no header in %zu bytes", got);
+	cr_assert_eq(strtoull((char *)reply, NULL, 10), (unsigned long long)sizeof(request));
+	cr_assert_eq(got - (size_t)((unsigned char *)nl + 1 - reply), (size_t)ONE_MIB,
+		     "short response: %zu bytes", got);
+	for (size_t i = 0; i < ONE_MIB; i++)
+		cr_assert_eq(((unsigned char *)nl + 1)[i], stream_byte(i), "byte %zu", i);
+	close(fd);
+	cr_assert_eq(proxy_counter("io_errors"), 0ull);
+}
+
+Test(proxy_streams, slow_clients_of_a_fast_backend_keep_the_proxy_rss_bounded)
+{
+	const uint64_t flood = 256ull * ONE_MIB;
+	static unsigned char buf[65536];
+	unsigned backend;
+	long rss0, rss1;
+	int fds[4];
+
+	skip_without_io_uring();
+	backend = backend_start('f', flood);
+	proxy_start(&backend, 1, NULL);
+	rss0 = vm_rss_kib(t.proxy->pid);
+	/* The backend serves one connection at a time: the first client stalls it. */
+	for (unsigned i = 0; i < 4; i++) {
+		fds[i] = connect_port(t.proxy_port);
+		cr_assert_geq(fds[i], 0);
+	}
+	sleep_ms(1500); /* the backend writes as fast as it can; nobody reads */
+	rss1 = vm_rss_kib(t.proxy->pid);
+	/* Unbounded buffering would hold most of the 256 MiB; 32 KiB per connection is the
+	 * design, the rest is slack for malloc and the rings. */
+	cr_assert_lt(rss1 - rss0, 8192, "RSS grew from %ld to %ld KiB", rss0, rss1);
+	/* Then the first client reads it all, byte for byte. */
+	for (uint64_t off = 0; off < flood;) {
+		size_t want = flood - off < sizeof(buf) ? flood - off : sizeof(buf);
+		size_t got = read_full(fds[0], buf, want);
+
+		cr_assert_eq(got, want, "EOF at %llu", (unsigned long long)off + got);
+		for (size_t i = 0; i < got; i += 4093)
+			cr_assert_eq(buf[i], stream_byte(off + i));
+		off += got;
+	}
+	cr_assert_eq(read(fds[0], buf, 1), 0);
+	cr_assert_lt(vm_rss_kib(t.proxy->pid) - rss0, 8192);
+	for (unsigned i = 0; i < 4; i++)
+		close(fds[i]);
+}
+
+Test(proxy_streams, an_idle_connection_is_closed_after_the_idle_timeout)
+{
+	char *extra[] = { "--idle-timeout", "1", NULL };
+	unsigned redis;
+	char byte;
+	int fd;
+
+	skip_without_io_uring();
+	redis = redis_start();
+	proxy_start(&redis, 1, extra);
+	fd = connect_port(t.proxy_port);
+	cr_assert_geq(fd, 0);
+	cr_assert(ping(fd));
+	/* Within 1 s + a tick of quiet, both sides go; the read sees the end (a reset). */
+	cr_assert_leq(read(fd, &byte, 1), 0);
+	close(fd);
+	cr_assert_eq(proxy_counter("timeouts"), 1ull);
+}
