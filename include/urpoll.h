@@ -179,6 +179,14 @@ void urp_readiness_cancel(struct urp_readiness *r);
  *   oneshot_files   entries whose file cannot be polled (regular files, directories, block
  *                   devices, character devices without a poll method such as /dev/null):
  *                   ready once, for good
+ * Ring mode (urp_register_ring()):
+ *   recv_bufs       buffers received (recv completions with data)
+ *   recv_bytes      bytes in them
+ *   enobufs         recvs that ended because the provided-buffer ring was empty, re-armed
+ *                   once buffers came back
+ *   paused          recvs paused because their entry held opts.buf_cap buffers
+ *   sends           send completions (a short send's remainder is a send of its own)
+ *   send_bytes      bytes sent
  *
  * The struct has room to grow: later versions add counters in place of reserved[], which the
  * library fills with zeros, so its size (256 bytes) stays that of URPOLL_0.
@@ -187,7 +195,8 @@ struct urp_stats {
 	uint64_t turns, events, stale_rejects, wake_batches, wakes, rearms, cq_overflows,
 		unknown_tokens, live;
 	uint64_t enters, extra_enters, poll_errors, oneshot_files;
-	uint64_t reserved[19];
+	uint64_t recv_bufs, recv_bytes, enobufs, paused, sends, send_bytes;
+	uint64_t reserved[13];
 };
 
 /* The process-wide counters of detached entries (urp_io_new): stale_rejects, wake_batches,
@@ -217,7 +226,12 @@ struct urp_driver_opts {
 	unsigned sq_entries;
 	unsigned cq_entries;
 	unsigned flags;
-	unsigned reserved[13];
+	/* Ring mode (urp_register_ring()); zeros take the defaults. */
+	unsigned buf_count; /* buffers in the provided-buffer ring, a power of 2 (default 512) */
+	unsigned buf_size;  /* bytes in each (default 16384) */
+	unsigned buf_cap;   /* buffers one entry may hold queued before its recv pauses (8) */
+	unsigned send_hwm;  /* bytes queued for sending above which WRITABLE clears (65536) */
+	unsigned reserved[9];
 };
 
 /* Setup tiers, tried in order. */
@@ -298,6 +312,58 @@ int urp_driver_poll(struct urp_driver *drv, int timeout_ms, struct urp_ready *ev
 int urp_io_set_data(struct urp_io *io, void *data);
 /* The data of urp_io_set_data(), or NULL. */
 void *urp_io_data(const struct urp_io *io);
+
+/* ---- ring mode: io_uring does the I/O, the readiness words still decide ---- */
+
+/*
+ * A buffer received in ring mode: data and len are the caller's to read (and to shorten, to
+ * send part of it); the rest is private. It belongs to the caller from urp_io_take() until
+ * urp_buf_release() or urp_io_send_buf().
+ */
+struct urp_buf {
+	void *data;
+	size_t len;
+};
+
+/*
+ * Register a connected stream socket (O_NONBLOCK) in ring mode. Instead of a poll, a multishot
+ * recv picks buffers from the driver's provided-buffer ring (urp_driver_opts.buf_*): each
+ * received buffer is queued on the entry and Sets READABLE (tick + 1) as a poll completion
+ * would; a zero-length receive (the peer's FIN) Sets READ_CLOSED; an error Sets ERROR and both
+ * closed bits. Take them with urp_io_take(). Sends are queued and go out with the next turn's
+ * io_uring_enter(), whole and in order (urp_io_send(), urp_io_send_buf(), urp_io_send_fin());
+ * WRITABLE means "fewer than opts.send_hwm bytes queued". When an entry holds opts.buf_cap
+ * buffers its recv pauses (the data waits in the kernel) until urp_io_take() drains it. Returns
+ * 0, or -EOPNOTSUPP (this kernel lacks buffer rings or multishot recv; urp_strerror() says so),
+ * -EEXIST (not on the turning thread, once there is one), and urp_register()'s errors.
+ * Ring mode calls run on the thread that turns the driver.
+ */
+int urp_register_ring(struct urp_driver *drv, int fd, struct urp_io **io);
+/*
+ * Take the oldest buffer received on io, without a syscall: returns 1 with *buf, 0 once the
+ * peer's FIN came after the last buffer, -EAGAIN when none is queued (READABLE was cleared with
+ * the snapshot's tick first: a receive that raced it keeps READABLE, as a stale clear does),
+ * the recv's error (-ECONNRESET, ...), or -ESHUTDOWN, -EINVAL, -EEXIST (not the turning thread).
+ */
+int urp_io_take(struct urp_io *io, struct urp_buf **buf);
+/* Give a taken buffer back to the driver's ring (on the next turn). */
+void urp_buf_release(struct urp_buf *buf);
+/*
+ * Queue len bytes of data (copied) to be sent on io, after what is already queued. Returns 0,
+ * -EAGAIN when opts.send_hwm bytes or more are queued already (wait for WRITABLE), the error a
+ * send met (-EPIPE, -ECONNRESET, ...), -EPIPE after urp_io_send_fin(), or -ESHUTDOWN, -EINVAL,
+ * -ENOMEM, -EEXIST.
+ */
+int urp_io_send(struct urp_io *io, const void *data, size_t len);
+/* Queue a taken buffer (buf->data, buf->len: received on any entry of the same driver) to be
+ * sent on io without a copy; it goes back to the ring once sent. Returns as urp_io_send(); on
+ * an error the buffer is still the caller's. */
+int urp_io_send_buf(struct urp_io *io, struct urp_buf *buf);
+/* After what is queued has been sent, shut the socket down for writing (the peer reads EOF).
+ * Returns 0, or the errors of urp_io_send() but -EAGAIN. */
+int urp_io_send_fin(struct urp_io *io);
+/* Bytes queued on io for sending, not yet sent (0 once everything, and the FIN, went out). */
+size_t urp_io_send_queued(const struct urp_io *io);
 
 /* Make the current or next turn return soon. Any thread; coalesced. Returns 0 or -errno. */
 int urp_driver_unpark(struct urp_driver *drv);

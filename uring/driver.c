@@ -42,25 +42,14 @@ bool urp__driver_on_thread(const struct urp_driver *drv)
 	return on_driver_thread(drv);
 }
 
-static void reg_release(struct urp_io *io);
-
-/* The driver an entry is registered with, or NULL for a detached entry: the counters it
- * counts into are its owner's. */
-static struct urp_driver *owner_of(const struct urp_io *io)
-{
-	if (io->counters->release != reg_release)
-		return NULL;
-	return urp__container_of(io->counters, struct urp_driver, counters);
-}
-
 struct urp_driver *urp__io_driver(const struct urp_io *io)
 {
-	return owner_of(io);
+	return urp__owner_of(io);
 }
 
 /* ---- submission ---- */
 
-static struct io_uring_sqe *get_sqe(struct urp_driver *drv)
+struct io_uring_sqe *urp__get_sqe(struct urp_driver *drv)
 {
 	struct io_uring_sqe *sqe;
 	int tries;
@@ -92,123 +81,6 @@ static unsigned poll_events(unsigned interest)
 	return events;
 }
 
-/* ---- the ready list (URP_DRIVER_READY_LIST, urp_driver_poll()) ---- */
-
-/* Room for one more at the end: move the list to the front, or grow it. */
-static bool ready_room(struct urp_driver *drv)
-{
-	struct urp__reg **grown;
-	unsigned cap;
-
-	if (drv->ready_first + drv->ready_len < drv->ready_cap)
-		return true;
-	if (drv->ready_first) {
-		memmove(drv->ready, drv->ready + drv->ready_first,
-			drv->ready_len * sizeof(*drv->ready));
-		drv->ready_first = 0;
-		return true;
-	}
-	cap = drv->ready_cap * 2;
-	grown = realloc(drv->ready, cap * sizeof(*drv->ready));
-	if (!grown)
-		return false;
-	drv->ready = grown;
-	drv->ready_cap = cap;
-	return true;
-}
-
-/* The slow half of ready_add(): the list is full. */
-static void __attribute__((noinline)) ready_add_room(struct urp_driver *drv, struct urp__reg *reg)
-{
-	if (!ready_room(drv)) {
-		drv->ready_lost = true;
-		return;
-	}
-	drv->ready[drv->ready_first + drv->ready_len++] = reg;
-	reg->state |= URP__REG_LISTED;
-}
-
-/* reg's word was Set (or shut down): list it for urp_driver_poll(), once until handed out.
- * Without memory to list it, every live entry is handed out next time (ready_lost): events
- * may then be reported that are old, never lost. */
-static inline void ready_add(struct urp_driver *drv, struct urp__reg *reg)
-{
-	unsigned end;
-
-	if (!drv->ready || (reg->state & URP__REG_LISTED))
-		return;
-	end = drv->ready_first + drv->ready_len;
-	if (__builtin_expect(end == drv->ready_cap, 0)) {
-		ready_add_room(drv, reg);
-		return;
-	}
-	drv->ready[end] = reg;
-	drv->ready_len++;
-	reg->state |= URP__REG_LISTED;
-}
-
-/* reg is freed while listed (a turn that was not urp_driver_poll()'s freed it): unlist it. */
-static void ready_remove(struct urp_driver *drv, struct urp__reg *reg)
-{
-	unsigned i, end = drv->ready_first + drv->ready_len;
-
-	for (i = drv->ready_first; i < end; i++) {
-		if (drv->ready[i] != reg)
-			continue;
-		memmove(drv->ready + i, drv->ready + i + 1, (end - i - 1) * sizeof(*drv->ready));
-		drv->ready_len--;
-		break;
-	}
-	reg->state &= ~URP__REG_LISTED;
-}
-
-/* The event of one listed entry: its word as the interest sees it. Returns false when there
- * is nothing left to report (cleared by another thread since). */
-static inline bool ready_event(struct urp__reg *reg, struct urp_ready *out)
-{
-	urp__word_event(urp__load_acquire(&reg->io.readiness),
-			reg->seen, &out->ev);
-	out->io = &reg->io;
-	out->data = urp__ptr_load_acquire(&reg->data);
-	return out->ev.ready || out->ev.shutdown;
-}
-
-/* Hand out up to max listed entries, oldest first; deregistered ones drop out. */
-static int ready_handout(struct urp_driver *drv, struct urp_ready *out, unsigned max)
-{
-	struct urp__list_head *pos;
-	unsigned n = 0;
-
-	while (drv->ready_len && n < max) {
-		struct urp__reg *reg = drv->ready[drv->ready_first++];
-
-		drv->ready_len--;
-		reg->state &= ~URP__REG_LISTED;
-		if (!(reg->state & URP__REG_GONE) && ready_event(reg, &out[n]))
-			n++;
-	}
-	if (!drv->ready_len)
-		drv->ready_first = 0;
-	if (drv->ready_lost && n < max) {
-		/* Some Set went unlisted: report every live entry that shows readiness. */
-		drv->ready_lost = false;
-		urp__list_for_each(pos, &drv->live)
-		{
-			struct urp__reg *reg = urp__container_of(pos, struct urp__reg, io.link);
-
-			if (reg->state & (URP__REG_GONE | URP__REG_LISTED))
-				continue;
-			if (n == max) {
-				drv->ready_lost = true;
-				break;
-			}
-			if (ready_event(reg, &out[n]))
-				n++;
-		}
-	}
-	return (int)n;
-}
-
 /*
  * The poll is gone and will not be re-armed (it failed with err, or no SQE could be had): the
  * entry can never report readiness again. Say ERROR and shut it down, which wakes every waiter
@@ -216,14 +88,14 @@ static int ready_handout(struct urp_driver *drv, struct urp_ready *out, unsigned
  * spinning on an fd that keeps answering EAGAIN. The reason is stored first, so whoever sees
  * the shutdown bit can read it (urp_io_poll_error()).
  */
-static void poll_failed(struct urp_driver *drv, struct urp__reg *reg, int err)
+void urp__poll_failed(struct urp_driver *drv, struct urp__reg *reg, int err)
 {
 	urp__count_local(&drv->st.poll_errors, 1);
 	/* Pairs with the acquire load in urp_io_poll_error(). */
 	urp__store_release_u8(&reg->poll_errno, (uint8_t)-err);
 	urp__io_set_readiness(&reg->io, URP_ERROR);
 	urp__io_shutdown(&reg->io);
-	ready_add(drv, reg);
+	urp__ready_add(drv, reg);
 }
 
 int urp_io_poll_error(const struct urp_io *io)
@@ -231,7 +103,7 @@ int urp_io_poll_error(const struct urp_io *io)
 	if (!io)
 		return -EINVAL;
 	urp__debug_io_usable(io, "urp_io_poll_error");
-	if (!owner_of(io))
+	if (!urp__owner_of(io))
 		return 0;
 	/* Pairs with the release store in poll_failed(). */
 	return -(int)urp__load_acquire_u8(&urp__reg_of((struct urp_io *)io)->poll_errno);
@@ -242,9 +114,13 @@ static void arm(struct urp_driver *drv, struct urp__reg *reg)
 	struct io_uring_sqe *sqe;
 
 	urp__debug_assert(on_driver_thread(drv), "arm", "not on the driver's thread");
-	sqe = get_sqe(drv);
+	if (reg->state & URP__REG_RING) {
+		urp__ring_arm(drv, reg);
+		return;
+	}
+	sqe = urp__get_sqe(drv);
 	if (!sqe) {
-		poll_failed(drv, reg, -EBUSY);
+		urp__poll_failed(drv, reg, -EBUSY);
 		return;
 	}
 	io_uring_prep_poll_multishot(sqe, reg->fd, poll_events(reg->interest));
@@ -258,7 +134,7 @@ static void arm(struct urp_driver *drv, struct urp__reg *reg)
 
 static void arm_unpark(struct urp_driver *drv)
 {
-	struct io_uring_sqe *sqe = get_sqe(drv);
+	struct io_uring_sqe *sqe = urp__get_sqe(drv);
 
 	/* Without an SQE this turn cannot be unparked: it must not block (submit_and_wait()),
 	 * and the next turn arms the poll. */
@@ -310,12 +186,17 @@ static void go_live(struct urp_driver *drv, struct urp__reg *reg)
 	urp__list_add_tail(&reg->io.link, &drv->live);
 }
 
-/* Returns 0 when the cancel is submitted, -EBUSY when it waits for the next turn. */
+/* Returns the cancels submitted, or -EBUSY when they wait for the next turn. */
 static int remove_poll(struct urp_driver *drv, struct urp__reg *reg)
 {
-	struct io_uring_sqe *sqe = get_sqe(drv);
+	struct io_uring_sqe *sqe = NULL;
+	int cancels = 1;
 
-	if (!sqe) {
+	if (reg->state & URP__REG_RING)
+		cancels = urp__ring_remove(drv, reg);
+	else
+		sqe = urp__get_sqe(drv);
+	if (cancels < 0 || (!sqe && !(reg->state & URP__REG_RING))) {
 		/* Try again next turn, without blocking in this one: the kernel keeps the file
 		 * open until the poll is gone. The entry stays gone meanwhile: its completions
 		 * are not applied, its wakers (whose arg the caller may have freed) not called,
@@ -329,9 +210,11 @@ static int remove_poll(struct urp_driver *drv, struct urp__reg *reg)
 	/* Not POLL_REMOVE: under DEFER_TASKRUN it fails with -EALREADY while a wake-up of the
 	 * poll is pending (it cannot take the request), and the poll stays armed (kernel 6.18).
 	 * ASYNC_CANCEL marks it cancelled; its pending task work then ends it with -ECANCELED. */
-	io_uring_prep_cancel64(sqe, (__u64)(uintptr_t)reg, 0);
-	io_uring_sqe_set_data64(sqe, URP__TOKEN_CTL);
-	return 0;
+	if (sqe) {
+		io_uring_prep_cancel64(sqe, (__u64)(uintptr_t)reg, 0);
+		io_uring_sqe_set_data64(sqe, URP__TOKEN_CTL);
+	}
+	return cancels;
 }
 
 static void remove_entry(struct urp_driver *drv, struct urp__reg *reg, uint32_t bits)
@@ -345,10 +228,24 @@ static void remove_entry(struct urp_driver *drv, struct urp__reg *reg, uint32_t 
 	reg->state |= URP__REG_GONE;
 	if (bits & URP__CMD_CLOSE)
 		reg->state |= URP__REG_CLOSE;
-	if (!reg->polls_armed)
+	if (!reg->polls_armed) {
 		retire(drv, reg);
-	else if (remove_poll(drv, reg) == 0)
-		drv->cancels_due++;
+	} else {
+		int cancels = remove_poll(drv, reg);
+
+		if (cancels > 0)
+			drv->cancels_due += (unsigned)cancels;
+	}
+}
+
+void urp__reg_request_ended(struct urp_driver *drv, struct urp__reg *reg)
+{
+	if (!(reg->state & URP__REG_GONE))
+		return;
+	if (drv->cancels_due)
+		drv->cancels_due--;
+	if (!reg->polls_armed && !(reg->state & URP__REG_CANCEL_DUE))
+		retire(drv, reg);
 }
 
 static void run_command(struct urp_driver *drv, struct urp__reg *reg, uint32_t bits)
@@ -358,7 +255,7 @@ static void run_command(struct urp_driver *drv, struct urp__reg *reg, uint32_t b
 		/* Registered while a shutdown was on its way: shut it down like the others. */
 		if (urp__load_acquire(&drv->shutdown)) {
 			urp__io_shutdown(&reg->io);
-			ready_add(drv, reg);
+			urp__ready_add(drv, reg);
 		} else if (!(bits & URP__CMD_REMOVE))
 			arm(drv, reg);
 	}
@@ -370,7 +267,9 @@ static void free_entry(struct urp_driver *drv, struct urp__reg *reg)
 {
 	urp__list_del_init(&reg->io.link);
 	if (reg->state & URP__REG_LISTED)
-		ready_remove(drv, reg);
+		urp__ready_remove(drv, reg);
+	if (reg->state & URP__REG_RING)
+		urp__ring_free_reg(drv, reg);
 	if (reg->state & URP__REG_CLOSE)
 		close(reg->fd);
 	reg->magic = 0;
@@ -399,7 +298,7 @@ static void shutdown_entries(struct urp_driver *drv)
 		 * waker's arg may already be freed. */
 		if (!(reg->state & URP__REG_GONE)) {
 			urp__io_shutdown(&reg->io);
-			ready_add(drv, reg);
+			urp__ready_add(drv, reg);
 		}
 	}
 	drv->shutting_down = false;
@@ -447,7 +346,7 @@ static void poll_ended(struct urp_driver *drv, struct urp__reg *reg, int res)
 		return;
 	}
 	if (res < 0 && res != -ECANCELED) {
-		poll_failed(drv, reg, res);
+		urp__poll_failed(drv, reg, res);
 		return;
 	}
 	/* Its readiness is final: the entry keeps it, without further polls. */
@@ -503,28 +402,34 @@ static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
 {
 	bool more = cqe->flags & IORING_CQE_F_MORE;
 	uint64_t token = cqe->user_data;
+	unsigned kind = token & URP__KIND_MASK;
 	struct urp__reg *reg;
 	int events = 0;
 
-	/* Registrations are cache-pair aligned (uring/slab.c) and above the reserved tokens:
-	 * anything else is not read as one (liburing's own LIBURING_UDATA_TIMEOUT is all ones). */
-	if (token < URP__TOKEN_MIN || (token & (URP__CACHE_PAIR - 1))) {
+	/* Registrations are cache-pair aligned (uring/slab.c), their kind of request in the low
+	 * bits, and above the reserved tokens: anything else is not read as one (liburing's own
+	 * LIBURING_UDATA_TIMEOUT is all ones). */
+	if (token < URP__TOKEN_MIN || (token & (URP__CACHE_PAIR - 1) & ~URP__KIND_MASK)) {
 		dispatch_reserved(drv, token, more);
 		return 0;
 	}
-	reg = (struct urp__reg *)(uintptr_t)token;
-	/* Pairs with urp__tsan_release() in arm(). */
+	reg = (struct urp__reg *)(uintptr_t)(token & ~(uint64_t)URP__KIND_MASK);
+	/* Pairs with urp__tsan_release() in arm() and uring/ring_mode.c. */
 	urp__tsan_acquire(reg);
-	/* Entries outlive their polls, so this only fails on a bug; the check is a plausibility
-	 * test (magic and owner), and ASan builds catch the use-after-free it would be. */
+	/* Entries outlive their requests, so this only fails on a bug; the check is a
+	 * plausibility test (magic, owner, mode), and ASan builds catch the use-after-free it
+	 * would be. */
 	if (reg->magic != URP__REG_MAGIC || reg->io.counters != &drv->counters ||
-	    !reg->polls_armed) {
+	    !reg->polls_armed || (kind != URP__KIND_POLL) != !!(reg->state & URP__REG_RING) ||
+	    kind > URP__KIND_SEND) {
 		urp__count_local(&drv->st.unknown_tokens, 1);
 		return 0;
 	}
+	if (kind != URP__KIND_POLL)
+		return urp__ring_dispatch(drv, reg, kind, cqe);
 	if (cqe->res >= 0 && !(reg->state & URP__REG_GONE)) {
 		urp__io_set_readiness(&reg->io, urp__ready_from_poll((unsigned)cqe->res));
-		ready_add(drv, reg);
+		urp__ready_add(drv, reg);
 		events = 1;
 	}
 	if (more) {
@@ -683,6 +588,7 @@ int urp__driver_turn_ns(struct urp_driver *drv, int64_t timeout_ns)
 	drv->in_turn = true;
 
 	take_commands(drv, run_command);
+	urp__ring_turn_start(drv);
 	if (!drv->unpark_armed)
 		arm_unpark(drv);
 	if (urp__xchg_acq_rel(&drv->shutdown_pending, 0))
@@ -702,41 +608,6 @@ int urp_driver_turn(struct urp_driver *drv, int timeout_ms)
 	if (!drv || timeout_ms < -1)
 		return -EINVAL;
 	return urp__driver_turn_ns(drv, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000);
-}
-
-int urp_driver_poll(struct urp_driver *drv, int timeout_ms, struct urp_ready *evs, unsigned max)
-{
-	int ret;
-
-	if (!drv || !evs || !max || timeout_ms < -1 || !drv->ready)
-		return -EINVAL;
-	/* Listed entries waiting for room in evs: do not block. */
-	ret = urp__driver_turn_ns(drv, drv->ready_len || drv->ready_lost || timeout_ms == 0 ? 0
-				  : timeout_ms < 0					 ? -1
-				  : (int64_t)timeout_ms * 1000000);
-	if (ret < 0)
-		return ret;
-	return ready_handout(drv, evs, max);
-}
-
-int urp_io_set_data(struct urp_io *io, void *data)
-{
-	if (!io)
-		return -EINVAL;
-	urp__debug_io_usable(io, "urp_io_set_data");
-	if (!owner_of(io))
-		return -EINVAL;
-	/* Pairs with the acquire load in ready_event(). */
-	urp__ptr_store_release(&urp__reg_of(io)->data, data);
-	return 0;
-}
-
-void *urp_io_data(const struct urp_io *io)
-{
-	if (!io || !owner_of(io))
-		return NULL;
-	urp__debug_io_usable(io, "urp_io_data");
-	return urp__ptr_load_acquire(&urp__reg_of((struct urp_io *)io)->data);
 }
 
 int urp_driver_unpark(struct urp_driver *drv)
@@ -785,43 +656,66 @@ static bool reserve(struct urp_driver *drv)
 }
 
 /* The counters' release: the last wake on a freed registration gives its slot back. */
-static void reg_release(struct urp_io *io)
+void urp__reg_release(struct urp_io *io)
 {
-	urp__slab_free(&owner_of(io)->slab, urp__reg_of(io));
+	struct urp_driver *drv = urp__owner_of(io);
+	struct urp__reg *reg = urp__reg_of(io);
+
+	urp__slab_free(reg->state & URP__REG_RING ? &drv->ring_slab : &drv->slab, reg);
 }
 
-int urp_register(struct urp_driver *drv, int fd, unsigned interest, struct urp_io **out)
+int urp__register(struct urp_driver *drv, int fd, unsigned interest, bool ring,
+		  struct urp_io **out)
 {
 	struct urp__reg *reg;
+	void *slot;
 	int ret;
 
-	if (!drv || !out || fd < 0 || !urp__interest_valid(interest))
-		return -EINVAL;
 	if (forked(drv))
 		return -ECHILD;
 	if (urp__load_acquire(&drv->shutdown))
 		return -ESHUTDOWN;
+	if (ring && urp__load_acquire(&drv->enabled) && !on_driver_thread(drv))
+		return -EEXIST;
 	if (!reserve(drv))
 		return -ENOSPC;
-	ret = urp__slab_alloc(&drv->slab, &reg);
+	ret = urp__slab_alloc(ring ? &drv->ring_slab : &drv->slab, &slot);
 	if (ret < 0) {
 		urp__count_sub(&drv->registered, 1);
 		return ret;
 	}
+	reg = slot;
 	urp__io_init(&reg->io, &drv->counters);
 	reg->fd = fd;
 	reg->interest = (uint8_t)interest;
 	reg->seen = (uint8_t)urp__ready_from_interest(interest);
 	reg->magic = URP__REG_MAGIC;
+	if (ring) {
+		struct urp__ring_reg *rr = urp__ring_reg_of(reg);
+
+		reg->state = URP__REG_RING;
+		rr->rq_head = rr->rq_tail = URP__BID_NONE;
+		/* Nothing queued to send: below the mark. */
+		urp__io_set_readiness(&reg->io, URP_WRITABLE);
+	}
 	*out = &reg->io;
 	if (on_driver_thread(drv)) {
 		go_live(drv, reg);
 		arm(drv, reg);
+		if (ring)
+			urp__ready_add(drv, reg);
 		return 0;
 	}
 	push_cmd(drv, reg, URP__CMD_ARM);
 	urp_driver_unpark(drv);
 	return 0;
+}
+
+int urp_register(struct urp_driver *drv, int fd, unsigned interest, struct urp_io **out)
+{
+	if (!drv || !out || fd < 0 || !urp__interest_valid(interest))
+		return -EINVAL;
+	return urp__register(drv, fd, interest, false, out);
 }
 
 static int deregister(struct urp_io *io, uint32_t bits)
@@ -832,7 +726,7 @@ static int deregister(struct urp_io *io, uint32_t bits)
 	if (!io)
 		return -EINVAL;
 	urp__debug_io_usable(io, bits & URP__CMD_CLOSE ? "urp_deregister_close" : "urp_deregister");
-	drv = owner_of(io);
+	drv = urp__owner_of(io);
 	reg = urp__reg_of(io);
 	if (!drv || reg->magic != URP__REG_MAGIC)
 		return -EINVAL;
@@ -871,7 +765,14 @@ int urp_driver_new(struct urp_driver **out, const struct urp_driver_opts *opts)
 		return -ENOMEM;
 	urp__list_init(&drv->live);
 	urp__list_init(&drv->dead);
-	drv->counters.release = reg_release;
+	urp__slab_init(&drv->slab, sizeof(struct urp__reg));
+	urp__slab_init(&drv->ring_slab, sizeof(struct urp__ring_reg));
+	drv->counters.release = urp__reg_release;
+	ret = urp__ring_opts_check(opts);
+	if (ret < 0)
+		goto out_free;
+	if (opts)
+		drv->ring_opts = *opts;
 	ret = urp__ring_setup(drv, opts);
 	if (ret < 0)
 		goto out_free;
@@ -926,7 +827,9 @@ void urp_driver_free(struct urp_driver *drv)
 		free_entry(drv, urp__container_of(drv->live.next, struct urp__reg, io.link));
 	free_dead(drv);
 	free(drv->ready);
+	urp__bufring_free(drv);
 	urp__slab_destroy(&drv->slab);
+	urp__slab_destroy(&drv->ring_slab);
 	close(drv->unpark_fd);
 	free(drv);
 }
@@ -958,5 +861,11 @@ int urp_driver_stats(struct urp_driver *drv, struct urp_stats *st)
 	st->extra_enters = urp__count_read(&drv->st.extra_enters);
 	st->poll_errors = urp__count_read(&drv->st.poll_errors);
 	st->oneshot_files = urp__count_read(&drv->st.oneshot_files);
+	st->recv_bufs = urp__count_read(&drv->st.recv_bufs);
+	st->recv_bytes = urp__count_read(&drv->st.recv_bytes);
+	st->enobufs = urp__count_read(&drv->st.enobufs);
+	st->paused = urp__count_read(&drv->st.paused);
+	st->sends = urp__count_read(&drv->st.sends);
+	st->send_bytes = urp__count_read(&drv->st.send_bytes);
 	return 0;
 }

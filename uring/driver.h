@@ -38,6 +38,7 @@
 #define URP__REG_FRESH	    0x04u /* armed, no CQE with F_MORE yet */
 #define URP__REG_CANCEL_DUE 0x08u /* gone, its poll's cancel put off for want of an SQE */
 #define URP__REG_LISTED	    0x10u /* on the driver's ready list (urp_driver_poll()) */
+#define URP__REG_RING	    0x20u /* ring mode: a struct urp__ring_reg */
 #define URP__REG_MAGIC	    0x75727030u /* "urp0": urp__reg.magic while the driver owns it */
 
 /*
@@ -81,18 +82,115 @@ static inline struct urp__reg *urp__reg_of(struct urp_io *io)
  */
 struct urp__slab {
 	struct urp__lock lock;
-	struct urp__snode *free;  /* slots given back */
-	char *bump, *bump_end;	  /* the rest of the newest chunk, never used yet */
+	size_t slot;		   /* bytes per slot, a multiple of the cache pair */
+	struct urp__snode *free;   /* slots given back */
+	char *bump, *bump_end;	   /* the rest of the newest chunk, never used yet */
 	struct urp__snode *chunks; /* every chunk, linked through its first slot */
 };
 
-int urp__slab_alloc(struct urp__slab *slab, struct urp__reg **reg);
-void urp__slab_free(struct urp__slab *slab, struct urp__reg *reg);
+void urp__slab_init(struct urp__slab *slab, size_t slot);
+/* A zeroed slot, or -ENOMEM. */
+int urp__slab_alloc(struct urp__slab *slab, void **slot);
+void urp__slab_free(struct urp__slab *slab, void *slot);
 void urp__slab_destroy(struct urp__slab *slab);
+
+/* ---- ring mode (uring/ring_mode.c) ---- */
+
+/* Tokens carry the kind of request in the low bits a registration's alignment leaves free. */
+#define URP__KIND_POLL 0u /* the poll of a poll-mode registration */
+#define URP__KIND_RECV 1u /* the multishot recv of a ring-mode registration */
+#define URP__KIND_SEND 2u /* its send (or shutdown) in flight */
+#define URP__KIND_MASK 3u
+
+/* urp__rbuf.next / urp__ring_reg queue ends: no buffer. */
+#define URP__BID_NONE 0xffffu
+/* The buffer group of the driver's provided-buffer ring. */
+#define URP__BGID 7
+
+/* One buffer of the provided-buffer ring, by buffer id. */
+struct urp__rbuf {
+	struct urp_buf pub;	 /* what the caller sees */
+	struct urp_driver *drv;
+	uint16_t bid;
+	uint16_t next;		 /* a queue of received buffers, URP__BID_NONE at its end */
+	bool out;		 /* not in the ring: queued on an entry, taken, or being sent */
+};
+
+struct urp__bufring {
+	struct io_uring_buf_ring *br;
+	char *mem;		 /* count buffers of size bytes */
+	struct urp__rbuf *bufs;	 /* count descriptors */
+	unsigned count, size, mask;
+	unsigned returned;	 /* added to the ring since the last advance */
+	struct urp__ring_reg *starved;	/* recvs ended for want of buffers, oldest first */
+	struct urp__ring_reg *starved_last;
+	unsigned cap, send_hwm;
+	bool recv_limit;	 /* the kernel ends a multishot recv at a byte limit (6.17) */
+};
+
+/* One send queued on a ring-mode registration. */
+struct urp__send {
+	struct urp__send *next;
+	const char *data;
+	uint32_t len, off;	 /* off: sent so far */
+	struct urp__rbuf *buf;	 /* a received buffer forwarded (back to the ring once sent), or
+				    NULL: data was copied into this allocation */
+	bool fin;		 /* shutdown(SHUT_WR), after everything before it */
+};
+
+/* urp__ring_reg.rstate, driver thread only */
+#define URP__RECV_ARMED	  0x01u /* a multishot recv is in flight */
+#define URP__RECV_PAUSED  0x02u /* stopped (limit or cancel) at buf_cap buffers queued */
+#define URP__RECV_STARVED 0x04u /* ended with -ENOBUFS, on the starved list */
+#define URP__RECV_DONE	  0x08u /* FIN or error: no more recvs */
+#define URP__SEND_BUSY	  0x10u /* a send or shutdown is in flight */
+#define URP__SEND_FIN	  0x20u /* a FIN is queued or sent: no more sends */
+#define URP__RING_FLUSH	  0x40u /* on the flush list: its next send waits for an SQE */
+
+/* A ring-mode registration: a registration and its queues, two cache pairs. */
+struct urp__ring_reg {
+	struct urp__reg reg;
+	uint16_t rq_head, rq_tail, rq_count; /* buffers received, not taken */
+	uint8_t rstate;
+	uint8_t recv_err;	/* errno of the recv, once it failed */
+	uint8_t send_err;	/* errno of a send, once one failed */
+	uint32_t sq_bytes;	/* bytes queued and not sent yet */
+	struct urp__send *sq_head, *sq_tail;
+	struct urp__ring_reg *starved_next;
+	struct urp__ring_reg *flush_next;
+} __attribute__((aligned(URP__CACHE_PAIR)));
+
+_Static_assert(offsetof(struct urp__ring_reg, reg) == 0, "a ring registration is a registration");
+_Static_assert(URP__KIND_MASK < URP__CACHE_PAIR, "the token's kind bits overlap the address");
+
+static inline struct urp__ring_reg *urp__ring_reg_of(struct urp__reg *reg)
+{
+	return urp__container_of(reg, struct urp__ring_reg, reg);
+}
+
+struct urp_driver;
+/* Check urp_driver_opts' ring-mode fields: 0 or -EINVAL. The ring is set up when the first
+ * ring-mode registration comes. */
+int urp__ring_opts_check(const struct urp_driver_opts *opts);
+void urp__bufring_free(struct urp_driver *drv);
+/* A completion of a ring-mode registration's recv or send. Returns 1 for a readiness event. */
+int urp__ring_dispatch(struct urp_driver *drv, struct urp__reg *reg, unsigned kind,
+		       const struct io_uring_cqe *cqe);
+/* At the start of a turn: buffers back into the kernel's view, starved recvs re-armed, sends
+ * that found no SQE submitted. */
+void urp__ring_turn_start(struct urp_driver *drv);
+/* A ring-mode registration is deregistered: cancel its requests, give its buffers back.
+ * Returns how many cancels went out (0: none needed; -1: no SQE, retry next turn). */
+int urp__ring_remove(struct urp_driver *drv, struct urp__reg *reg);
+/* Arm a ring-mode registration's recv (on registration). */
+void urp__ring_arm(struct urp_driver *drv, struct urp__reg *reg);
+/* Free what a ring-mode registration still holds as it is freed (its queued sends). */
+void urp__ring_free_reg(struct urp_driver *drv, struct urp__reg *reg);
 
 struct urp__driver_counts {
 	uint64_t turns, events, rearms, cq_overflows, unknown_tokens, enters, extra_enters,
 		poll_errors, oneshot_files;
+	uint64_t recv_bufs, recv_bytes, enobufs, paused, sends, send_bytes;
 };
 
 struct urp_driver {
@@ -125,8 +223,58 @@ struct urp_driver {
 	bool ready_lost;		/* a Set could not be listed: hand out every live entry */
 	struct urp__counters counters;	/* core counts: any thread; the entries' owner */
 	struct urp__slab slab;		/* the registrations' memory */
+	struct urp__slab ring_slab;	/* ring-mode registrations' memory */
+	struct urp__bufring bufring;	/* ring mode: the provided-buffer ring (none: .br NULL) */
+	struct urp__ring_reg *flush;	/* ring-mode entries whose next send waits for an SQE */
+	int ring_mode;			/* 0: not set up yet; 1: ready; -errno: unavailable */
+	struct urp_driver_opts ring_opts; /* the buffers asked for, set up at first use */
 	struct urp__driver_counts st;	/* driver thread writes, anyone reads */
 };
+
+/* driver.c: the counters' release of registrations (their slot goes back to the slab). */
+void urp__reg_release(struct urp_io *io);
+/* An SQE, submitting what is queued when the SQ is full (four tries), or NULL. */
+struct io_uring_sqe *urp__get_sqe(struct urp_driver *drv);
+/* The entry's request failed for good (err) or could not be armed: ERROR, shut down. */
+void urp__poll_failed(struct urp_driver *drv, struct urp__reg *reg, int err);
+/* One of reg's requests ended (its count already dropped): a deregistered entry whose last
+ * request ended goes. */
+void urp__reg_request_ended(struct urp_driver *drv, struct urp__reg *reg);
+/* urp_register() and urp_register_ring(). */
+int urp__register(struct urp_driver *drv, int fd, unsigned interest, bool ring,
+		  struct urp_io **out);
+
+/* The driver an entry is registered with, or NULL for a detached entry: the counters it
+ * counts into are its owner's. */
+static inline struct urp_driver *urp__owner_of(const struct urp_io *io)
+{
+	if (io->counters->release != urp__reg_release)
+		return NULL;
+	return urp__container_of(io->counters, struct urp_driver, counters);
+}
+
+/* ready_list.c */
+void urp__ready_add_room(struct urp_driver *drv, struct urp__reg *reg);
+void urp__ready_remove(struct urp_driver *drv, struct urp__reg *reg);
+
+/* reg's word was Set (or shut down): list it for urp_driver_poll(), once until handed out.
+ * Without memory to list it, every live entry is handed out next time (ready_lost): events
+ * may then be reported that are old, never lost. Inline: every completion passes here. */
+static inline void urp__ready_add(struct urp_driver *drv, struct urp__reg *reg)
+{
+	unsigned end;
+
+	if (!drv->ready || (reg->state & URP__REG_LISTED))
+		return;
+	end = drv->ready_first + drv->ready_len;
+	if (__builtin_expect(end == drv->ready_cap, 0)) {
+		urp__ready_add_room(drv, reg);
+		return;
+	}
+	drv->ready[end] = reg;
+	drv->ready_len++;
+	reg->state |= URP__REG_LISTED;
+}
 
 /* setup.c */
 int urp__ring_setup(struct urp_driver *drv, const struct urp_driver_opts *opts);

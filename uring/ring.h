@@ -3,7 +3,9 @@
  * The seam between the driver and the kernel: every call the driver makes into liburing or
  * io_uring (and the eventfd it polls) goes through one of these names. uring/ calls liburing
  * directly only where it touches memory it owns: io_uring_prep_*() and io_uring_sqe_set_data*()
- * fill an SQE, io_uring_opcode_supported() and io_uring_free_probe() read and free a probe.
+ * fill an SQE, io_uring_opcode_supported() and io_uring_free_probe() read and free a probe,
+ * io_uring_buf_ring_*() fill the provided-buffer ring, and uring/ring_mode.c's probe turns a
+ * small ring of its own.
  *
  * Normal builds: static inline pass-throughs, so the object code is the one liburing's own
  * inline functions give (compiled out; docs/design.md, "The injectable ring").
@@ -39,6 +41,8 @@ int urp__ring_submit_and_get_events(struct io_uring *ring);
 int urp__ring_submit_and_wait_timeout(struct io_uring *ring, struct io_uring_cqe **cqe,
 				      unsigned wait_nr, struct __kernel_timespec *ts);
 int urp__ring_get_events(struct io_uring *ring);
+int urp__ring_register_buf_ring(struct io_uring *ring, struct io_uring_buf_reg *reg);
+int urp__ring_unregister_buf_ring(struct io_uring *ring, int bgid);
 unsigned urp__ring_cq_ready(const struct io_uring *ring);
 bool urp__ring_cq_has_overflow(const struct io_uring *ring);
 /* The reap loop reads a copy of the CQ that tests/lib/fault.c fills from the kernel's. */
@@ -123,6 +127,16 @@ static inline int urp__ring_submit_and_wait_timeout(struct io_uring *ring,
 static inline int urp__ring_get_events(struct io_uring *ring)
 {
 	return io_uring_get_events(ring);
+}
+
+static inline int urp__ring_register_buf_ring(struct io_uring *ring, struct io_uring_buf_reg *reg)
+{
+	return io_uring_register_buf_ring(ring, reg, 0);
+}
+
+static inline int urp__ring_unregister_buf_ring(struct io_uring *ring, int bgid)
+{
+	return io_uring_unregister_buf_ring(ring, bgid);
 }
 
 static inline unsigned urp__ring_cq_ready(const struct io_uring *ring)

@@ -8,19 +8,22 @@
 
 #define SLAB_CHUNK (64u * 1024u)
 
-_Static_assert(SLAB_CHUNK % sizeof(struct urp__reg) == 0, "chunks are whole slots");
-
-int urp__slab_alloc(struct urp__slab *slab, struct urp__reg **out)
+void urp__slab_init(struct urp__slab *slab, size_t slot)
 {
-	struct urp__reg *reg;
-	char *chunk;
+	memset(slab, 0, sizeof(*slab));
+	slab->slot = slot;
+}
+
+int urp__slab_alloc(struct urp__slab *slab, void **out)
+{
+	char *chunk, *slot;
 
 	urp__lock(&slab->lock);
 	if (slab->free) {
-		reg = urp__container_of(slab->free, struct urp__reg, cmd_link);
+		slot = (char *)slab->free;
 		slab->free = slab->free->next;
 	} else {
-		if (slab->bump == slab->bump_end) {
+		if (slab->bump + slab->slot > slab->bump_end) {
 			/* Pages of a new chunk are touched only as its slots are first used. */
 			chunk = aligned_alloc(URP__CACHE_PAIR, SLAB_CHUNK);
 			if (!chunk) {
@@ -29,24 +32,27 @@ int urp__slab_alloc(struct urp__slab *slab, struct urp__reg **out)
 			}
 			((struct urp__snode *)chunk)->next = slab->chunks;
 			slab->chunks = (struct urp__snode *)chunk;
-			slab->bump = chunk + sizeof(struct urp__reg);
+			slab->bump = chunk + slab->slot;
 			slab->bump_end = chunk + SLAB_CHUNK;
 		}
-		reg = (struct urp__reg *)slab->bump;
-		slab->bump += sizeof(struct urp__reg);
+		slot = slab->bump;
+		slab->bump += slab->slot;
 	}
 	urp__unlock(&slab->lock);
-	memset(reg, 0, sizeof(*reg));
-	*out = reg;
+	memset(slot, 0, slab->slot);
+	*out = slot;
 	return 0;
 }
 
-void urp__slab_free(struct urp__slab *slab, struct urp__reg *reg)
+/* The slot's first bytes hold the free list's link: a late CQE that names a freed
+ * registration reads its magic, zeroed by the caller, further in. */
+void urp__slab_free(struct urp__slab *slab, void *slot)
 {
-	reg->magic = 0;
+	struct urp__snode *node = slot;
+
 	urp__lock(&slab->lock);
-	reg->cmd_link.next = slab->free;
-	slab->free = &reg->cmd_link;
+	node->next = slab->free;
+	slab->free = node;
 	urp__unlock(&slab->lock);
 }
 
@@ -58,5 +64,6 @@ void urp__slab_destroy(struct urp__slab *slab)
 		slab->chunks = chunk->next;
 		free(chunk);
 	}
-	memset(slab, 0, sizeof(*slab));
+	slab->free = NULL;
+	slab->bump = slab->bump_end = NULL;
 }

@@ -234,6 +234,18 @@ int urp__ring_get_events(struct io_uring *ring)
 	return ret ? ret : io_uring_get_events(ring);
 }
 
+int urp__ring_register_buf_ring(struct io_uring *ring, struct io_uring_buf_reg *reg)
+{
+	int ret = injected(URP__FAULT_BUF_RING);
+
+	return ret ? ret : io_uring_register_buf_ring(ring, reg, 0);
+}
+
+int urp__ring_unregister_buf_ring(struct io_uring *ring, int bgid)
+{
+	return io_uring_unregister_buf_ring(ring, bgid);
+}
+
 unsigned urp__ring_cq_ready(const struct io_uring *ring)
 {
 	return fault.nr_added + (fault.hold ? 0 : io_uring_cq_ready(ring));

@@ -25,6 +25,7 @@ enum urp__fault_site {
 	URP__FAULT_SUBMIT,     /* io_uring_submit() made to free SQ space */
 	URP__FAULT_ENTER,      /* the turn's io_uring_enter (submit and wait, or get events) */
 	URP__FAULT_GET_EVENTS, /* io_uring_get_events() flushing an overflow */
+	URP__FAULT_BUF_RING,   /* io_uring_register_buf_ring() (ring mode's first registration) */
 	URP__FAULT_NR_SITES
 };
 

@@ -1,0 +1,779 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Ring mode: io_uring does the I/O, the readiness words still decide.
+ *
+ * A ring-mode registration has no poll. A multishot recv takes buffers from the driver's
+ * provided-buffer ring; each data completion queues its buffer on the entry and Sets READABLE
+ * (tick + 1) exactly as a poll completion would, so a take that found the queue empty clears
+ * READABLE with its snapshot's tick and a receive that raced it makes that clear stale. Sends
+ * are queued per entry and go out one at a time (a later send of a socket never overtakes one
+ * the kernel parked), as SQEs of the next turn's io_uring_enter(); WRITABLE means "fewer than
+ * send_hwm bytes queued", Set again (and the writers woken) when a completion brings the queue
+ * below it or empties it.
+ *
+ * The buffers: a buffer is in the ring, or out (queued on an entry, taken, or being sent). A
+ * release adds it to the ring at once; the kernel sees the additions when the next turn starts
+ * (one store of the ring's tail for all of them). An entry holding buf_cap queued buffers
+ * pauses its recv (a cancel; the data waits in the socket) until a take brings it below; a recv
+ * that ends with -ENOBUFS (the ring is empty) waits on the starved list and is re-armed, oldest
+ * first, once buffers came back.
+ *
+ * Everything here runs on the turning thread: the ring's SQEs need it (SINGLE_ISSUER), and so
+ * the queues need no lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../core/atomic.h"
+#include "../core/debug.h"
+#include "../core/ready.h"
+#include "../core/word.h"
+#include "driver.h"
+#include "ring.h"
+#include "tsan.h"
+
+#define DEFAULT_BUF_COUNT 512u
+#define DEFAULT_BUF_SIZE  16384u
+#define DEFAULT_BUF_CAP	  8u
+#define DEFAULT_SEND_HWM  65536u
+
+/* ---- the provided-buffer ring ---- */
+
+static char *buf_addr(const struct urp__bufring *ring, unsigned bid)
+{
+	return ring->mem + (size_t)bid * ring->size;
+}
+
+/* Back into the ring; the kernel sees it once the next turn starts. */
+static void buf_return(struct urp__bufring *ring, struct urp__rbuf *b)
+{
+	b->out = false;
+	b->pub.data = NULL;
+	b->pub.len = 0;
+	io_uring_buf_ring_add(ring->br, buf_addr(ring, b->bid), ring->size, b->bid, ring->mask,
+			      (int)ring->returned++);
+}
+
+/* What ring_mode_probe() found. */
+#define PROBE_RING  0x1 /* buffer rings and multishot recv: ring mode works */
+#define PROBE_LIMIT 0x2 /* a multishot recv ends at a byte limit (sqe->optlen, Linux 6.17) */
+
+/* One multishot recv on a socketpair with `bytes` waiting, at most `limit` bytes (0: none);
+ * its first CQE's flags, or 0 when refused or it did not come. */
+static unsigned probe_recv(struct io_uring *ring, unsigned bytes, unsigned limit)
+{
+	struct __kernel_timespec second = { 1, 0 };
+	static const char data[2] = "pp";
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	unsigned flags = 0;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		return 0;
+	sqe = io_uring_get_sqe(ring);
+	if (sqe && write(sv[1], data, bytes) == (ssize_t)bytes) {
+		io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = URP__BGID;
+		/* optlen, which liburing 2.3 does not name, shares file_index's place. */
+		sqe->file_index = limit;
+		io_uring_sqe_set_data64(sqe, limit + 1);
+		/* A CQE of the previous probe's recv (its socket closed: EOF) may come first. */
+		while (io_uring_submit_and_wait_timeout(ring, &cqe, 1, &second, NULL) >= 0) {
+			bool ours = cqe->user_data == limit + 1;
+
+			if (ours && cqe->res == 1 && (cqe->flags & IORING_CQE_F_BUFFER))
+				flags = cqe->flags;
+			io_uring_cqe_seen(ring, cqe);
+			if (ours)
+				break;
+		}
+	}
+	/* The ring's exit cancels a recv still armed. */
+	close(sv[0]);
+	close(sv[1]);
+	return flags;
+}
+
+/*
+ * What this kernel has of what ring mode needs: buffer rings (5.19) and multishot recv with
+ * buffer selection (6.0), and whether a multishot recv takes a byte limit (6.17: older
+ * kernels refuse the field with -EINVAL). Asked of a small ring of its own (liburing's calls
+ * straight: a ring the driver owns alone, not the driver's behind uring/ring.h), with two
+ * one-byte buffers: a recv with a byte waiting must come back with it, its buffer and
+ * IORING_CQE_F_MORE; one limited to 1 byte, with 2 waiting, must end after the first.
+ */
+static unsigned ring_mode_probe(void)
+{
+	struct io_uring_buf_ring *br = NULL;
+	struct io_uring_buf_reg reg = { 0 };
+	struct io_uring ring;
+	unsigned found = 0, flags;
+	char buf[2];
+
+	if (io_uring_queue_init(4, &ring, 0) < 0)
+		return 0;
+	if (posix_memalign((void **)&br, 4096, 4096))
+		goto out_exit;
+	io_uring_buf_ring_init(br);
+	reg.ring_addr = (unsigned long)br;
+	reg.ring_entries = 2;
+	reg.bgid = URP__BGID;
+	if (io_uring_register_buf_ring(&ring, &reg, 0) < 0)
+		goto out_free;
+	io_uring_buf_ring_add(br, buf, 1, 0, io_uring_buf_ring_mask(2), 0);
+	io_uring_buf_ring_add(br, buf + 1, 1, 1, io_uring_buf_ring_mask(2), 1);
+	io_uring_buf_ring_advance(br, 2);
+	flags = probe_recv(&ring, 1, 0);
+	if (flags & IORING_CQE_F_MORE) {
+		found = PROBE_RING;
+		flags = probe_recv(&ring, 2, 1);
+		if (flags && !(flags & IORING_CQE_F_MORE))
+			found |= PROBE_LIMIT;
+	}
+	io_uring_unregister_buf_ring(&ring, URP__BGID);
+out_free:
+	free(br);
+out_exit:
+	io_uring_queue_exit(&ring);
+	return found;
+}
+
+int urp__ring_opts_check(const struct urp_driver_opts *opts)
+{
+	unsigned count = opts && opts->buf_count ? opts->buf_count : DEFAULT_BUF_COUNT;
+	unsigned cap = opts && opts->buf_cap ? opts->buf_cap : 1;
+
+	/* The kernel wants a power of two up to 32768 entries; buffer ids are 16 bits. */
+	if ((count & (count - 1)) || count > 32768 || cap > count ||
+	    (opts && opts->buf_size > (1u << 30)) || (opts && opts->send_hwm > (1u << 30)))
+		return -EINVAL;
+	return 0;
+}
+
+/* The ring, set up when the first ring-mode registration comes (on the turning thread, or
+ * before the first turn): poll-only drivers spend nothing on it. 0 or -errno. */
+static int bufring_init(struct urp_driver *drv)
+{
+	const struct urp_driver_opts *opts = &drv->ring_opts;
+	struct urp__bufring *ring = &drv->bufring;
+	struct io_uring_buf_reg reg = { 0 };
+	unsigned i, probe;
+	size_t ring_bytes;
+	int ret;
+
+	ring->count = opts->buf_count ? opts->buf_count : DEFAULT_BUF_COUNT;
+	ring->size = opts->buf_size ? opts->buf_size : DEFAULT_BUF_SIZE;
+	ring->cap = opts->buf_cap ? opts->buf_cap
+				  : DEFAULT_BUF_CAP < ring->count ? DEFAULT_BUF_CAP : ring->count;
+	ring->send_hwm = opts->send_hwm ? opts->send_hwm : DEFAULT_SEND_HWM;
+	probe = ring_mode_probe();
+	if (!(probe & PROBE_RING))
+		return -EOPNOTSUPP;
+	ring->recv_limit = probe & PROBE_LIMIT;
+	ring_bytes = (size_t)ring->count * sizeof(struct io_uring_buf);
+	if (posix_memalign((void **)&ring->br, 4096, ring_bytes < 4096 ? 4096 : ring_bytes))
+		return -ENOMEM;
+	/* Pages of the buffers are touched only when the kernel first writes into them. */
+	ring->mem = aligned_alloc(4096, ((size_t)ring->count * ring->size + 4095) & ~(size_t)4095);
+	ring->bufs = calloc(ring->count, sizeof(*ring->bufs));
+	if (!ring->mem || !ring->bufs) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	io_uring_buf_ring_init(ring->br);
+	reg.ring_addr = (unsigned long)ring->br;
+	reg.ring_entries = ring->count;
+	reg.bgid = URP__BGID;
+	ret = urp__ring_register_buf_ring(&drv->ring, &reg);
+	if (ret < 0)
+		goto out_free;
+	ring->mask = (unsigned)io_uring_buf_ring_mask(ring->count);
+	for (i = 0; i < ring->count; i++) {
+		ring->bufs[i].drv = drv;
+		ring->bufs[i].bid = (uint16_t)i;
+		ring->bufs[i].next = URP__BID_NONE;
+		buf_return(ring, &ring->bufs[i]);
+	}
+	io_uring_buf_ring_advance(ring->br, (int)ring->returned);
+	ring->returned = 0;
+	return 0;
+
+out_free:
+	free(ring->bufs);
+	free(ring->mem);
+	free(ring->br);
+	memset(ring, 0, sizeof(*ring));
+	return ret;
+}
+
+void urp__bufring_free(struct urp_driver *drv)
+{
+	struct urp__bufring *ring = &drv->bufring;
+
+	free(ring->bufs);
+	free(ring->mem);
+	free(ring->br);
+	memset(ring, 0, sizeof(*ring));
+}
+
+/* ---- the recv ---- */
+
+static struct urp__rbuf *buf_of(struct urp_driver *drv, unsigned bid)
+{
+	return &drv->bufring.bufs[bid];
+}
+
+void urp__ring_arm(struct urp_driver *drv, struct urp__reg *reg)
+{
+	struct urp__ring_reg *rr = urp__ring_reg_of(reg);
+	struct io_uring_sqe *sqe = urp__get_sqe(drv);
+	struct urp__bufring *ring = &drv->bufring;
+
+	if (!sqe) {
+		urp__poll_failed(drv, reg, -EBUSY);
+		return;
+	}
+	io_uring_prep_recv_multishot(sqe, reg->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = URP__BGID;
+	/* Where the kernel can, the recv ends by itself once the entry's room under its cap is
+	 * full (a CQE without IORING_CQE_F_MORE): a burst in one task_work run cannot take more
+	 * of the ring than that. Short reads fill buffers faster than bytes: recv_pause() then. */
+	if (ring->recv_limit) {
+		uint64_t room = (uint64_t)(ring->cap - rr->rq_count) * ring->size;
+
+		sqe->file_index = room > 0x7fffffffu ? 0x7fffffffu : (uint32_t)room;
+	}
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)reg | URP__KIND_RECV);
+	reg->polls_armed++;
+	rr->rstate |= URP__RECV_ARMED;
+	urp__tsan_release(reg);
+}
+
+/* Stop the recv of an entry that holds buf_cap buffers: its final CQE (-ECANCELED) comes
+ * later; until a take drains the queue, the data waits in the socket. */
+static void recv_pause(struct urp_driver *drv, struct urp__ring_reg *rr)
+{
+	struct io_uring_sqe *sqe = urp__get_sqe(drv);
+
+	/* No SQE: the recv goes on, and the queue grows past the cap until the next completion
+	 * tries again. Bounded by the ring itself (-ENOBUFS). */
+	if (!sqe)
+		return;
+	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&rr->reg | URP__KIND_RECV, 0);
+	io_uring_sqe_set_data64(sqe, URP__TOKEN_CTL);
+	rr->rstate |= URP__RECV_PAUSED;
+	urp__count_local(&drv->st.paused, 1);
+}
+
+static void starve(struct urp_driver *drv, struct urp__ring_reg *rr)
+{
+	struct urp__bufring *ring = &drv->bufring;
+
+	rr->rstate |= URP__RECV_STARVED;
+	rr->starved_next = NULL;
+	if (ring->starved_last)
+		ring->starved_last->starved_next = rr;
+	else
+		ring->starved = rr;
+	ring->starved_last = rr;
+	urp__count_local(&drv->st.enobufs, 1);
+}
+
+/* The recv is not running (it ended, the ring has buffers again, a take made room): arm it
+ * again, or pause it while buf_cap buffers are queued (a take resumes it). */
+static void recv_resume(struct urp_driver *drv, struct urp__ring_reg *rr)
+{
+	if ((rr->rstate & (URP__RECV_ARMED | URP__RECV_STARVED | URP__RECV_DONE)) ||
+	    (rr->reg.state & URP__REG_GONE))
+		return;
+	if (rr->rq_count >= drv->bufring.cap) {
+		if (!(rr->rstate & URP__RECV_PAUSED))
+			urp__count_local(&drv->st.paused, 1);
+		rr->rstate |= URP__RECV_PAUSED;
+		return;
+	}
+	rr->rstate &= (uint8_t)~URP__RECV_PAUSED;
+	urp__ring_arm(drv, &rr->reg);
+}
+
+static int recv_cqe(struct urp_driver *drv, struct urp__ring_reg *rr,
+		    const struct io_uring_cqe *cqe)
+{
+	bool more = cqe->flags & IORING_CQE_F_MORE, gone = rr->reg.state & URP__REG_GONE;
+	struct urp__reg *reg = &rr->reg;
+	int events = 0;
+
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		struct urp__rbuf *b = buf_of(drv, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+
+		if (cqe->res > 0 && !gone) {
+			b->out = true;
+			b->pub.data = buf_addr(&drv->bufring, b->bid);
+			b->pub.len = (size_t)cqe->res;
+			b->next = URP__BID_NONE;
+			if (rr->rq_count++)
+				buf_of(drv, rr->rq_tail)->next = b->bid;
+			else
+				rr->rq_head = b->bid;
+			rr->rq_tail = b->bid;
+			urp__count_local(&drv->st.recv_bufs, 1);
+			urp__count_local(&drv->st.recv_bytes, (uint64_t)cqe->res);
+			urp__io_set_readiness(&reg->io, URP_READABLE);
+			urp__ready_add(drv, reg);
+			events = 1;
+			if (more && rr->rq_count >= drv->bufring.cap &&
+			    !(rr->rstate & URP__RECV_PAUSED))
+				recv_pause(drv, rr);
+		} else {
+			/* Gone, or a buffer the kernel picked for nothing: straight back. */
+			buf_return(&drv->bufring, b);
+		}
+	} else if (cqe->res == 0 && !gone) {
+		/* The peer's FIN: after the buffers already queued, the take says EOF. */
+		rr->rstate |= URP__RECV_DONE;
+		urp__io_set_readiness(&reg->io, URP_READ_CLOSED);
+		urp__ready_add(drv, reg);
+		events = 1;
+	} else if (cqe->res == -ENOBUFS && !gone) {
+		starve(drv, rr);
+	} else if (cqe->res < 0 && cqe->res != -ECANCELED && !gone) {
+		rr->rstate |= URP__RECV_DONE;
+		rr->recv_err = (uint8_t)-cqe->res;
+		urp__io_set_readiness(&reg->io, URP_ERROR | URP_READ_CLOSED | URP_WRITE_CLOSED);
+		urp__ready_add(drv, reg);
+		events = 1;
+	}
+	if (!more) {
+		reg->polls_armed--;
+		rr->rstate &= (uint8_t)~URP__RECV_ARMED;
+		/* At the cap (its byte limit, or a cancel of ours, ended it): paused until a take
+		 * brings it below. Otherwise (the CQ overflowed, say, or takes made room meanwhile)
+		 * it is re-armed now, as a poll that ended is. */
+		recv_resume(drv, rr);
+		urp__reg_request_ended(drv, reg);
+	}
+	return events;
+}
+
+/* ---- the send queue ---- */
+
+static bool on_turning_thread(struct urp_driver *drv)
+{
+	return urp__driver_on_thread(drv);
+}
+
+/* Prepare the queue head's next SQE (what is left of a send, or the shutdown). */
+static void send_submit(struct urp_driver *drv, struct urp__ring_reg *rr)
+{
+	struct urp__send *s = rr->sq_head;
+	struct io_uring_sqe *sqe;
+
+	if (!s || (rr->rstate & URP__SEND_BUSY))
+		return;
+	sqe = urp__get_sqe(drv);
+	if (!sqe) {
+		/* Next turn, before the enter. */
+		if (!(rr->rstate & URP__RING_FLUSH)) {
+			rr->rstate |= URP__RING_FLUSH;
+			rr->flush_next = drv->flush;
+			drv->flush = rr;
+		}
+		drv->put_off = true;
+		return;
+	}
+	if (s->fin)
+		io_uring_prep_shutdown(sqe, rr->reg.fd, SHUT_WR);
+	else
+		io_uring_prep_send(sqe, rr->reg.fd, s->data + s->off, s->len - s->off, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&rr->reg | URP__KIND_SEND);
+	rr->reg.polls_armed++;
+	rr->rstate |= URP__SEND_BUSY;
+	urp__tsan_release(&rr->reg);
+}
+
+static void send_free(struct urp_driver *drv, struct urp__send *s)
+{
+	if (s->buf)
+		buf_return(&drv->bufring, s->buf);
+	free(s);
+}
+
+/* Drop what is queued (a send failed, or the entry is gone), but the send in flight, which
+ * goes when its completion comes (all of it with all: the ring has exited). */
+static void send_drop(struct urp_driver *drv, struct urp__ring_reg *rr, bool all)
+{
+	struct urp__send *keep = NULL, *s = rr->sq_head, *next;
+
+	if (s && (rr->rstate & URP__SEND_BUSY) && !all) {
+		keep = s;
+		s = s->next;
+		keep->next = NULL;
+	}
+	rr->sq_head = rr->sq_tail = keep;
+	for (; s; s = next) {
+		next = s->next;
+		rr->sq_bytes -= s->len - s->off;
+		send_free(drv, s);
+	}
+}
+
+void urp__ring_free_reg(struct urp_driver *drv, struct urp__reg *reg)
+{
+	send_drop(drv, urp__ring_reg_of(reg), true);
+}
+
+static int send_cqe(struct urp_driver *drv, struct urp__ring_reg *rr,
+		    const struct io_uring_cqe *cqe)
+{
+	struct urp__send *s = rr->sq_head;
+	struct urp__reg *reg = &rr->reg;
+	unsigned hwm = drv->bufring.send_hwm;
+	uint32_t before = rr->sq_bytes;
+	int events = 0;
+
+	reg->polls_armed--;
+	rr->rstate &= (uint8_t)~URP__SEND_BUSY;
+	if (!s) {
+		urp__count_local(&drv->st.unknown_tokens, 1);
+		urp__reg_request_ended(drv, reg);
+		return 0;
+	}
+	if (cqe->res >= 0 && !s->fin) {
+		s->off += (uint32_t)cqe->res;
+		rr->sq_bytes -= (uint32_t)cqe->res;
+		urp__count_local(&drv->st.sends, 1);
+		urp__count_local(&drv->st.send_bytes, (uint64_t)cqe->res);
+	}
+	if (cqe->res < 0 && cqe->res != -ECANCELED && !rr->send_err) {
+		rr->send_err = (uint8_t)-cqe->res;
+		if (!(reg->state & URP__REG_GONE)) {
+			urp__io_set_readiness(&reg->io, URP_ERROR | URP_WRITE_CLOSED);
+			urp__ready_add(drv, reg);
+			events = 1;
+		}
+	}
+	if (cqe->res < 0 || s->fin || s->off == s->len) {
+		/* Done (or failed: what follows it cannot go out in order any more). */
+		rr->sq_bytes -= s->len - s->off;
+		rr->sq_head = s->next;
+		if (!rr->sq_head)
+			rr->sq_tail = NULL;
+		send_free(drv, s);
+		if (cqe->res < 0)
+			send_drop(drv, rr, false);
+	}
+	/* A short send's remainder, or the next one. */
+	if (!(reg->state & URP__REG_GONE) && !rr->send_err)
+		send_submit(drv, rr);
+	/* Below the mark again, or empty: the writers learn it (a Set, tick + 1). */
+	if (!(reg->state & URP__REG_GONE) && !rr->send_err &&
+	    ((before >= hwm && rr->sq_bytes < hwm) || !rr->sq_head)) {
+		urp__io_set_readiness(&reg->io, URP_WRITABLE);
+		urp__ready_add(drv, reg);
+		events = 1;
+	}
+	urp__reg_request_ended(drv, reg);
+	return events;
+}
+
+int urp__ring_dispatch(struct urp_driver *drv, struct urp__reg *reg, unsigned kind,
+		       const struct io_uring_cqe *cqe)
+{
+	struct urp__ring_reg *rr = urp__ring_reg_of(reg);
+
+	if (kind == URP__KIND_RECV)
+		return recv_cqe(drv, rr, cqe);
+	return send_cqe(drv, rr, cqe);
+}
+
+void urp__ring_turn_start(struct urp_driver *drv)
+{
+	struct urp__bufring *ring = &drv->bufring;
+	struct urp__ring_reg *rr;
+
+	if (!ring->br)
+		return;
+	if (ring->returned) {
+		io_uring_buf_ring_advance(ring->br, (int)ring->returned);
+		ring->returned = 0;
+		/* Buffers came back: the recvs that ran dry go again, oldest first. One that
+		 * finds the ring empty again ends with -ENOBUFS and queues up behind. */
+		while ((rr = ring->starved)) {
+			ring->starved = rr->starved_next;
+			if (!ring->starved)
+				ring->starved_last = NULL;
+			rr->rstate &= (uint8_t)~URP__RECV_STARVED;
+			recv_resume(drv, rr);
+			if (rr->rstate & URP__RECV_ARMED)
+				urp__count_local(&drv->st.rearms, 1);
+		}
+	}
+	while ((rr = drv->flush)) {
+		drv->flush = rr->flush_next;
+		rr->rstate &= (uint8_t)~URP__RING_FLUSH;
+		if (!(rr->reg.state & URP__REG_GONE))
+			send_submit(drv, rr);
+	}
+}
+
+/* ---- deregistration ---- */
+
+static bool cancel(struct urp_driver *drv, struct urp__reg *reg, unsigned kind)
+{
+	struct io_uring_sqe *sqe = urp__get_sqe(drv);
+
+	if (!sqe)
+		return false;
+	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)reg | kind, 0);
+	io_uring_sqe_set_data64(sqe, URP__TOKEN_CTL);
+	return true;
+}
+
+int urp__ring_remove(struct urp_driver *drv, struct urp__reg *reg)
+{
+	struct urp__ring_reg *rr = urp__ring_reg_of(reg);
+	int cancels = 0;
+
+	/* Received buffers nobody will take go back now; the user's taken ones are theirs. */
+	while (rr->rq_count) {
+		struct urp__rbuf *b = buf_of(drv, rr->rq_head);
+
+		rr->rq_head = b->next;
+		rr->rq_count--;
+		buf_return(&drv->bufring, b);
+	}
+	if (rr->rstate & URP__RECV_STARVED) {
+		struct urp__ring_reg **pp = &drv->bufring.starved, *prev = NULL;
+
+		for (; *pp; prev = *pp, pp = &(*pp)->starved_next) {
+			if (*pp != rr)
+				continue;
+			*pp = rr->starved_next;
+			if (drv->bufring.starved_last == rr)
+				drv->bufring.starved_last = prev;
+			break;
+		}
+		rr->rstate &= (uint8_t)~URP__RECV_STARVED;
+	}
+	send_drop(drv, rr, false);
+	if (rr->rstate & URP__RECV_ARMED) {
+		if (!cancel(drv, reg, URP__KIND_RECV))
+			return -1;
+		cancels++;
+	}
+	if (rr->rstate & URP__SEND_BUSY) {
+		if (!cancel(drv, reg, URP__KIND_SEND))
+			return -1;
+		cancels++;
+	}
+	return cancels;
+}
+
+/* ---- the API ---- */
+
+/* The ring-mode registration behind io, on its driver's turning thread; NULL with *err. */
+static struct urp__ring_reg *ring_entry(const struct urp_io *io, const char *call, int *err)
+{
+	struct urp_driver *drv;
+	struct urp__reg *reg;
+
+	*err = -EINVAL;
+	if (!io)
+		return NULL;
+	urp__debug_io_usable(io, call);
+	drv = urp__owner_of(io);
+	reg = urp__reg_of((struct urp_io *)io);
+	if (!drv || !(reg->state & URP__REG_RING))
+		return NULL;
+	if (!on_turning_thread(drv)) {
+		*err = -EEXIST;
+		return NULL;
+	}
+	return urp__ring_reg_of(reg);
+}
+
+int urp_register_ring(struct urp_driver *drv, int fd, struct urp_io **out)
+{
+	int ret;
+
+	if (!drv || !out || fd < 0)
+		return -EINVAL;
+	if (urp__load_acquire(&drv->enabled) && !urp__driver_on_thread(drv))
+		return -EEXIST;
+	/* Before the first turn (no thread turns it yet) or on the turning thread: the one
+	 * thread that sets the ring up. */
+	if (!drv->ring_mode) {
+		ret = bufring_init(drv);
+		drv->ring_mode = ret < 0 ? ret : 1;
+	}
+	if (drv->ring_mode < 0)
+		return drv->ring_mode;
+	return urp__register(drv, fd, URP_READABLE | URP_WRITABLE, true, out);
+}
+
+int urp_io_take(struct urp_io *io, struct urp_buf **out)
+{
+	struct urp__ring_reg *rr;
+	struct urp_driver *drv;
+	struct urp_event ev;
+	int err, tries;
+
+	rr = ring_entry(io, "urp_io_take", &err);
+	if (!rr || !out)
+		return rr ? -EINVAL : err;
+	drv = urp__owner_of(io);
+	for (tries = 0;; tries++) {
+		urp__word_event(urp__load_acquire(&io->readiness), URP_READY_ALL, &ev);
+		if (rr->rq_count) {
+			struct urp__rbuf *b = buf_of(drv, rr->rq_head);
+
+			rr->rq_head = b->next;
+			if (!--rr->rq_count)
+				rr->rq_head = rr->rq_tail = URP__BID_NONE;
+			b->next = URP__BID_NONE;
+			*out = &b->pub;
+			/* Below the cap again: the paused recv goes on. */
+			if (rr->rstate & URP__RECV_PAUSED)
+				recv_resume(drv, rr);
+			return 1;
+		}
+		if (rr->recv_err)
+			return -(int)rr->recv_err;
+		if (rr->rstate & URP__RECV_DONE)
+			return 0;
+		if (ev.shutdown)
+			return -ESHUTDOWN;
+		/* Nothing queued: clear READABLE with the snapshot's tick. A receive that landed
+		 * after the snapshot (another thread cannot, this one between two calls can)
+		 * refuses it; go round once more. */
+		if (urp_io_clear_readiness(io, &(struct urp_event){ URP_READABLE, ev.tick, false }) ==
+			    0 ||
+		    tries)
+			return -EAGAIN;
+	}
+}
+
+void urp_buf_release(struct urp_buf *buf)
+{
+	struct urp__rbuf *b;
+
+	if (!buf)
+		return;
+	b = urp__container_of(buf, struct urp__rbuf, pub);
+	urp__debug_assert(b->out && urp__driver_on_thread(b->drv), "urp_buf_release",
+			  "a buffer released twice, or not on the turning thread");
+	buf_return(&b->drv->bufring, b);
+}
+
+/* Queue s on io; what send, send_buf and send_fin share. */
+static int send_queue(struct urp_io *io, struct urp__send *s, const char *call)
+{
+	struct urp__ring_reg *rr;
+	struct urp_driver *drv;
+	uint32_t before;
+	int err;
+
+	rr = ring_entry(io, call, &err);
+	if (!rr)
+		return err;
+	drv = urp__owner_of(io);
+	if (rr->send_err)
+		return -(int)rr->send_err;
+	if (rr->rstate & URP__SEND_FIN)
+		return -EPIPE;
+	if (urp_word_shutdown(urp__load_acquire(&io->readiness)))
+		return -ESHUTDOWN;
+	if (!s->fin && rr->sq_bytes >= drv->bufring.send_hwm)
+		return -EAGAIN;
+	before = rr->sq_bytes;
+	s->next = NULL;
+	if (rr->sq_tail)
+		rr->sq_tail->next = s;
+	else
+		rr->sq_head = s;
+	rr->sq_tail = s;
+	rr->sq_bytes += s->len;
+	if (s->fin)
+		rr->rstate |= URP__SEND_FIN;
+	/* At the mark: WRITABLE goes, and a writer waits for the completion that brings the
+	 * queue below it (a Set). Our own bit: cleared whatever the tick. */
+	if (before < drv->bufring.send_hwm && rr->sq_bytes >= drv->bufring.send_hwm) {
+		uint32_t cur = urp__load_relaxed(&io->readiness);
+
+		while (!urp__cas_acq_rel(&io->readiness, &cur, cur & ~URP_WRITABLE))
+			;
+	}
+	send_submit(drv, rr);
+	return 0;
+}
+
+int urp_io_send(struct urp_io *io, const void *data, size_t len)
+{
+	struct urp__send *s;
+	int ret;
+
+	if (!io || (!data && len) || len > UINT32_MAX / 2)
+		return -EINVAL;
+	s = malloc(sizeof(*s) + len);
+	if (!s)
+		return -ENOMEM;
+	memcpy(s + 1, data, len);
+	*s = (struct urp__send){ .data = (const char *)(s + 1), .len = (uint32_t)len };
+	ret = send_queue(io, s, "urp_io_send");
+	if (ret < 0)
+		free(s);
+	return ret;
+}
+
+int urp_io_send_buf(struct urp_io *io, struct urp_buf *buf)
+{
+	struct urp__rbuf *b;
+	struct urp__send *s;
+	int ret;
+
+	if (!io || !buf)
+		return -EINVAL;
+	b = urp__container_of(buf, struct urp__rbuf, pub);
+	if (b->drv != urp__owner_of(io) || buf->len > b->drv->bufring.size)
+		return -EINVAL;
+	s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	*s = (struct urp__send){ .data = buf->data, .len = (uint32_t)buf->len, .buf = b };
+	ret = send_queue(io, s, "urp_io_send_buf");
+	if (ret < 0)
+		free(s);
+	return ret;
+}
+
+int urp_io_send_fin(struct urp_io *io)
+{
+	struct urp__send *s = calloc(1, sizeof(*s));
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	s->fin = true;
+	ret = send_queue(io, s, "urp_io_send_fin");
+	if (ret < 0)
+		free(s);
+	return ret;
+}
+
+size_t urp_io_send_queued(const struct urp_io *io)
+{
+	struct urp__ring_reg *rr;
+	int err;
+
+	rr = ring_entry(io, "urp_io_send_queued", &err);
+	if (!rr)
+		return 0;
+	/* A FIN not yet out counts one. */
+	return rr->sq_bytes + (rr->sq_head && rr->sq_tail->fin);
+}
