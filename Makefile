@@ -480,6 +480,16 @@ soak: $(BUILD)/tests/soak
 	$(Q)$(BUILD)/tests/soak --seconds $(SOAK_SECONDS) --rss-tolerance-kb $(SOAK_RSS_KB) \
 		$(SOAK_ARGS)
 
+# ---- version ----
+
+# VERSION_* name the library: its file and soname, urpoll.pc, the tarball of `make dist`.
+# core/version.c gets them as URP_VERSION_* and asserts, at compile time, that they are the
+# URPOLL_VERSION_* of include/urpoll.h, which urp_version_major() and friends return.
+VERSION_CFLAGS := -DURP_VERSION_MAJOR=$(VERSION_MAJOR) -DURP_VERSION_MINOR=$(VERSION_MINOR) \
+	-DURP_VERSION_PATCH=$(VERSION_PATCH)
+$(BUILD)/obj/core/version.o $(BUILD)/fault/obj/core/version.o: LIB_CFLAGS += $(VERSION_CFLAGS)
+$(BUILD)/obj/core/version.o $(BUILD)/fault/obj/core/version.o: Makefile
+
 # ---- install ----
 
 # Man pages: docs/man/manN/*.N, the .so link pages installed as files (as liburing does).
