@@ -11,7 +11,9 @@
 #   make fuzz            fuzz each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench-proxy     urpoll-proxy vs HAProxy vs direct (docs/proxy.md)
 #   make soak            the soak: SOAK_SECONDS=3600 under load, not part of check
-#   make install         PREFIX=/usr/local DESTDIR=
+#   make install         the library, urpoll.h, urpoll.pc, the man pages, urpoll-trace, -proxy,
+#                        -echo and -bench, LICENSE: PREFIX=/usr/local DESTDIR= (LIBDIR, ...)
+#   make uninstall       remove what make install created, with the same PREFIX and DESTDIR
 #   SANITIZE=address,undefined | SANITIZE=thread   sanitizer builds (in their own build dir)
 #   URP_PROBES=0         compile the USDT probes out
 #   V=1                  show commands
@@ -26,11 +28,19 @@ VERSION_PATCH := 0
 VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 
 PREFIX ?= /usr/local
-LIBDIR ?= $(PREFIX)/lib
+# LIBDIR is $(PREFIX)/lib, but with PREFIX=/usr on a multiarch system (Debian, Ubuntu: the
+# compiler names a multiarch triplet and /usr/lib/<triplet> exists) it is /usr/lib/<triplet>,
+# where the distribution puts its libraries and pkg-config looks first. -print-multiarch, not
+# -dumpmachine: on i386 the triplet is i386-linux-gnu, the machine i686-linux-gnu. /usr/local
+# keeps /usr/local/lib: Debian's ld.so.conf and pkg-config search it. Set LIBDIR to override.
+MULTIARCH := $(if $(filter /usr /usr/,$(PREFIX)),$(shell t=$$($(CC) -print-multiarch \
+	2>/dev/null) && [ -n "$$t" ] && [ -d "/usr/lib/$$t" ] && echo "$$t"))
+LIBDIR ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/urpoll
 
 CC ?= gcc
 PKG_CONFIG ?= pkg-config
@@ -78,7 +88,9 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 SONAME := liburpoll.so.$(VERSION_MAJOR)
 SHLIB := $(BUILD)/liburpoll.so.$(VERSION)
 STLIB := $(BUILD)/liburpoll.a
-PCFILE := $(BUILD)/urpoll.pc
+# What depends on the install directories lives in $(INST) (see "install" below).
+INST := $(BUILD)/install
+PCFILE := $(INST)/urpoll.pc
 # What a program linked against the shared library needs built.
 LIB_DEP := $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
 
@@ -113,8 +125,10 @@ $(STLIB): $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(PCFILE): Makefile
+# Made again whenever PREFIX, LIBDIR or INCLUDEDIR change ($(INST)/dirs).
+$(PCFILE): Makefile $(INST)/dirs
 	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
 	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
 		'Name: urpoll' 'Description: readiness poller driven by io_uring alone' \
 		'Version: $(VERSION)' 'Libs: -L$${libdir} -lurpoll' 'Requires.private: liburing' 'Libs.private: -lpthread' \
@@ -491,38 +505,118 @@ $(BUILD)/obj/core/version.o $(BUILD)/fault/obj/core/version.o: LIB_CFLAGS += $(V
 $(BUILD)/obj/core/version.o $(BUILD)/fault/obj/core/version.o: Makefile
 
 # ---- install ----
+#
+# make install [PREFIX=/usr/local] [DESTDIR=] [LIBDIR= INCLUDEDIR= BINDIR= PKGCONFIGDIR=
+# MANDIR= DOCDIR=] puts
+#   LIBDIR          liburpoll.so.VERSION, liburpoll.so.MAJOR and liburpoll.so (links), liburpoll.a
+#   INCLUDEDIR      urpoll.h
+#   PKGCONFIGDIR    urpoll.pc
+#   BINDIR          urpoll-trace, urpoll-proxy, urpoll-echo, urpoll-bench (the examples stay)
+#   MANDIR/manN     docs/man/manN/*.N (the .so link pages as files, as liburing does)
+#   DOCDIR          LICENSE
+# and then runs ldconfig when it installed into this system (no DESTDIR) as root, or says to
+# (ld.so finds a new library in /usr/local/lib through its cache only).
+#
+# tools/scripts/install-files.sh records each directory it creates and each file it installs
+# in a manifest, $(INST)/manifest_<DESTDIR and PREFIX, / as _>, kept across installs to the
+# same place. `make uninstall` with the same DESTDIR and PREFIX removes the files listed, then
+# the directories listed, deepest first and each only when empty: never a directory that was
+# there before install, nor one that holds files of others.
+#
+# The tools under $(BUILD)/tools carry a RUNPATH to $(abspath $(BUILD)) (LINK_LIB), so that
+# they, and the tests that start them, run from the build tree with the library beside them.
+# The installed copies must not: install links them again, from the same objects, without it
+# (libtool relinks at install time for the same reason). urpoll-trace does not link the
+# library but names LIBDIR, where it looks for the library to trace: it is compiled again.
+# All of it goes to $(INST), so an install never rebuilds what the tests run.
 
-# Man pages: docs/man/manN/*.N, the .so link pages installed as files (as liburing does).
+INST_TOOLS := trace proxy echo bench
+INST_BINS := $(INST_TOOLS:%=$(INST)/bin/urpoll-%)
+INST_LINK_LIB := -L$(BUILD) -lurpoll
+INST_TRACE_OBJS := $(TRACE_OBJS:$(BUILD)/obj/%=$(INST)/obj/%)
+INSTALL_MANIFEST := $(INST)/manifest$(subst /,_,$(abspath $(DESTDIR))$(PREFIX))
+INSTALL_FILES := tools/scripts/install-files.sh $(INSTALL_MANIFEST)
+LDCONFIG ?= ldconfig
+
+# PREFIX, LIBDIR and INCLUDEDIR, which urpoll.pc and the installed urpoll-trace embed. The
+# recipe runs every time (FORCE) but writes the file only when they changed, and make remakes
+# what depends on it only when the file's time moved.
+$(INST)/dirs: FORCE
+	@mkdir -p $(dir $@)
+	$(Q)printf '%s\n' 'PREFIX=$(PREFIX)' 'LIBDIR=$(LIBDIR)' 'INCLUDEDIR=$(INCLUDEDIR)' >$@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+.PHONY: FORCE
+FORCE:
+
+# The link lines of $(BUILD)/tools (tools/ above) without the RUNPATH: keep them in step.
+define inst_server_rule
+$(INST)/bin/urpoll-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/servers/$(1)/*.c)) \
+		$(SERVER_SHARED_OBJS) $(LIB_DEP)
+	$$(call link_tool,$$(INST_LINK_LIB) -lpthread)
+endef
+$(foreach s,$(filter $(SERVERS),$(INST_TOOLS)),$(eval $(call inst_server_rule,$(s))))
+
+$(INST)/bin/urpoll-bench: $(BENCH_OBJS) $(LIB_DEP)
+	$(call link_tool,$(INST_LINK_LIB) $(BENCH_LIBS) -lpthread)
+
+$(INST)/obj/tools/trace/%.o: tools/trace/%.c $(INST)/dirs $(BPF_OUT)/urpoll.skel.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -I$(BPF_OUT) -Ibpf $(LIBBPF_CFLAGS) \
+		-DURP_LIBDIR='"$(LIBDIR)"' -c $< -o $@
+
+$(INST)/bin/urpoll-trace: $(INST_TRACE_OBJS)
+	$(call link_tool,$(LIBBPF_LIBS))
+
 MAN_SECTIONS := 1 3 7 8
 MAN_PAGES := $(foreach s,$(MAN_SECTIONS),$(wildcard docs/man/man$(s)/*.$(s)))
 
-install: lib $(TRACE_BIN)
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
-	install -m 0755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
-	ln -sf liburpoll.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
-	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liburpoll.so
-	install -m 0644 $(STLIB) $(DESTDIR)$(LIBDIR)/
-	install -m 0644 include/urpoll.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 0644 $(PCFILE) $(DESTDIR)$(PKGCONFIGDIR)/
-	install -d $(DESTDIR)$(BINDIR)
-	install -m 0755 $(TRACE_BIN) $(DESTDIR)$(BINDIR)/
-	install -d $(MAN_SECTIONS:%=$(DESTDIR)$(MANDIR)/man%)
-	for s in $(MAN_SECTIONS); do \
-		install -m 0644 docs/man/man$$s/*.$$s $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; \
-	done
+install: lib $(INST_BINS)
+	$(Q)$(INSTALL_FILES) dir $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR) \
+		$(MAN_SECTIONS:%=$(DESTDIR)$(MANDIR)/man%) $(DESTDIR)$(DOCDIR)
+	$(Q)$(INSTALL_FILES) file 0755 $(DESTDIR)$(LIBDIR) $(SHLIB)
+	$(Q)$(INSTALL_FILES) link liburpoll.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	$(Q)$(INSTALL_FILES) link $(SONAME) $(DESTDIR)$(LIBDIR)/liburpoll.so
+	$(Q)$(INSTALL_FILES) file 0644 $(DESTDIR)$(LIBDIR) $(STLIB)
+	$(Q)$(INSTALL_FILES) file 0644 $(DESTDIR)$(INCLUDEDIR) include/urpoll.h
+	$(Q)$(INSTALL_FILES) file 0644 $(DESTDIR)$(PKGCONFIGDIR) $(PCFILE)
+	$(Q)$(INSTALL_FILES) file 0755 $(DESTDIR)$(BINDIR) $(INST_BINS)
+	$(Q)$(foreach s,$(MAN_SECTIONS),$(INSTALL_FILES) file 0644 $(DESTDIR)$(MANDIR)/man$(s) \
+		$(filter docs/man/man$(s)/%,$(MAN_PAGES)) &&) :
+	$(Q)$(INSTALL_FILES) file 0644 $(DESTDIR)$(DOCDIR) LICENSE
+	$(Q)if [ -n "$(DESTDIR)" ]; then \
+		echo "urpoll: staged under $(DESTDIR): run ldconfig once the files are in $(LIBDIR)"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "urpoll: not root: run 'sudo ldconfig', or set LD_LIBRARY_PATH=$(LIBDIR) if ld.so does not search it"; \
+	elif ! command -v $(LDCONFIG) >/dev/null; then \
+		echo "urpoll: no $(LDCONFIG) here: run ldconfig so that programs find $(SONAME) in $(LIBDIR)"; \
+	else $(LDCONFIG) && { $(LDCONFIG) -p | grep -qF "=> $(LIBDIR)/$(SONAME)" || \
+		echo "urpoll: ld.so does not search $(LIBDIR): add it to /etc/ld.so.conf.d/ and run ldconfig, or set LD_LIBRARY_PATH"; }; \
+	fi
 
+# Without a manifest (make clean since, or another DESTDIR or PREFIX), the files this version
+# installs, and no directory.
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/liburpoll.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
-		$(DESTDIR)$(LIBDIR)/liburpoll.so $(DESTDIR)$(LIBDIR)/liburpoll.a \
-		$(DESTDIR)$(INCLUDEDIR)/urpoll.h $(DESTDIR)$(PKGCONFIGDIR)/urpoll.pc \
-		$(DESTDIR)$(BINDIR)/urpoll-trace
-	rm -f $(MAN_PAGES:docs/man/%=$(DESTDIR)$(MANDIR)/%)
+	$(Q)if [ -f $(INSTALL_MANIFEST) ]; then $(INSTALL_FILES) uninstall; else \
+		echo "urpoll: no $(INSTALL_MANIFEST): removing the files this version installs, no directory" >&2; \
+		rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,liburpoll.so.$(VERSION) $(SONAME) \
+				liburpoll.so liburpoll.a) \
+			$(DESTDIR)$(INCLUDEDIR)/urpoll.h $(DESTDIR)$(PKGCONFIGDIR)/urpoll.pc \
+			$(INST_TOOLS:%=$(DESTDIR)$(BINDIR)/urpoll-%) $(DESTDIR)$(DOCDIR)/LICENSE \
+			$(MAN_PAGES:docs/man/%=$(DESTDIR)$(MANDIR)/%); \
+	fi
+	$(Q)if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v $(LDCONFIG) >/dev/null; then \
+		$(LDCONFIG); fi
+
+-include $(INST_TRACE_OBJS:.o=.d)
 
 clean:
 	rm -rf build
 
 help:
-	@sed -n '3,21p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^$$/{/^$$/!p}' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(LIB_OBJS:.o=.d) $(FAULT_OBJS:.o=.d) $(TEST_BINS:=.d) $(PROG_BINS:=.d) \
 	$(TRACE_TEST_BINS:=.d) $(wildcard $(BUILD)/obj/tools/*/*.d $(BUILD)/obj/tools/*/*/*.d)
