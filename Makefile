@@ -14,6 +14,7 @@
 #   make install         the library, urpoll.h, urpoll.pc, the man pages, urpoll-trace, -proxy,
 #                        -echo and -bench, LICENSE: PREFIX=/usr/local DESTDIR= (LIBDIR, ...)
 #   make uninstall       remove what make install created, with the same PREFIX and DESTDIR
+#   make dist            build/urpoll-VERSION.tar.gz, the tracked sources (test-dist checks it)
 #   SANITIZE=address,undefined | SANITIZE=thread   sanitizer builds (in their own build dir)
 #   URP_PROBES=0         compile the USDT probes out
 #   V=1                  show commands
@@ -468,7 +469,7 @@ test-cli: tools
 # (CHECK_SUITES=... runs a part of the check the same way.)
 REAPER := tests/reaper.py
 CHECK_SUITES ?= test-plain test-asan test-tsan test-model test-install test-probes test-readme \
-	test-cxx test-man test-trace test-bench test-cli test-fuzz
+	test-cxx test-man test-trace test-bench test-cli test-fuzz test-dist
 
 check: deps
 	$(Q)rm -f build/check-results
@@ -611,6 +612,27 @@ uninstall:
 		$(LDCONFIG); fi
 
 -include $(INST_TRACE_OBJS:.o=.d)
+
+# ---- dist ----
+
+# build/urpoll-VERSION.tar.gz: the files git tracks at HEAD, under urpoll-VERSION/ (git archive
+# dates every file at the commit and gzip -n adds no time: one commit, one tarball). Changes not
+# committed are not in it. tests/package/dist-test.sh unpacks it into an empty directory and
+# builds and tests it there (test-dist; `tests/package/dist-test.sh --full` runs make check).
+DIST := build/urpoll-$(VERSION).tar.gz
+
+.PHONY: dist test-dist
+dist:
+	$(Q)git rev-parse -q --verify HEAD >/dev/null || \
+		{ echo "make dist: needs a git checkout (it archives HEAD)" >&2; exit 1; }
+	$(Q)[ -z "$$(git status --porcelain)" ] || \
+		echo "make dist: what is not committed is not in $(DIST) (it archives HEAD)" >&2
+	@mkdir -p $(dir $(DIST))
+	$(Q)git archive --format=tar --prefix=urpoll-$(VERSION)/ HEAD | gzip -n -9 >$(DIST).tmp
+	$(Q)mv -f $(DIST).tmp $(DIST) && echo "$(DIST)"
+
+test-dist: dist
+	$(Q)tests/package/dist-test.sh $(DIST)
 
 clean:
 	rm -rf build
