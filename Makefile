@@ -502,8 +502,25 @@ soak: $(BUILD)/tests/soak
 # URPOLL_VERSION_* of include/urpoll.h, which urp_version_major() and friends return.
 VERSION_CFLAGS := -DURP_VERSION_MAJOR=$(VERSION_MAJOR) -DURP_VERSION_MINOR=$(VERSION_MINOR) \
 	-DURP_VERSION_PATCH=$(VERSION_PATCH)
+# $(BUILD)/version holds VERSION and changes with it only, so that editing the Makefile does
+# not rebuild the library.
 $(BUILD)/obj/core/version.o $(BUILD)/fault/obj/core/version.o: LIB_CFLAGS += $(VERSION_CFLAGS)
-$(BUILD)/obj/core/version.o $(BUILD)/fault/obj/core/version.o: Makefile
+$(BUILD)/obj/core/version.o $(BUILD)/fault/obj/core/version.o: $(BUILD)/version
+
+$(BUILD)/version: FORCE
+	$(call write_if_changed,'$(VERSION)')
+
+# $(call write_if_changed,'LINE'...): a recipe that writes the lines to the target only when
+# they differ from what it holds. It runs every time (the target depends on FORCE); make
+# remakes what depends on the target only when the target's time moved.
+define write_if_changed
+	@mkdir -p $(dir $@)
+	$(Q)printf '%s\n' $(1) >$@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+endef
+
+.PHONY: FORCE
+FORCE:
 
 # ---- install ----
 #
@@ -539,16 +556,10 @@ INSTALL_MANIFEST := $(INST)/manifest$(subst /,_,$(abspath $(DESTDIR))$(PREFIX))
 INSTALL_FILES := tools/scripts/install-files.sh $(INSTALL_MANIFEST)
 LDCONFIG ?= ldconfig
 
-# PREFIX, LIBDIR and INCLUDEDIR, which urpoll.pc and the installed urpoll-trace embed. The
-# recipe runs every time (FORCE) but writes the file only when they changed, and make remakes
-# what depends on it only when the file's time moved.
+# PREFIX, LIBDIR and INCLUDEDIR, which urpoll.pc and the installed urpoll-trace embed: the
+# file changes when they do, and only then.
 $(INST)/dirs: FORCE
-	@mkdir -p $(dir $@)
-	$(Q)printf '%s\n' 'PREFIX=$(PREFIX)' 'LIBDIR=$(LIBDIR)' 'INCLUDEDIR=$(INCLUDEDIR)' >$@.tmp
-	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
-
-.PHONY: FORCE
-FORCE:
+	$(call write_if_changed,'PREFIX=$(PREFIX)' 'LIBDIR=$(LIBDIR)' 'INCLUDEDIR=$(INCLUDEDIR)')
 
 # The link lines of $(BUILD)/tools (tools/ above) without the RUNPATH: keep them in step.
 define inst_server_rule
