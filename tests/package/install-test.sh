@@ -75,8 +75,9 @@ for tool in "${tools[@]}"; do
 		fail "/usr/bin/$tool carries an RPATH or RUNPATH (above): the installed tools must not"
 	LD_LIBRARY_PATH=$lib "$bin" --help >/dev/null 2>&1 || fail "the installed $tool --help failed"
 	if [ "$tool" != urpoll-trace ]; then # the tracer links libbpf, not the library
-		LD_LIBRARY_PATH=$lib ldd "$bin" | grep -qF "$soname => $lib/$soname" ||
-			fail "the installed $tool does not load the staged $soname"
+		loads=$(LD_LIBRARY_PATH=$lib ldd "$bin") # not piped: grep -q would end ldd early
+		grep -qF "$soname => $lib/$soname" <<<"$loads" ||
+			fail "the installed $tool does not load the staged $soname: $loads"
 	fi
 done
 for example in urpoll-demo urpoll-pingpong; do
@@ -96,8 +97,9 @@ cc -std=gnu11 -Wall -Werror -o "$tmp/hello" tests/package/hello.c $flags ||
 out=$(LD_LIBRARY_PATH=$lib "$tmp/hello") || fail "the program built against the stage failed: $out"
 [ "${out##*version=}" = "$version" ] ||
 	fail "urp_version_*() say ${out##*version=}, urpoll.pc says $version"
-LD_LIBRARY_PATH=$lib ldd "$tmp/hello" | grep -qF "$soname => $lib/$soname" ||
-	fail "the program did not load the staged $soname"
+loads=$(LD_LIBRARY_PATH=$lib ldd "$tmp/hello")
+grep -qF "$soname => $lib/$soname" <<<"$loads" ||
+	fail "the program did not load the staged $soname: $loads"
 
 mk uninstall DESTDIR="$stage" PREFIX=/usr >/dev/null 2>&1 || fail "make uninstall PREFIX=/usr failed"
 left=$(cd "$stage" && find . -mindepth 1)
