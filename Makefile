@@ -626,21 +626,26 @@ uninstall:
 
 # ---- dist ----
 
-# build/urpoll-VERSION.tar.gz: the files git tracks at HEAD, under urpoll-VERSION/ (git archive
-# dates every file at the commit and gzip -n adds no time: one commit, one tarball). Changes not
-# committed are not in it. tests/package/dist-test.sh unpacks it into an empty directory and
-# builds and tests it there (test-dist; `tests/package/dist-test.sh --full` runs make check).
+# build/urpoll-VERSION.tar.gz: in a git checkout, the files git tracks at HEAD, under
+# urpoll-VERSION/ (git archive dates every file at the commit and gzip -n adds no time: one
+# commit, one tarball; what is not committed is not in it). Elsewhere (an unpacked tarball:
+# its `make check` runs test-dist too), the files of this tree but build/.
+# tests/package/dist-test.sh unpacks it into an empty directory and builds and tests it there
+# (test-dist; `tests/package/dist-test.sh --full` runs the whole make check there).
 DIST := build/urpoll-$(VERSION).tar.gz
 
 .PHONY: dist test-dist
 dist:
-	$(Q)git rev-parse -q --verify HEAD >/dev/null || \
-		{ echo "make dist: needs a git checkout (it archives HEAD)" >&2; exit 1; }
-	$(Q)[ -z "$$(git status --porcelain)" ] || \
-		echo "make dist: what is not committed is not in $(DIST) (it archives HEAD)" >&2
 	@mkdir -p $(dir $(DIST))
-	$(Q)git archive --format=tar --prefix=urpoll-$(VERSION)/ HEAD | gzip -n -9 >$(DIST).tmp
-	$(Q)mv -f $(DIST).tmp $(DIST) && echo "$(DIST)"
+	$(Q)rm -f $(DIST) $(DIST:.gz=)
+	$(Q)if [ -e .git ]; then \
+		[ -z "$$(git status --porcelain)" ] || \
+			echo "make dist: what is not committed is not in $(DIST) (it archives HEAD)" >&2; \
+		git archive --format=tar --prefix=urpoll-$(VERSION)/ -o $(DIST:.gz=) HEAD; \
+	else \
+		tar -cf $(DIST:.gz=) --exclude=./build --sort=name --owner=0 --group=0 \
+			--numeric-owner --transform='s,^\.,urpoll-$(VERSION),' .; \
+	fi && gzip -n -9 $(DIST:.gz=) && echo "$(DIST)"
 
 test-dist: dist
 	$(Q)tests/package/dist-test.sh $(DIST)
