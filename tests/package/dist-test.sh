@@ -77,12 +77,13 @@ if [ $full -eq 1 ]; then
 	exit 0
 fi
 mk -j2 >"$log" 2>&1 || { tail -40 "$log"; fail "make failed in the unpacked $name (above)"; }
-suites="core_word uring_lifecycle echo_e2e"
-mk -j2 $(printf 'build/tests/%s ' $suites) >>"$log" 2>&1 ||
+suites=(core_word uring_lifecycle echo_e2e)
+mk -j2 "${suites[@]/#/build/tests/}" >>"$log" 2>&1 ||
 	{ tail -40 "$log"; fail "the suites do not build in the unpacked $name"; }
+# Each records its result in the unpacked tree's build/check-results, summed up below.
 mk -k test-install test-cxx test-man >>"$log" 2>&1 || true
-URP_CHECK_RESULTS=build/check-results tests/run-suite.sh build $suites >>"$log" 2>&1 || true
+URP_CHECK_RESULTS=build/check-results tests/run-suite.sh build "${suites[@]}" >>"$log" 2>&1 || true
 summary=$(tests/run-suite.sh --summary build/check-results) ||
 	{ tail -40 "$log"; fail "in the unpacked $name: $summary"; }
-echo "dist-test: ok ($name from a clean unpack: make; install, cxx, man, $suites: ${summary#check: })"
+echo "dist-test: ok ($name from a clean unpack: make; install, cxx, man, ${suites[*]}: ${summary#check: })"
 record pass

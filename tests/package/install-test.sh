@@ -110,7 +110,7 @@ stage=$tmp/stage2
 mkdir -p "$stage/usr/local/share/man/man1" "$stage/usr/local/bin"
 echo others >"$stage/usr/local/bin/other-tool"
 theirs=$(cd "$stage" && find . | sort)
-for round in 1 2; do
+for _ in 1 2; do
 	mk install DESTDIR="$stage" >/dev/null 2>&1 || fail "make install PREFIX=/usr/local failed"
 done
 pcfile=$stage/usr/local/lib/pkgconfig/urpoll.pc
