@@ -2,7 +2,7 @@
 #
 #   make                 library (shared + static) and tools, under build/
 #   make check           install missing packages, then build and run every test:
-#                        plain, ASan+UBSan, TSan, the Spin model, install and probe checks,
+#                        plain, ASan+UBSan, TSan, the Spin model, install, dist and probe checks,
 #                        every fuzz target over its seed corpus, urpoll-bench --smoke,
 #                        the tools' command lines; fails when a process the tests started
 #                        outlives them
