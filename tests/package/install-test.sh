@@ -20,7 +20,9 @@ set -euo pipefail
 build=${1:?usage: install-test.sh BUILD_DIR}
 tools=(urpoll-trace urpoll-proxy urpoll-echo urpoll-bench)
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# On a failure before uninstall, the install manifests of the stages stay in build/install/
+# (named after DESTDIR and PREFIX, / as _): they go with the stages.
+trap 'rm -rf "$tmp" build/install/manifest"${tmp//\//_}"_*' EXIT
 record() { tests/run-suite.sh --record install "$1"; }
 fail() {
 	echo "install-test: $*" >&2
