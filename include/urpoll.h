@@ -21,8 +21,12 @@ extern "C" {
 /* The library builds with -fvisibility=hidden: what is declared here is what it exports. */
 #pragma GCC visibility push(default)
 
+/* The version of this header; urp_version_major() and friends give the library's, which a
+ * program may find newer than the header it was built against (the soname names the major:
+ * liburpoll.so.MAJOR). The Makefile's VERSION_* must agree (core/version.c checks). */
 #define URPOLL_VERSION_MAJOR 0
 #define URPOLL_VERSION_MINOR 1
+#define URPOLL_VERSION_PATCH 0
 
 /* Alignment of the caller-owned opaque structs, spelled so that the header is C and C++. */
 #ifdef __cplusplus
@@ -445,6 +449,13 @@ void urp_task_init(struct urp_task *task, struct urp_loop *loop, urp_task_fn run
 void urp_task_wake(struct urp_task *task);
 /* A waker that calls urp_task_wake(task), for futures, slots and urp_io_try_io() loops. */
 struct urp_waker urp_task_waker(struct urp_task *task);
+
+/* ---- the version ---- */
+
+/* The version of the library the program runs with (URPOLL_VERSION_* give the header's). */
+int urp_version_major(void);
+int urp_version_minor(void);
+int urp_version_patch(void);
 
 #pragma GCC visibility pop
 
