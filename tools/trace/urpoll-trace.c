@@ -77,8 +77,10 @@ static const char doc[] =
 	"\n"
 	"Cost: each traced probe hit takes a uprobe trap (measured 5-6 us on a 2-vCPU VM, see "
 	"docs/tracing.md); processes not traced pay nothing (each probe is behind a semaphore the "
-	"kernel sets only while attached). Needs root (or CAP_BPF and CAP_PERFMON), kernel BTF "
-	"and uprobes; mounts tracefs and bpffs when missing. Uprobes attach to a file: after the library is "
+	"kernel sets only while attached). Needs root: CAP_SYS_ADMIN, which Linux 6.16 and later "
+	"require to attach uprobes whatever kernel.perf_event_paranoid says (CAP_BPF and "
+	"CAP_PERFMON load the programs, and were enough before 6.16); kernel BTF and uprobes; "
+	"mounts tracefs and bpffs when missing. Uprobes attach to a file: after the library is "
 	"rebuilt or reinstalled, restart the tool.\n";
 
 enum {
