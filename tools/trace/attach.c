@@ -360,6 +360,17 @@ void drain_events(struct tracer *t)
 		fail("cannot read urp_events: %s", strerror(-err));
 }
 
+__u32 stats_map_id(struct tracer *t)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(bpf_map__fd(t->skel->maps.urp_stats), &info, &len) < 0)
+		fail("cannot read the id of urp_stats: %s", strerror(errno));
+	return info.id;
+}
+
 void tracer_free(struct tracer *t)
 {
 	ring_buffer__free(t->ring);

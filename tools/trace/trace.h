@@ -74,6 +74,8 @@ void find_library(char *out);
 void load_and_attach(struct tracer *t);
 /* The CPUs' counters of urp_stats and (with --io-uring; zeros without) urp_uring, summed. */
 void read_totals(struct tracer *t, struct urp_trace_stats *tot, struct urp_trace_uring *uring);
+/* The kernel's id of this run's urp_stats, for `bpftool map dump id ID`. */
+__u32 stats_map_id(struct tracer *t);
 /* Print the stale rejections waiting in the ring buffer (--events), through print_event(). */
 void drain_events(struct tracer *t);
 void tracer_free(struct tracer *t);

@@ -308,6 +308,7 @@ int main(int argc, char **argv)
 	int sigfd, pidfd = -1, nfds = 0, ring_idx = -1, pid_idx = -1;
 	const char *why_stop = NULL;
 	sigset_t stop_signals;
+	__u32 map_id;
 	int err, i;
 
 	/* Usage errors exit 2 (argp's default is EX_USAGE, 64), and getopt's own messages name
@@ -345,6 +346,10 @@ int main(int argc, char **argv)
 
 	clock_gettime(CLOCK_MONOTONIC, &t.start);
 	t.last = t.start;
+	/* By id or by pinned path: `bpftool map dump name urp_stats` mixes every map of that
+	 * name, another tracer's or an earlier run's pinned copy (docs/tracing.md). */
+	map_id = stats_map_id(&t);
+	fprintf(stderr, "counters in map id %u: bpftool map dump id %u\n", map_id, map_id);
 	if (env.pin_dir)
 		fprintf(stderr, "maps pinned: bpftool map dump pinned %s\n", t.pin_paths[0]);
 	/* Last: a script waits for this line before starting its workload. */
