@@ -2,8 +2,9 @@
 /*
  * trace_bpftrace: docs/tracing.md's bpftrace one-liners run, on the library's USDT probes, and
  * count what the library counts (the fixture: tests/lib/trace_util.h). Each one-liner is the
- * doc's, with the private library's path for LIB; it traces trace_workload until the workload
- * has exited, then SIGINT makes bpftrace print its maps.
+ * doc's, verbatim but for the installed library's path, replaced by the private library's; it
+ * traces trace_workload until the workload has exited, then SIGINT makes bpftrace print its
+ * maps.
  *
  * bpftrace prints "Attaching N probes..." before it attaches them, and 0.17 has no line for
  * after: the test waits until `bpftool perf` shows bpftrace's program on every uprobe of the
@@ -14,17 +15,18 @@
 TestSuite(trace_bpftrace, .init = trace_setup, .fini = trace_teardown, .timeout = 60);
 
 #define BPFTRACE "/usr/bin/bpftrace"
+#define DOC_LIB	 "/usr/local/lib/liburpoll.so.0" /* the path the one-liners are written with */
 
-/* The one-liner with LIB replaced by the private library. */
+/* The one-liner on the private library. */
 static char *one_liner(const char *text)
 {
 	static char program[1024];
-	const char *lib = strstr(text, "LIB");
+	const char *lib = strstr(text, DOC_LIB);
 	int n;
 
 	cr_assert_not_null(lib);
 	n = snprintf(program, sizeof(program), "%.*s%s%s", (int)(lib - text), text, private_lib,
-		     lib + 3);
+		     lib + strlen(DOC_LIB));
 	cr_assert_lt(n, (int)sizeof(program));
 	return program;
 }
@@ -114,7 +116,8 @@ Test(trace_bpftrace, stale_rejects_per_process)
 	struct proc work;
 	char want[96], *out;
 
-	out = run_one_liner("usdt:LIB:urpoll:stale_reject { @stale[pid, comm] = count(); }",
+	out = run_one_liner("usdt:/usr/local/lib/liburpoll.so.0:urpoll:stale_reject "
+			    "{ @stale[pid, comm] = count(); }",
 			    "stale_reject", &work,
 			    (char *[]){ WORKLOAD, "-w", "-s", "321", "-b", "2", NULL });
 	snprintf(want, sizeof(want), "@stale[%d, trace_workload]: %llu\n", work.pid,
@@ -132,7 +135,8 @@ Test(trace_bpftrace, wake_batch_histogram)
 	struct proc work;
 	char *out;
 
-	out = run_one_liner("usdt:LIB:urpoll:wake_batch { @wakers_per_batch = hist(arg1); }",
+	out = run_one_liner("usdt:/usr/local/lib/liburpoll.so.0:urpoll:wake_batch "
+			    "{ @wakers_per_batch = hist(arg1); }",
 			    "wake_batch", &work, (char *[]){ WORKLOAD, "-w", "-b", "7", NULL });
 	cr_assert_eq(workload_counts(&work).wake_batches, 4 * 7);
 	cr_assert(strstr(out, "@wakers_per_batch:"), "%s", out);
