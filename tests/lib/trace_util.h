@@ -13,8 +13,9 @@
  * to every process. The workload waits on stdin until the tracer says it is attached, and the
  * tracer's last interval is read after the workload has exited.
  *
- * Needs root, kernel BTF, uprobes and tracefs; trace_setup() skips, saying which, only when one
- * is missing. Each suite: TestSuite(trace_NAME, .init = trace_setup, .fini = trace_teardown,
+ * Needs root (with CAP_SYS_ADMIN, which uprobes need since Linux 6.16: a container's root may
+ * lack it), kernel BTF, uprobes and tracefs; trace_setup() skips, saying which, only when one is
+ * missing. Each suite: TestSuite(trace_NAME, .init = trace_setup, .fini = trace_teardown,
  * .timeout = 60).
  */
 #ifndef URP_TESTS_TRACE_UTIL_H
@@ -33,9 +34,12 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
 
 #include <criterion/criterion.h>
 
@@ -519,13 +523,23 @@ static inline bool tracefs_ready(void)
 	return mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) == 0;
 }
 
+static inline bool has_sys_admin(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+
+	return syscall(SYS_capget, &hdr, data) == 0 &&
+	       (data[CAP_SYS_ADMIN / 32].effective >> (CAP_SYS_ADMIN % 32) & 1);
+}
+
 /* .init: skip without root, BTF, uprobes or tracefs; copy the library into a temporary
  * directory. */
 static inline void trace_setup(void)
 {
-
 	if (geteuid() != 0)
 		cr_skip_test("needs root to load BPF programs");
+	if (!has_sys_admin())
+		cr_skip_test("needs CAP_SYS_ADMIN to attach uprobes (docs/tracing.md, Privileges)");
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
 		cr_skip_test("no kernel BTF (/sys/kernel/btf/vmlinux)");
 	if (access("/sys/bus/event_source/devices/uprobe/type", R_OK) != 0)
