@@ -2,10 +2,11 @@
 /*
  * trace_bpf: urpoll-trace, end to end (docs/tracing.md; the fixture: tests/lib/trace_util.h).
  * The tracer's totals and histograms (its intervals added up, or its last --cumulative one)
- * equal the library's, for every process mapping it and for one process (-p) beside another; --events records each stale rejection, --io-uring counts
- * the kernel's completions beside the library's; what a user gets wrong is one clear line and
- * exit 1. The probes' semaphores are trace_semaphores', the pinned maps trace_pins', the
- * intervals and -T trace_intervals', the capabilities trace_caps', bpftrace trace_bpftrace's.
+ * equal the library's, for every process mapping it and for one process (-p) beside another;
+ * --events records each stale rejection, --io-uring counts the kernel's completions beside the
+ * library's; what a user gets wrong is one clear line and exit 1. The probes' semaphores are
+ * trace_semaphores', the pinned maps trace_pins', the intervals and -T trace_intervals', the
+ * capabilities trace_caps', bpftrace trace_bpftrace's.
  */
 #include "trace_util.h"
 

@@ -161,11 +161,12 @@ Test(trace_intervals, per_interval_by_default)
 	total = run_phases(&tracer, (const char *[]){ "-j", "-T", NULL }, JSON_REPORT, phases);
 	n = intervals_of(buf_str(&tracer.out_buf), ivs, MAX_REPORTS);
 	for (i = 0; i < n; i++)
-		cr_assert(!ivs[i].cumulative, "interval %d: \"cumulative\":true without --cumulative",
-			  i + 1);
+		cr_assert(!ivs[i].cumulative,
+			  "interval %d: \"cumulative\":true without --cumulative", i + 1);
 	cr_assert(ivs[n - 1].final);
 	assert_per_interval(ivs, n, phases, total);
-	for (line = buf_str(&tracer.out_buf), i = 0; (line = strstr(line, JSON_REPORT)); line++, i++)
+	i = 0;
+	for (line = buf_str(&tracer.out_buf); (line = strstr(line, JSON_REPORT)); line++, i++)
 		cr_assert(json_time(line, clock) && is_clock(clock), "-T: no \"time\" in %.300s",
 			  line);
 	cr_assert_eq(i, n);
@@ -203,7 +204,8 @@ Test(trace_intervals, cumulative_since_attach)
 		upto.wakes += phases[k].wakes;
 		for (i = 0; i < n && !seen; i++)
 			seen = ivs[i].stale_rejects == upto.stale_rejects &&
-			       ivs[i].wake_batches == upto.wake_batches && ivs[i].wakes == upto.wakes;
+			       ivs[i].wake_batches == upto.wake_batches &&
+			       ivs[i].wakes == upto.wakes;
 		cr_assert(seen, "no interval shows phases 1 to %d: %llu stale rejections", k + 1,
 			  upto.stale_rejects);
 	}
@@ -236,12 +238,15 @@ Test(trace_intervals, text_timestamps_per_interval)
 			times++;
 		if (sscanf(line, "pid %15[0-9], interval %lu (", pid, &k) == 2) {
 			cr_assert_lt(n, MAX_REPORTS);
-			cr_assert_eq(k, (unsigned long)n + 1, "report %d is numbered %lu", n + 1, k);
+			cr_assert_eq(k, (unsigned long)n + 1, "report %d is numbered %lu", n + 1,
+				     k);
 			cr_assert(prev && is_clock(prev), "-T: no time before \"%s\"", line);
-			cr_assert(prev2 && !*prev2, "no blank line before the time of \"%s\"", line);
+			cr_assert(prev2 && !*prev2, "no blank line before the time of \"%s\"",
+				  line);
 			memset(&ivs[n], 0, sizeof(ivs[n]));
 		}
-		if (sscanf(line, "stale_rejects %llu  wake_batches %llu  wakes %llu  lost_events %llu",
+		if (sscanf(line,
+			   "stale_rejects %llu  wake_batches %llu  wakes %llu  lost_events %llu",
 			   &ivs[n].stale_rejects, &ivs[n].wake_batches, &ivs[n].wakes,
 			   &ivs[n].lost_events) == 4) {
 			/* The histograms are the JSON's: only their presence is checked here. */

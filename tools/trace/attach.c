@@ -130,9 +130,9 @@ void check_environment(void)
 	/* Nothing loads without these; whether CAP_SYS_ADMIN is needed too, the kernel says when
 	 * the uprobe is attached (load_and_attach()). */
 	if (!has_cap(CAP_SYS_ADMIN) && !(has_cap(CAP_BPF) && has_cap(CAP_PERFMON)))
-		fail("missing %s: loading the BPF programs needs CAP_BPF and CAP_PERFMON, attaching "
-		     "uprobes CAP_SYS_ADMIN since Linux 6.16 (which also covers the other two): "
-		     RUN_AS_ROOT,
+		fail("missing %s: loading the BPF programs needs CAP_BPF and CAP_PERFMON, "
+		     "attaching uprobes CAP_SYS_ADMIN since Linux 6.16 (which also covers the "
+		     "other two): " RUN_AS_ROOT,
 		     missing_caps((const int[]){ CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, -1 }));
 	if (access(VMLINUX_BTF, R_OK) < 0)
 		fail("no kernel BTF at %s: needs a kernel built with CONFIG_DEBUG_INFO_BTF=y",
@@ -436,10 +436,10 @@ void load_and_attach(struct tracer *t)
 		if (err == ENOENT)
 			fail("%s has no urpoll USDT probes (built with URP_PROBES=0?)", t->lib);
 		if ((err == EACCES || err == EPERM) && !has_cap(CAP_SYS_ADMIN))
-			fail("cannot attach to the USDT probes in %s: %s: missing CAP_SYS_ADMIN: the "
-			     "kernel (%s) refused the uprobe without it, as Linux does since 6.16 "
-			     "whatever kernel.perf_event_paranoid says (CAP_BPF and CAP_PERFMON are "
-			     "not enough): " RUN_AS_ROOT,
+			fail("cannot attach to the USDT probes in %s: %s: missing CAP_SYS_ADMIN: "
+			     "the kernel (%s) refused the uprobe without it, as Linux does since "
+			     "6.16 whatever kernel.perf_event_paranoid says (CAP_BPF and "
+			     "CAP_PERFMON are not enough): " RUN_AS_ROOT,
 			     t->lib, strerror(err), kernel_release());
 		fail("cannot attach to the USDT probes in %s: %s%s", t->lib, strerror(err),
 		     env.verbose ? "" : " (-v shows libbpf's reasons)");
