@@ -77,23 +77,26 @@ static bool has_cap(int cap)
 	return effective_caps() >> cap & 1;
 }
 
-/* The names of the capabilities among caps (-1 ended) this process lacks, ", " between. */
-static const char *missing_caps(const int *caps)
+/* The names of the capabilities loading and attaching need that this process lacks, ", "
+ * between. */
+static const char *missing_caps(void)
 {
+	static const struct {
+		int cap;
+		const char *name;
+	} needed[] = {
+		{ CAP_BPF, "CAP_BPF" },
+		{ CAP_PERFMON, "CAP_PERFMON" },
+		{ CAP_SYS_ADMIN, "CAP_SYS_ADMIN" },
+	};
 	static char list[128];
-	size_t len = 0;
+	size_t len = 0, i;
 
 	list[0] = '\0';
-	for (; *caps >= 0; caps++) {
-		const char *name = *caps == CAP_BPF	  ? "CAP_BPF" :
-				   *caps == CAP_PERFMON	  ? "CAP_PERFMON" :
-				   *caps == CAP_SYS_ADMIN ? "CAP_SYS_ADMIN" :
-							    "CAP_DAC_READ_SEARCH";
-
-		if (!has_cap(*caps))
+	for (i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
+		if (!has_cap(needed[i].cap))
 			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
-						len ? ", " : "", name);
-	}
+						len ? ", " : "", needed[i].name);
 	return list;
 }
 
@@ -133,7 +136,7 @@ void check_environment(void)
 		fail("missing %s: loading the BPF programs needs CAP_BPF and CAP_PERFMON, "
 		     "attaching uprobes CAP_SYS_ADMIN since Linux 6.16 (which also covers the "
 		     "other two): " RUN_AS_ROOT,
-		     missing_caps((const int[]){ CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, -1 }));
+		     missing_caps());
 	if (access(VMLINUX_BTF, R_OK) < 0)
 		fail("no kernel BTF at %s: needs a kernel built with CONFIG_DEBUG_INFO_BTF=y",
 		     VMLINUX_BTF);

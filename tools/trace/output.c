@@ -6,11 +6,11 @@
  * formats print the fields of struct urp_trace_stats from the same tables, in the same order.
  *
  * Per interval by difference, not by clearing: the maps always hold the totals since attach,
- * and an interval is the totals now minus the totals at the end of the previous one (as
- * libbpf-tools' tools that keep a previous snapshot do; runqlat and biolatency instead delete
- * their histogram entries after printing). Clearing from user space races with the BPF side:
- * a hit between the read and the write of zeros is lost, while the library's own counters keep
- * it, and the counts must equal the library's. Counters only grow, so a difference loses
+ * and an interval is the totals now minus the totals at the end of the previous one.
+ * libbpf-tools' runqlat and biolatency instead delete their histogram entries after printing;
+ * clearing from user space races with the BPF side: a hit between the read and the write of
+ * zeros is lost, while the library's own counters keep it, and the counts must equal the
+ * library's. Counters only grow, so a difference loses
  * nothing, the intervals add up exactly to the totals, and `bpftool map dump` of urp_stats
  * (pinned or not) shows the same totals as --cumulative.
  */
