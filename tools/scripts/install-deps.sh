@@ -9,6 +9,8 @@ packages=(
 	clang llvm bpftool
 	# tests
 	libcriterion-dev spin binutils libclang-rt-14-dev python3
+	# tests/trace/: docs/tracing.md's bpftrace one-liners and its bpftool | jq commands
+	bpftrace jq
 	# man pages (docs/man/: rendered and checked by tests/package/man-test.sh)
 	man-db groff
 	# urpoll-bench peers (libev, libevent, libuv) and instruction counts
