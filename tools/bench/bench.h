@@ -93,6 +93,9 @@ struct run_result {
 	uint64_t conn_min, conn_max; /* fairness: fewest and most requests served per connection */
 	uint64_t rss_kb;	     /* idle: VmRSS growth over the registrations, when measured */
 	uint64_t stale;		     /* word: clears refused as stale (-ESTALE) */
+	/* timer: timers that fired, how many of them before the deadline asked for (they count
+	 * 0 late in lat), and the most early of those, in ns. */
+	uint64_t fired, early, earliest_ns;
 	/* Per-request latency, when the workload measures it: the harness points lat at a reset
 	 * histogram before each run; a workload adds to it (or points it at its own, valid until
 	 * the harness calls run again). Left empty, the latency columns show "-". */
