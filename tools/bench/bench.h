@@ -154,9 +154,9 @@ struct workload {
 /* Variants of one workload (transport, message size, blocking or spinning) are separate
  * workload entries with names like "pingpong-tcp-1k"; the CLI selects by prefix. */
 extern const struct workload wl_notify[], wl_pingpong[], wl_churn[], wl_idle[], wl_wakeup[],
-	wl_word[];
+	wl_word[], wl_timer[];
 extern const unsigned wl_notify_count, wl_pingpong_count, wl_churn_count, wl_idle_count,
-	wl_wakeup_count, wl_word_count;
+	wl_wakeup_count, wl_word_count, wl_timer_count;
 
 /* ---- helpers shared by workloads ---- */
 
