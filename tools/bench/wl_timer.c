@@ -17,13 +17,13 @@
  * No connection timer fires (one hour is far beyond any run, also under callgrind). To measure
  * lateness, every TIMER_FIRE_EVERY-th operation also starts one timer of a ring of
  * TIMER_FIRE_RING with a timeout of 1 or 2 ms (from the PRNG) and leaves it alone: a connection
- * gone quiet. At a few hundred thousand starts a second, a few hundred of them are pending at
- * once, beside the T idle timers. Their callback reads the clock: lateness is the fire time
- * minus the deadline asked for, the clock read just before the start plus the timeout. A
- * library that counts a timeout from its loop's cached time (libev's ev_now, libuv's
- * millisecond uv_now, libevent's coarse cached clock) may call it before that deadline:
- * such a fire counts 0 late in the histogram (shown as 1 ns, the histogram's floor above
- * "none"), and the early and earliest columns say how many and by how much.
+ * gone quiet. At tens of millions of operations a second, up to about a hundred of them are
+ * pending at once, beside the T idle timers. Their callback reads the clock: lateness is the
+ * fire time minus the deadline asked for, the clock read just before the start plus the
+ * timeout. A library that counts a timeout from its loop's cached time (libev's ev_now,
+ * libuv's millisecond uv_now, libevent's coarse cached clock) may call it before that
+ * deadline: such a fire counts 0 late in the histogram (shown as 1 ns, the histogram's floor
+ * above "none"), and the early and earliest columns say how many and by how much.
  *
  * The pump sits where each library runs I/O callbacks relative to its timers: urpoll, libev
  * and libuv call the timers that came due before the next batch; libevent makes them active
