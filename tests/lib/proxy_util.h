@@ -16,6 +16,7 @@
 #define URP_TESTS_PROXY_UTIL_H
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -497,6 +498,71 @@ static inline bool ping(int fd)
 static inline unsigned char stream_byte(uint64_t i)
 {
 	return (unsigned char)((i * 2654435761u) >> 13);
+}
+
+/* ---- a stream of clients ---- */
+
+/* Clients one after the other on a thread of the test: connect, PING, +PONG, close. */
+struct hammer {
+	unsigned port;
+	pthread_t thread;
+	atomic_bool stop;
+	atomic_bool pause, paused; /* asked to wait between two clients; waiting */
+	atomic_uint served, failed;
+	int last_error; /* of the last failed client: its errno, or EPROTO (no +PONG) */
+};
+
+static inline void *hammer_run(void *arg)
+{
+	struct hammer *h = arg;
+
+	while (!atomic_load(&h->stop)) {
+		int fd;
+
+		if (atomic_load(&h->pause)) {
+			atomic_store(&h->paused, true);
+			sleep_ms(1);
+			continue;
+		}
+		atomic_store(&h->paused, false);
+		fd = connect_port(h->port);
+
+		if (fd < 0) {
+			h->last_error = -fd;
+			atomic_fetch_add(&h->failed, 1);
+			continue;
+		}
+		errno = 0;
+		if (ping(fd)) {
+			atomic_fetch_add(&h->served, 1);
+		} else {
+			h->last_error = errno ? errno : EPROTO;
+			atomic_fetch_add(&h->failed, 1);
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+static inline void hammer_start(struct hammer *h, unsigned port)
+{
+	h->port = port;
+	cr_assert_eq(pthread_create(&h->thread, NULL, hammer_run, h), 0);
+}
+
+/* Hold the stream between two clients (none in flight once it returns), or let it go on. */
+static inline void hammer_pause(struct hammer *h, bool pause)
+{
+	atomic_store(&h->pause, pause);
+	while (pause && !atomic_load(&h->paused))
+		sleep_ms(1);
+}
+
+/* Stop the stream; then served and failed are final. */
+static inline void hammer_stop(struct hammer *h)
+{
+	atomic_store(&h->stop, true);
+	pthread_join(h->thread, NULL);
 }
 
 /* ---- the proxy's lines ---- */

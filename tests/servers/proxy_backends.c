@@ -7,8 +7,6 @@
  * with every backend down, a new client reads a FIN and is counted; names (localhost) and
  * IPv6 literals resolve.
  */
-#include <pthread.h>
-
 #include "proxy_util.h"
 
 TestSuite(proxy_backends, .init = suite_init, .fini = cleanup, .timeout = 120);
@@ -130,34 +128,6 @@ Test(proxy_backends, killing_and_reviving_backends_fails_no_client)
 	cr_assert_eq(proxy_counter("io_errors"), 0ull);
 }
 
-/* A client of clients_while_killing(): connects and PINGs until told to stop. */
-struct hammer {
-	atomic_bool stop;
-	atomic_uint served, failed;
-	int last_error;
-};
-
-static void *hammer_run(void *arg)
-{
-	struct hammer *h = arg;
-
-	while (!atomic_load(&h->stop)) {
-		int fd = connect_port(t.proxy_port);
-
-		if (fd < 0) {
-			h->last_error = -fd;
-			atomic_fetch_add(&h->failed, 1);
-			continue;
-		}
-		if (ping(fd))
-			atomic_fetch_add(&h->served, 1);
-		else
-			atomic_fetch_add(&h->failed, 1);
-		close(fd);
-	}
-	return NULL;
-}
-
 /*
  * A backend that goes away while new clients keep coming, none of them mid-request on it (the
  * request in flight on a backend that dies is lost with it: proxy_limits): with --threads 2,
@@ -166,10 +136,9 @@ static void *hammer_run(void *arg)
 Test(proxy_backends, new_clients_keep_being_served_while_a_backend_dies)
 {
 	char *extra[] = { "--threads", "2", "--check-interval", "1", NULL };
-	struct hammer h = { .last_error = 0 };
+	struct hammer h = { .port = 0 };
 	struct proc *victim;
 	unsigned ports[2];
-	pthread_t tid;
 	char down[64];
 
 	skip_without_io_uring();
@@ -181,12 +150,11 @@ Test(proxy_backends, new_clients_keep_being_served_while_a_backend_dies)
 	 * wait, connected (the kernel completes handshakes into its backlog) with their PING
 	 * queued, so that no request is in its hands when it dies. */
 	cr_assert_eq(kill(victim->pid, SIGSTOP), 0);
-	cr_assert_eq(pthread_create(&tid, NULL, hammer_run, &h), 0);
+	hammer_start(&h, t.proxy_port);
 	sleep_ms(200);
 	proc_kill(victim);
 	sleep_ms(500);
-	atomic_store(&h.stop, true);
-	pthread_join(tid, NULL);
+	hammer_stop(&h);
 	/* Its death reset them before any byte came back: replayed to the other; the clients
 	 * after them were refused by it, or never sent to it, once it was marked down. */
 	cr_assert_eq(atomic_load(&h.failed), 0u, "%u of %u clients failed (last: %s)",

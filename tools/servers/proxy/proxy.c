@@ -225,9 +225,10 @@ static int usage(int status)
 }
 
 /*
- * SO_REUSEPORT alone drops the clients queued on a listener that closes; with
- * net.ipv4.tcp_migrate_req = 1 (Linux 5.14) the kernel hands them to another listener of the
- * group instead, which a restart through --reuseport needs to lose none.
+ * The clients queued on a listener that closes are reset, unless net.ipv4.tcp_migrate_req is 1
+ * (Linux 5.14), which hands them to another listener of the SO_REUSEPORT group. The drain
+ * accepts those queued before it stops listening (acceptor.c: accept_on_stop), so without the
+ * setting only a connect that lands in that instant is lost; with it, none.
  */
 static void reuseport_check(void)
 {
@@ -241,9 +242,9 @@ static void reuseport_check(void)
 	}
 	if (value != '1' && !prx.server.quiet)
 		log_line(stderr,
-			 "--reuseport: net.ipv4.tcp_migrate_req is %s: clients queued on this "
-			 "instance's listener when it stops will be reset (set it to 1 for "
-			 "restarts that lose none)",
+			 "--reuseport: net.ipv4.tcp_migrate_req is %s: a client connecting in the "
+			 "instant this instance stops listening may be reset (1 hands it to the "
+			 "new instance)",
 			 value == '0' ? "0" : "not available");
 }
 
@@ -418,6 +419,7 @@ int main(int argc, char **argv)
 	prx.group.prog = PROG;
 	prx.group.quiet = prx.server.quiet;
 	prx.group.refuse = true;
+	prx.group.accept_on_stop = true;
 	prx.group.fatal = stop_failed;
 
 	/* Each connection costs two descriptors and two registrations. */
