@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * proxy_signals: urpoll-proxy's signals, end to end (the fixture: tests/lib/proxy_util.h).
- * SIGTERM drains the open connections, refusing new ones, then exits 0; while a loop other than
- * the first drains, a second SIGTERM still stops the proxy and SIGUSR1 still prints the stats.
+ * SIGTERM drains the open connections, refusing new ones, then exits 0, or cuts them 10 s later;
+ * while a loop other than the first drains, a second SIGTERM still stops the proxy and SIGUSR1
+ * still prints the stats.
  */
 #include <sys/syscall.h>
 
@@ -42,6 +43,32 @@ Test(proxy_signals, sigterm_drains_open_connections_then_exits_0)
 	cr_assert(proc_wait_output(t.proxy, "exit: conns 1 open 0", 1.0), "%s", t.proxy->text);
 }
 
+/* The drain's deadline (10 s, a timer on each loop): a connection that never ends does not
+ * keep the proxy up for ever; it is cut at exit, and said so with --log. */
+Test(proxy_signals, the_drain_ends_after_10_s_with_a_connection_still_open)
+{
+	char *extra[] = { "--log", NULL };
+	unsigned redis;
+	size_t from;
+	int fd;
+
+	skip_without_io_uring();
+	redis = redis_start();
+	proxy_start(&redis, 1, extra);
+	fd = connect_port(t.proxy_port);
+	cr_assert_geq(fd, 0);
+	cr_assert(ping(fd));
+	from = t.proxy->len;
+	cr_assert_eq(kill(t.proxy->pid, SIGTERM), 0);
+	cr_assert_eq(proc_wait_exit(t.proxy, 3.0), -1, "the drain did not wait");
+	cr_assert(ping(fd), "the connection does not work during the drain");
+	cr_assert_eq(proc_wait_exit(t.proxy, 20.0), 0, "%s", t.proxy->text);
+	cr_assert(proc_wait_output_from(t.proxy, from, "end stopped", 1.0), "%s", t.proxy->text);
+	cr_assert_not_null(strstr(t.proxy->text + from, "exit: conns 1 open 1"), "%s",
+			   t.proxy->text + from);
+	close(fd);
+}
+
 /* ---- signals while a loop other than the first drains ---- */
 
 /* The thread id of the proxy's loop index (0: the main thread; i: the one named "PROG/i"). */
@@ -74,7 +101,7 @@ static long thread_number(pid_t tid, const char *file)
 /*
  * Which loop of a two-loop proxy serves connection fd: the one whose thread spends the CPU
  * time (/proc/PID/task/TID/schedstat, nanoseconds on a CPU) of 50 PINGs through it. The other
- * loop runs only for its 250 ms tick meanwhile.
+ * loop sleeps meanwhile (loop 0 wakes for the backend checks, every 2 s).
  */
 static unsigned serving_loop(int fd, const pid_t *tids)
 {
