@@ -330,8 +330,8 @@ int main(int argc, char **argv)
 	unsigned nthreads = 1, idle_s = 300, connect_s = 5, stats_s = 0, check_s = 2, nb = 0;
 	const unsigned max_s = 86400 * 365; /* the longest timeout or interval: a year */
 	int listen_fds[MAX_THREADS], ret, opt, status = 1, metrics_fd = -1;
-	const char *listen_arg = NULL, *metrics_arg = NULL, *backend_args[MAX_BACKENDS],
-		   *backend_opts[MAX_BACKENDS], *why;
+	const char *listen_arg = NULL, *metrics_arg = NULL, *backend_args[MAX_BACKENDS], *why;
+	char backend_opts[MAX_BACKENDS][16]; /* each --backend as spelled: "-b", "--backend" */
 	struct urp_driver_opts dopts = { 0 };
 	union sockaddr_any addr, maddr;
 	socklen_t addr_len = 0, maddr_len = 0;
@@ -356,7 +356,8 @@ int main(int argc, char **argv)
 				return server_opt_error(PROG, server_opt_name(opt, argv),
 							"at most %d backends", MAX_BACKENDS);
 			/* Resolved once every option is read: bad usage comes first. */
-			backend_opts[nb] = strdup(server_opt_name(opt, argv));
+			snprintf(backend_opts[nb], sizeof(backend_opts[nb]), "%s",
+				 server_opt_name(opt, argv));
 			backend_args[nb++] = optarg;
 			break;
 		case 't':
@@ -404,16 +405,15 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < nb; i++) {
 		ret = backend_parse(&prx.backends[i], backend_args[i], &why);
 		if (ret == -EINVAL)
-			return server_opt_error(PROG, backend_opts[i] ? backend_opts[i] : "--backend",
+			return server_opt_error(PROG, backend_opts[i],
 						"bad backend address '%s' (expected HOST:PORT or "
 						"[IPV6]:PORT: %s)",
 						backend_args[i], why);
 		if (ret < 0) {
-			fprintf(stderr, PROG ": %s: cannot resolve '%s': %s\n",
-				backend_opts[i] ? backend_opts[i] : "--backend", backend_args[i], why);
+			fprintf(stderr, PROG ": %s: cannot resolve '%s': %s\n", backend_opts[i],
+				backend_args[i], why);
 			return 1;
 		}
-		free((void *)backend_opts[i]);
 	}
 	prx.nbackends = nb;
 	prx.idle_ms = idle_s * 1000ull;
