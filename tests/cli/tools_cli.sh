@@ -169,8 +169,8 @@ usage_error proxy_bad_backend_names_option "--backend: bad backend address 'loca
 	urpoll-proxy --listen 127.0.0.1:0 --backend localhost
 usage_error proxy_check_interval_zero_names_option "--check-interval: 0 is out of range (1 to" \
 	urpoll-proxy --check-interval 0
-usage_error proxy_bad_metrics_names_option "--metrics: bad metrics address 'localhost:9'" \
-	urpoll-proxy --metrics localhost:9
+usage_error proxy_bad_metrics_names_option "--metrics: bad metrics address 'localhost'" \
+	urpoll-proxy --metrics localhost
 usage_error proxy_log_with_value_names_option "--log takes no argument" urpoll-proxy --log=1
 usage_error proxy_bad_listen_names_option "--listen: bad listen address '127.0.0.1:http'" \
 	urpoll-proxy --listen 127.0.0.1:http --backend 127.0.0.1:1

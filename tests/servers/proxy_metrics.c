@@ -11,17 +11,25 @@ TestSuite(proxy_metrics, .init = suite_init, .fini = cleanup, .timeout = 120);
 
 static unsigned metrics_port;
 
-/* The proxy with --metrics 127.0.0.1:0 in front of the backends; its metrics port. */
-static void proxy_with_metrics(const unsigned *backends, unsigned nbackends)
+/* The proxy with --metrics where (port 0) in front of the backends; its metrics port, from
+ * its line "metrics on http://ADDR:PORT/metrics" (ADDR: shown). */
+static void proxy_with_metrics_on(const unsigned *backends, unsigned nbackends, char *where,
+				  const char *shown)
 {
-	char *extra[] = { "--metrics", "127.0.0.1:0", NULL }, *at;
-	const char *needle = "metrics on http://127.0.0.1:";
+	char *extra[] = { "--metrics", where, NULL }, *at, needle[64];
+
+	snprintf(needle, sizeof(needle), "metrics on http://%s:", shown);
 
 	proxy_start(backends, nbackends, extra);
 	cr_assert(proc_wait_output(t.proxy, needle, START_S), "%s", t.proxy->text);
 	at = strstr(t.proxy->text, needle) + strlen(needle);
 	metrics_port = (unsigned)strtoul(at, NULL, 10);
 	cr_assert_gt(metrics_port, 0u);
+}
+
+static void proxy_with_metrics(const unsigned *backends, unsigned nbackends)
+{
+	proxy_with_metrics_on(backends, nbackends, "127.0.0.1:0", "127.0.0.1");
 }
 
 /* GET /metrics: its body into body (status 200 asserted). */
@@ -178,4 +186,20 @@ Test(proxy_metrics, a_request_too_long_gets_431_and_the_responder_goes_on)
 	scrape(out, sizeof(out), &body);
 	cr_assert_geq(sample(body, "urpoll_proxy_connections_total"), 0, "%s", body);
 	close(idle);
+}
+
+/* --metrics takes what --listen takes: a name, or :PORT for every IPv4 address. */
+Test(proxy_metrics, metrics_listen_on_a_name_or_on_every_address)
+{
+	char out[65536], *body;
+	unsigned redis;
+
+	skip_without_io_uring();
+	redis = redis_start();
+	proxy_with_metrics_on(&redis, 1, "localhost:0", "127.0.0.1");
+	scrape(out, sizeof(out), &body);
+	kill(t.proxy->pid, SIGTERM);
+	cr_assert_eq(proc_wait_exit(t.proxy, START_S), 0);
+	proxy_with_metrics_on(&redis, 1, ":0", "0.0.0.0");
+	scrape(out, sizeof(out), &body);
 }

@@ -178,9 +178,10 @@ static int usage(int status)
 		"backend is down, a new client is closed at once (a FIN) and counted in\n"
 		"no_backend.\n"
 		"\n"
-		"  -l, --listen ADDR:PORT      where clients connect: IPV4:PORT or [IPV6]:PORT;\n"
-		"                              port 0 picks a free port (printed on stdout\n"
-		"                              unless -q)\n"
+		"  -l, --listen ADDR:PORT      where clients connect: IPV4:PORT, [IPV6]:PORT,\n"
+		"                              HOST:PORT (its first address) or :PORT (every\n"
+		"                              IPv4 address); port 0 picks a free port (printed\n"
+		"                              on stdout unless -q)\n"
 		"  -b, --backend HOST:PORT     a backend (up to %d): a name, resolved once at\n"
 		"                              start-up (IPv4 and IPv6 addresses, tried in\n"
 		"                              turn), IPV4:PORT or [IPV6]:PORT; one that is\n"
@@ -199,6 +200,7 @@ static int usage(int status)
 		"  -s, --stats-interval SEC    print the counters every SEC seconds\n"
 		"                              (default 0: never)\n"
 		"      --metrics ADDR:PORT     serve Prometheus metrics on GET /metrics there\n"
+		"                              (an address as --listen takes)\n"
 		"      --log                   one line per closed connection on stdout: client,\n"
 		"                              backend, bytes each way, duration, how it ended\n"
 		"      --reuseport             share the port with another instance\n"
@@ -252,6 +254,29 @@ static void reuseport_check(void)
 			 "instant this instance stops listening may be reset (1 hands it to the "
 			 "new instance)",
 			 value == '0' ? "0" : "not available");
+}
+
+/*
+ * Where to listen: an address literal, a name (its first address), or ":PORT" for every IPv4
+ * address, as exporters are often given. False on anything else.
+ */
+static bool parse_bind_addr(const char *text, union sockaddr_any *addr, socklen_t *len)
+{
+	struct backend b;
+	char any[16];
+	const char *why;
+
+	if (net_parse_addr(text, addr, len))
+		return true;
+	if (text[0] == ':' && strlen(text) < sizeof(any) - 7) {
+		snprintf(any, sizeof(any), "0.0.0.0%s", text);
+		return net_parse_addr(any, addr, len);
+	}
+	if (backend_parse(&b, text, &why) < 0)
+		return false;
+	memcpy(addr, &b.addrs[0], b.lens[0]);
+	*len = b.lens[0];
+	return true;
 }
 
 /* Every loop's acceptor, drain and timers; on loop 0 the checks, stats and /metrics. */
@@ -343,11 +368,12 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'l':
 		case OPT_METRICS:
-			if (!net_parse_addr(optarg, opt == 'l' ? &addr : &maddr,
-					    opt == 'l' ? &addr_len : &maddr_len))
+			if (!parse_bind_addr(optarg, opt == 'l' ? &addr : &maddr,
+					     opt == 'l' ? &addr_len : &maddr_len))
 				return server_opt_error(PROG, server_opt_name(opt, argv),
 							"bad %s address '%s' (expected "
-							"IPV4:PORT or [IPV6]:PORT)",
+							"IPV4:PORT, [IPV6]:PORT, HOST:PORT or "
+							":PORT)",
 							opt == 'l' ? "listen" : "metrics", optarg);
 			*(opt == 'l' ? &listen_arg : &metrics_arg) = optarg;
 			break;
