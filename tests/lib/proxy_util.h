@@ -10,6 +10,12 @@
  * with the test process (PR_SET_PDEATHSIG) should that crash, nginx through SIGTERM, with which
  * its master stops its workers. The temporary directory is removed in .fini too.
  *
+ * Beside the processes: redis-servers killed and revived on their port (redis_spawn(),
+ * proc_kill()), the proxy started with any arguments (proxy_start_args()) and found by its
+ * "listening on tcp" line whatever lines come before or after it, a thread of clients one
+ * after the other (struct hammer), the proxy's timestamped lines (proxy_line(),
+ * line_has_time()) and a plain HTTP client for its /metrics (http_request()).
+ *
  * Each suite: TestSuite(proxy_NAME, .init = suite_init, .fini = cleanup, .timeout = 120).
  */
 #ifndef URP_TESTS_PROXY_UTIL_H
