@@ -65,18 +65,18 @@ struct conn {
 	struct worker *worker;
 	struct server_link link; /* in the worker's open connections */
 	struct end client, backend;
-	bool linked;	 /* counted in conns and in the worker's list */
-	bool connecting; /* the backend's connect() is in flight */
-	bool expired;	 /* the timer fired */
-	int backend_index;   /* prx.backends[] being used, or -1 */
-	unsigned addr;	     /* its address being tried */
-	unsigned addrs_left; /* its addresses not tried yet for this client */
-	unsigned retries;    /* failed backend connects for this client */
-	uint64_t tried;	     /* bit i: backend i was tried for this client */
-	struct timespec start; /* --log: when accepted (CLOCK_MONOTONIC) */
+	bool linked;		 /* counted in conns and in the worker's list */
+	bool connecting;	 /* the backend's connect() is in flight */
+	bool expired;		 /* the timer fired */
+	int backend_index;	 /* prx.backends[] being used, or -1 */
+	unsigned addr;		 /* its address being tried */
+	unsigned addrs_left;	 /* its addresses not tried yet for this client */
+	unsigned retries;	 /* failed backend connects for this client */
+	uint64_t tried;		 /* bit i: backend i was tried for this client */
+	struct timespec start;	 /* --log: when accepted (CLOCK_MONOTONIC) */
 	union sockaddr_any peer; /* --log: the client */
-	struct xfer up;	  /* client -> backend */
-	struct xfer down; /* backend -> client */
+	struct xfer up;		 /* client -> backend */
+	struct xfer down;	 /* backend -> client */
 	char buf[2][XFER_BUF];
 };
 
@@ -95,7 +95,7 @@ struct worker {
 	struct acceptor acceptor;
 	struct server_link *conns;
 	unsigned nconns;
-	unsigned next_backend; /* round robin, per loop */
+	unsigned next_backend;	    /* round robin, per loop */
 	struct urp_task drain_task; /* woken by the first SIGINT or SIGTERM, from any loop */
 	struct urp_timer drain_timer;
 	struct counters n;
