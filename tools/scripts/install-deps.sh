@@ -15,8 +15,9 @@ packages=(
 	man-db groff
 	# urpoll-bench peers (libev, libevent, libuv) and instruction counts
 	libev-dev libevent-dev libuv1-dev valgrind
-	# urpoll-proxy tests and benchmark: real servers, clients and HAProxy
-	redis-server redis-tools nginx-light wrk curl haproxy iperf3
+	# urpoll-proxy tests and benchmark: real servers, clients and HAProxy; promtool (in
+	# prometheus) checks its /metrics
+	redis-server redis-tools nginx-light wrk curl haproxy iperf3 prometheus
 )
 
 missing=()
