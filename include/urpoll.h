@@ -408,7 +408,8 @@ struct urp_driver *urp_loop_driver(struct urp_loop *loop);
  * woken task once, in the order woken, then turn the driver (without blocking when tasks are
  * waiting, else until a completion or the earliest timer's deadline), then call the timers
  * that are due. A task woken while it runs runs again after the others. Active timers do not
- * keep it running after urp_loop_stop(). Returns 0 once stopped, -EEXIST on a thread other
+ * keep it running after urp_loop_stop(); a last turn without blocking hands the kernel what
+ * the final pass asked (deregistrations, closes) before it returns. Returns 0 once stopped, -EEXIST on a thread other
  * than the one that ran it first, or the driver's -errno.
  */
 int urp_loop_run(struct urp_loop *loop);

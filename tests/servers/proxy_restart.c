@@ -127,11 +127,11 @@ Test(proxy_restart, a_restart_through_reuseport_refuses_no_client)
 
 /*
  * Without the kernel's migration, the clients queued on a listener that closes are reset. The
- * old instance accepts those before it stops listening; and it stops listening at once, with
- * shutdown(): a close() alone left the socket in the SO_REUSEPORT group for as long as the
- * driver's poll held the file, which for a loop that stopped in the pass that closed it (no
- * connection on it at the SIGTERM) was until exit, while another loop drained: a client sent
- * there waited, then was reset.
+ * old instance accepts those before it stops listening; and it stops listening at once: the
+ * socket stays in the SO_REUSEPORT group for as long as the driver's poll holds the file, which
+ * for a loop that stopped in the pass that closed it (no connection on it at the SIGTERM) was
+ * until exit, while another loop drained, before urp_loop_run() took a last turn when stopped:
+ * a client sent there waited, then was reset.
  */
 Test(proxy_restart, a_restarted_listener_leaves_the_port_group_at_once)
 {

@@ -165,15 +165,6 @@ static int acceptor_finish(struct acceptor *a)
 
 	if (a->group->accept_on_stop && a->fd >= 0)
 		accept_queued(a);
-	/*
-	 * Stop listening now: the driver's poll holds a reference to the file until the ring
-	 * has removed it, which a loop that stops right after (a drain with no connection left)
-	 * does only when it is freed, at exit. Until then the socket still listened, and in an
-	 * SO_REUSEPORT group still got its share of new clients, who were reset at exit: one per
-	 * restart through --reuseport. shutdown() acts on the socket, whoever holds the file.
-	 */
-	if (a->fd >= 0)
-		shutdown(a->fd, SHUT_RDWR);
 	if (kind == PAUSED_FULL || kind == PAUSED_NOFILE)
 		atomic_fetch_sub(&a->group->paused, 1);
 	if (a->waiting)
