@@ -2,7 +2,7 @@
 #
 #   make                 library (shared + static) and tools, under build/
 #   make check           install missing packages, then build and run every test:
-#                        plain, ASan+UBSan, TSan, the Spin model, install and probe checks,
+#                        plain, ASan+UBSan, TSan, the Spin model, install, dist and probe checks,
 #                        every fuzz target over its seed corpus, urpoll-bench --smoke,
 #                        the tools' command lines; fails when a process the tests started
 #                        outlives them
@@ -11,7 +11,10 @@
 #   make fuzz            fuzz each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench-proxy     urpoll-proxy vs HAProxy vs direct (docs/proxy.md)
 #   make soak            the soak: SOAK_SECONDS=3600 under load, not part of check
-#   make install         PREFIX=/usr/local DESTDIR=
+#   make install         the library, urpoll.h, urpoll.pc, the man pages, urpoll-trace, -proxy,
+#                        -echo and -bench, LICENSE: PREFIX=/usr/local DESTDIR= (LIBDIR, ...)
+#   make uninstall       remove what make install created, with the same PREFIX and DESTDIR
+#   make dist            build/urpoll-VERSION.tar.gz, the tracked sources (test-dist checks it)
 #   SANITIZE=address,undefined | SANITIZE=thread   sanitizer builds (in their own build dir)
 #   URP_PROBES=0         compile the USDT probes out
 #   V=1                  show commands
@@ -26,11 +29,19 @@ VERSION_PATCH := 0
 VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 
 PREFIX ?= /usr/local
-LIBDIR ?= $(PREFIX)/lib
+# LIBDIR is $(PREFIX)/lib, but with PREFIX=/usr on a multiarch system (Debian, Ubuntu: the
+# compiler names a multiarch triplet and /usr/lib/<triplet> exists) it is /usr/lib/<triplet>,
+# where the distribution puts its libraries and pkg-config looks first. -print-multiarch, not
+# -dumpmachine: on i386 the triplet is i386-linux-gnu, the machine i686-linux-gnu. /usr/local
+# keeps /usr/local/lib: Debian's ld.so.conf and pkg-config search it. Set LIBDIR to override.
+MULTIARCH := $(if $(filter /usr /usr/,$(PREFIX)),$(shell t=$$($(CC) -print-multiarch \
+	2>/dev/null) && [ -n "$$t" ] && [ -d "/usr/lib/$$t" ] && echo "$$t"))
+LIBDIR ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/urpoll
 
 CC ?= gcc
 PKG_CONFIG ?= pkg-config
@@ -78,7 +89,9 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 SONAME := liburpoll.so.$(VERSION_MAJOR)
 SHLIB := $(BUILD)/liburpoll.so.$(VERSION)
 STLIB := $(BUILD)/liburpoll.a
-PCFILE := $(BUILD)/urpoll.pc
+# What depends on the install directories lives in $(INST) (see "install" below).
+INST := $(BUILD)/install
+PCFILE := $(INST)/urpoll.pc
 # What a program linked against the shared library needs built.
 LIB_DEP := $(BUILD)/$(SONAME) $(BUILD)/liburpoll.so
 
@@ -113,8 +126,10 @@ $(STLIB): $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(PCFILE): Makefile
+# Made again whenever PREFIX, LIBDIR or INCLUDEDIR change ($(INST)/dirs).
+$(PCFILE): Makefile $(INST)/dirs
 	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
 	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
 		'Name: urpoll' 'Description: readiness poller driven by io_uring alone' \
 		'Version: $(VERSION)' 'Libs: -L$${libdir} -lurpoll' 'Requires.private: liburing' 'Libs.private: -lpthread' \
@@ -454,7 +469,7 @@ test-cli: tools
 # (CHECK_SUITES=... runs a part of the check the same way.)
 REAPER := tests/reaper.py
 CHECK_SUITES ?= test-plain test-asan test-tsan test-model test-install test-probes test-readme \
-	test-cxx test-man test-trace test-bench test-cli test-fuzz
+	test-cxx test-man test-trace test-bench test-cli test-fuzz test-dist
 
 check: deps
 	$(Q)rm -f build/check-results
@@ -480,39 +495,166 @@ soak: $(BUILD)/tests/soak
 	$(Q)$(BUILD)/tests/soak --seconds $(SOAK_SECONDS) --rss-tolerance-kb $(SOAK_RSS_KB) \
 		$(SOAK_ARGS)
 
-# ---- install ----
+# ---- version ----
 
-# Man pages: docs/man/manN/*.N, the .so link pages installed as files (as liburing does).
+# VERSION_* name the library: its file and soname, urpoll.pc, the tarball of `make dist`.
+# core/version.c gets them as URP_VERSION_* and asserts, at compile time, that they are the
+# URPOLL_VERSION_* of include/urpoll.h, which urp_version_major() and friends return.
+VERSION_CFLAGS := -DURP_VERSION_MAJOR=$(VERSION_MAJOR) -DURP_VERSION_MINOR=$(VERSION_MINOR) \
+	-DURP_VERSION_PATCH=$(VERSION_PATCH)
+# $(BUILD)/version holds VERSION and changes with it only, so that editing the Makefile does
+# not rebuild the library.
+$(BUILD)/obj/core/version.o $(BUILD)/fault/obj/core/version.o: LIB_CFLAGS += $(VERSION_CFLAGS)
+$(BUILD)/obj/core/version.o $(BUILD)/fault/obj/core/version.o: $(BUILD)/version
+
+$(BUILD)/version: FORCE
+	$(call write_if_changed,'$(VERSION)')
+
+# $(call write_if_changed,'LINE'...): a recipe that writes the lines to the target only when
+# they differ from what it holds. It runs every time (the target depends on FORCE); make
+# remakes what depends on the target only when the target's time moved.
+define write_if_changed
+	@mkdir -p $(dir $@)
+	$(Q)printf '%s\n' $(1) >$@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+endef
+
+.PHONY: FORCE
+FORCE:
+
+# ---- install ----
+#
+# make install [PREFIX=/usr/local] [DESTDIR=] [LIBDIR= INCLUDEDIR= BINDIR= PKGCONFIGDIR=
+# MANDIR= DOCDIR=] puts
+#   LIBDIR          liburpoll.so.VERSION, liburpoll.so.MAJOR and liburpoll.so (links), liburpoll.a
+#   INCLUDEDIR      urpoll.h
+#   PKGCONFIGDIR    urpoll.pc
+#   BINDIR          urpoll-trace, urpoll-proxy, urpoll-echo, urpoll-bench (the examples stay)
+#   MANDIR/manN     docs/man/manN/*.N (the .so link pages as files, as liburing does)
+#   DOCDIR          LICENSE
+# and then runs ldconfig when it installed into this system (no DESTDIR) as root, or says to
+# (ld.so finds a new library in /usr/local/lib through its cache only).
+#
+# tools/scripts/install-files.sh records each directory it creates and each file it installs
+# in a manifest, $(INST)/manifest_<DESTDIR and PREFIX, / as _>, kept across installs to the
+# same place. `make uninstall` with the same DESTDIR and PREFIX removes the files listed, then
+# the directories listed, deepest first and each only when empty: never a directory that was
+# there before install, nor one that holds files of others.
+#
+# The tools under $(BUILD)/tools carry a RUNPATH to $(abspath $(BUILD)) (LINK_LIB), so that
+# they, and the tests that start them, run from the build tree with the library beside them.
+# The installed copies must not: install links them again, from the same objects, without it
+# (libtool relinks at install time for the same reason). urpoll-trace does not link the
+# library but names LIBDIR, where it looks for the library to trace: it is compiled again.
+# All of it goes to $(INST), so an install never rebuilds what the tests run.
+
+INST_TOOLS := trace proxy echo bench
+INST_BINS := $(INST_TOOLS:%=$(INST)/bin/urpoll-%)
+INST_LINK_LIB := -L$(BUILD) -lurpoll
+INST_TRACE_OBJS := $(TRACE_OBJS:$(BUILD)/obj/%=$(INST)/obj/%)
+INSTALL_MANIFEST := $(INST)/manifest$(subst /,_,$(abspath $(DESTDIR))$(PREFIX))
+INSTALL_FILES := tools/scripts/install-files.sh $(INSTALL_MANIFEST)
+LDCONFIG ?= ldconfig
+
+# PREFIX, LIBDIR and INCLUDEDIR, which urpoll.pc and the installed urpoll-trace embed: the
+# file changes when they do, and only then.
+$(INST)/dirs: FORCE
+	$(call write_if_changed,'PREFIX=$(PREFIX)' 'LIBDIR=$(LIBDIR)' 'INCLUDEDIR=$(INCLUDEDIR)')
+
+# The link lines of $(BUILD)/tools (tools/ above) without the RUNPATH: keep them in step.
+define inst_server_rule
+$(INST)/bin/urpoll-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/servers/$(1)/*.c)) \
+		$(SERVER_SHARED_OBJS) $(LIB_DEP)
+	$$(call link_tool,$$(INST_LINK_LIB) -lpthread)
+endef
+$(foreach s,$(filter $(SERVERS),$(INST_TOOLS)),$(eval $(call inst_server_rule,$(s))))
+
+$(INST)/bin/urpoll-bench: $(BENCH_OBJS) $(LIB_DEP)
+	$(call link_tool,$(INST_LINK_LIB) $(BENCH_LIBS) -lpthread)
+
+$(INST)/obj/tools/trace/%.o: tools/trace/%.c $(INST)/dirs $(BPF_OUT)/urpoll.skel.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(URP_CFLAGS) -I$(BPF_OUT) -Ibpf $(LIBBPF_CFLAGS) \
+		-DURP_LIBDIR='"$(LIBDIR)"' -c $< -o $@
+
+$(INST)/bin/urpoll-trace: $(INST_TRACE_OBJS)
+	$(call link_tool,$(LIBBPF_LIBS))
+
 MAN_SECTIONS := 1 3 7 8
 MAN_PAGES := $(foreach s,$(MAN_SECTIONS),$(wildcard docs/man/man$(s)/*.$(s)))
 
-install: lib $(TRACE_BIN)
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
-	install -m 0755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
-	ln -sf liburpoll.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
-	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liburpoll.so
-	install -m 0644 $(STLIB) $(DESTDIR)$(LIBDIR)/
-	install -m 0644 include/urpoll.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 0644 $(PCFILE) $(DESTDIR)$(PKGCONFIGDIR)/
-	install -d $(DESTDIR)$(BINDIR)
-	install -m 0755 $(TRACE_BIN) $(DESTDIR)$(BINDIR)/
-	install -d $(MAN_SECTIONS:%=$(DESTDIR)$(MANDIR)/man%)
-	for s in $(MAN_SECTIONS); do \
-		install -m 0644 docs/man/man$$s/*.$$s $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; \
-	done
+install: lib $(INST_BINS)
+	$(Q)$(INSTALL_FILES) dir $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR) \
+		$(MAN_SECTIONS:%=$(DESTDIR)$(MANDIR)/man%) $(DESTDIR)$(DOCDIR)
+	$(Q)$(INSTALL_FILES) file 0755 $(DESTDIR)$(LIBDIR) $(SHLIB)
+	$(Q)$(INSTALL_FILES) link liburpoll.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	$(Q)$(INSTALL_FILES) link $(SONAME) $(DESTDIR)$(LIBDIR)/liburpoll.so
+	$(Q)$(INSTALL_FILES) file 0644 $(DESTDIR)$(LIBDIR) $(STLIB)
+	$(Q)$(INSTALL_FILES) file 0644 $(DESTDIR)$(INCLUDEDIR) include/urpoll.h
+	$(Q)$(INSTALL_FILES) file 0644 $(DESTDIR)$(PKGCONFIGDIR) $(PCFILE)
+	$(Q)$(INSTALL_FILES) file 0755 $(DESTDIR)$(BINDIR) $(INST_BINS)
+	$(Q)$(foreach s,$(MAN_SECTIONS),$(INSTALL_FILES) file 0644 $(DESTDIR)$(MANDIR)/man$(s) \
+		$(filter docs/man/man$(s)/%,$(MAN_PAGES)) &&) :
+	$(Q)$(INSTALL_FILES) file 0644 $(DESTDIR)$(DOCDIR) LICENSE
+	$(Q)if [ -n "$(DESTDIR)" ]; then \
+		echo "urpoll: staged under $(DESTDIR): run ldconfig once the files are in $(LIBDIR)"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "urpoll: not root: run 'sudo ldconfig', or set LD_LIBRARY_PATH=$(LIBDIR) if ld.so does not search it"; \
+	elif ! command -v $(LDCONFIG) >/dev/null; then \
+		echo "urpoll: no $(LDCONFIG) here: run ldconfig so that programs find $(SONAME) in $(LIBDIR)"; \
+	else $(LDCONFIG) && { $(LDCONFIG) -p | grep -qF "=> $(LIBDIR)/$(SONAME)" || \
+		echo "urpoll: ld.so does not search $(LIBDIR): add it to /etc/ld.so.conf.d/ and run ldconfig, or set LD_LIBRARY_PATH"; }; \
+	fi
 
+# Without a manifest (make clean since, or another DESTDIR or PREFIX), the files this version
+# installs, and no directory.
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/liburpoll.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
-		$(DESTDIR)$(LIBDIR)/liburpoll.so $(DESTDIR)$(LIBDIR)/liburpoll.a \
-		$(DESTDIR)$(INCLUDEDIR)/urpoll.h $(DESTDIR)$(PKGCONFIGDIR)/urpoll.pc \
-		$(DESTDIR)$(BINDIR)/urpoll-trace
-	rm -f $(MAN_PAGES:docs/man/%=$(DESTDIR)$(MANDIR)/%)
+	$(Q)if [ -f $(INSTALL_MANIFEST) ]; then $(INSTALL_FILES) uninstall; else \
+		echo "urpoll: no $(INSTALL_MANIFEST): removing the files this version installs, no directory" >&2; \
+		rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,liburpoll.so.$(VERSION) $(SONAME) \
+				liburpoll.so liburpoll.a) \
+			$(DESTDIR)$(INCLUDEDIR)/urpoll.h $(DESTDIR)$(PKGCONFIGDIR)/urpoll.pc \
+			$(INST_TOOLS:%=$(DESTDIR)$(BINDIR)/urpoll-%) $(DESTDIR)$(DOCDIR)/LICENSE \
+			$(MAN_PAGES:docs/man/%=$(DESTDIR)$(MANDIR)/%); \
+	fi
+	$(Q)if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v $(LDCONFIG) >/dev/null; then \
+		$(LDCONFIG); fi
+
+-include $(INST_TRACE_OBJS:.o=.d)
+
+# ---- dist ----
+
+# build/urpoll-VERSION.tar.gz: in a git checkout, the files git tracks at HEAD, under
+# urpoll-VERSION/ (git archive dates every file at the commit and gzip -n adds no time: one
+# commit, one tarball; what is not committed is not in it). Elsewhere (an unpacked tarball:
+# its `make check` runs test-dist too), the files of this tree but build/.
+# tests/package/dist-test.sh unpacks it into an empty directory and builds and tests it there
+# (test-dist; `tests/package/dist-test.sh --full` runs the whole make check there).
+DIST := build/urpoll-$(VERSION).tar.gz
+
+.PHONY: dist test-dist
+dist:
+	@mkdir -p $(dir $(DIST))
+	$(Q)rm -f $(DIST) $(DIST:.gz=)
+	$(Q)if [ -e .git ]; then \
+		[ -z "$$(git status --porcelain)" ] || \
+			echo "make dist: what is not committed is not in $(DIST) (it archives HEAD)" >&2; \
+		git archive --format=tar --prefix=urpoll-$(VERSION)/ -o $(DIST:.gz=) HEAD; \
+	else \
+		tar -cf $(DIST:.gz=) --exclude=./build --sort=name --owner=0 --group=0 \
+			--numeric-owner --transform='s,^\.,urpoll-$(VERSION),' .; \
+	fi && gzip -n -9 $(DIST:.gz=) && echo "$(DIST)"
+
+test-dist: dist
+	$(Q)tests/package/dist-test.sh $(DIST)
 
 clean:
 	rm -rf build
 
 help:
-	@sed -n '3,21p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^$$/{/^$$/!p}' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(LIB_OBJS:.o=.d) $(FAULT_OBJS:.o=.d) $(TEST_BINS:=.d) $(PROG_BINS:=.d) \
 	$(TRACE_TEST_BINS:=.d) $(wildcard $(BUILD)/obj/tools/*/*.d $(BUILD)/obj/tools/*/*/*.d)

@@ -21,8 +21,12 @@ extern "C" {
 /* The library builds with -fvisibility=hidden: what is declared here is what it exports. */
 #pragma GCC visibility push(default)
 
+/* The version of this header; urp_version_major() and friends give the library's, which a
+ * program may find newer than the header it was built against (the soname names the major:
+ * liburpoll.so.MAJOR). The Makefile's VERSION_* must agree (core/version.c checks). */
 #define URPOLL_VERSION_MAJOR 0
 #define URPOLL_VERSION_MINOR 1
+#define URPOLL_VERSION_PATCH 0
 
 /* Alignment of the caller-owned opaque structs, spelled so that the header is C and C++. */
 #ifdef __cplusplus
@@ -470,7 +474,8 @@ struct urp_driver *urp_loop_driver(struct urp_loop *loop);
  * woken task once, in the order woken, then turn the driver (without blocking when tasks are
  * waiting, else until a completion or the earliest timer's deadline), then call the timers
  * that are due. A task woken while it runs runs again after the others. Active timers do not
- * keep it running after urp_loop_stop(). Returns 0 once stopped, -EEXIST on a thread other
+ * keep it running after urp_loop_stop(); a last turn without blocking hands the kernel what
+ * the final pass asked (deregistrations, closes) before it returns. Returns 0 once stopped, -EEXIST on a thread other
  * than the one that ran it first, or the driver's -errno.
  */
 int urp_loop_run(struct urp_loop *loop);
@@ -511,6 +516,13 @@ void urp_task_init(struct urp_task *task, struct urp_loop *loop, urp_task_fn run
 void urp_task_wake(struct urp_task *task);
 /* A waker that calls urp_task_wake(task), for futures, slots and urp_io_try_io() loops. */
 struct urp_waker urp_task_waker(struct urp_task *task);
+
+/* ---- the version ---- */
+
+/* The version of the library the program runs with (URPOLL_VERSION_* give the header's). */
+int urp_version_major(void);
+int urp_version_minor(void);
+int urp_version_patch(void);
 
 #pragma GCC visibility pop
 

@@ -165,8 +165,13 @@ usage_error proxy_threads_out_of_range "--threads: 0 is out of range (1 to 256)"
 	urpoll-proxy --threads 0
 usage_error proxy_max_conns_out_of_range "--max-conns: 0 is out of range" \
 	urpoll-proxy --max-conns 0
-usage_error proxy_bad_backend_names_option "--backend: bad backend address 'localhost:1'" \
-	urpoll-proxy --listen 127.0.0.1:0 --backend localhost:1
+usage_error proxy_bad_backend_names_option "--backend: bad backend address 'localhost'" \
+	urpoll-proxy --listen 127.0.0.1:0 --backend localhost
+usage_error proxy_check_interval_zero_names_option "--check-interval: 0 is out of range (1 to" \
+	urpoll-proxy --check-interval 0
+usage_error proxy_bad_metrics_names_option "--metrics: bad metrics address 'localhost'" \
+	urpoll-proxy --metrics localhost
+usage_error proxy_log_with_value_names_option "--log takes no argument" urpoll-proxy --log=1
 usage_error proxy_bad_listen_names_option "--listen: bad listen address '127.0.0.1:http'" \
 	urpoll-proxy --listen 127.0.0.1:http --backend 127.0.0.1:1
 backends=()
@@ -180,8 +185,10 @@ usage_error proxy_without_backend_says_what_is_needed "--backend" urpoll-proxy \
 usage_error proxy_unknown_option_exits_2 "unknown option '-x'" urpoll-proxy -x
 usage_error proxy_extra_operand_exits_2 "unexpected argument 'extra'" urpoll-proxy \
 	--listen 127.0.0.1:0 --backend 127.0.0.1:1 extra
-runtime_error proxy_unreachable_backend_exits_1 "unreachable" urpoll-proxy \
-	--listen 127.0.0.1:0 --backend 127.0.0.1:1
+# A backend that is down is no error (it is checked again until it comes back); a name that
+# does not resolve at start-up is.
+runtime_error proxy_unresolvable_backend_exits_1 "cannot resolve 'no-such-host.invalid:1'" \
+	urpoll-proxy --listen 127.0.0.1:0 --backend no-such-host.invalid:1
 
 echo "== tools_cli: a port in use (urpoll-echo, urpoll-proxy)"
 "$tools/urpoll-echo" --listen 127.0.0.1:0 </dev/null >"$tmp/echo.out" 2>&1 &

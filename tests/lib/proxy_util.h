@@ -10,12 +10,19 @@
  * with the test process (PR_SET_PDEATHSIG) should that crash, nginx through SIGTERM, with which
  * its master stops its workers. The temporary directory is removed in .fini too.
  *
+ * Beside the processes: redis-servers killed and revived on their port (redis_spawn(),
+ * proc_kill()), the proxy started with any arguments (proxy_start_args()) and found by its
+ * "listening on tcp" line whatever lines come before or after it, a thread of clients one
+ * after the other (struct hammer), the proxy's timestamped lines (proxy_line(),
+ * line_has_time()) and a plain HTTP client for its /metrics (http_request()).
+ *
  * Each suite: TestSuite(proxy_NAME, .init = suite_init, .fini = cleanup, .timeout = 120).
  */
 #ifndef URP_TESTS_PROXY_UTIL_H
 #define URP_TESTS_PROXY_UTIL_H
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -24,7 +31,7 @@
 
 #include "e2e_util.h"
 
-#define MAX_PROCS 8
+#define MAX_PROCS 16
 #define OUT_SIZE  65536
 #define START_S	  10.0
 #define ONE_MIB	  (1u << 20)
@@ -206,33 +213,56 @@ static inline unsigned free_port(void)
 	return ntohs(closed_port().sin_port);
 }
 
-static inline int connect_port(unsigned port)
+/* A connected TCP socket to ip (an IPv4 or IPv6 literal) and port, or -errno. */
+static inline int connect_to(const char *ip, unsigned port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	union sockaddr_any a;
+	socklen_t len;
+	int fd, err;
 
+	memset(&a, 0, sizeof(a));
+	if (inet_pton(AF_INET6, ip, &a.in6.sin6_addr) == 1) {
+		a.in6.sin6_family = AF_INET6;
+		a.in6.sin6_port = htons((uint16_t)port);
+		len = sizeof(a.in6);
+	} else {
+		cr_assert_eq(inet_pton(AF_INET, ip, &a.in.sin_addr), 1, "bad address %s", ip);
+		a.in.sin_family = AF_INET;
+		a.in.sin_port = htons((uint16_t)port);
+		len = sizeof(a.in);
+	}
+	fd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		int err = -errno;
-
+	if (connect(fd, &a.sa, len) < 0) {
+		err = -errno;
 		close(fd);
 		return err;
 	}
 	return fd;
 }
 
-static inline void wait_listening(unsigned port, const char *what)
+static inline int connect_port(unsigned port)
+{
+	return connect_to("127.0.0.1", port);
+}
+
+/* Wait until something listens on ip:port. */
+static inline void wait_listening_on(const char *ip, unsigned port, const char *what)
 {
 	double deadline = now_s() + START_S;
 	int fd;
 
-	while ((fd = connect_port(port)) < 0) {
-		cr_assert_lt(now_s(), deadline, "%s never listened on port %u", what, port);
+	while ((fd = connect_to(ip, port)) < 0) {
+		cr_assert_lt(now_s(), deadline, "%s never listened on %s port %u", what, ip, port);
 		sleep_ms(20);
 	}
 	close(fd);
+}
+
+static inline void wait_listening(unsigned port, const char *what)
+{
+	wait_listening_on("127.0.0.1", port, what);
 }
 
 static inline void path_in_dir(char *buf, size_t size, const char *name)
@@ -242,18 +272,42 @@ static inline void path_in_dir(char *buf, size_t size, const char *name)
 
 /* ---- the servers and the proxy ---- */
 
-static inline unsigned redis_start(void)
+/* redis-server on port of bind (an address: "127.0.0.1", "::1"), listening once it returns. */
+static inline struct proc *redis_spawn_on(const char *bind, unsigned port)
 {
-	unsigned port = free_port();
-	char portstr[16];
-	char *argv[] = { "redis-server", "--port", portstr, "--bind", "127.0.0.1", "--save", "",
+	char portstr[16], bindstr[64];
+	char *argv[] = { "redis-server", "--port", portstr, "--bind", bindstr, "--save", "",
 			 "--appendonly", "no", "--dir", t.dir, "--maxclients", "10000", NULL };
+	struct proc *p;
 
 	need_program("redis-server");
 	snprintf(portstr, sizeof(portstr), "%u", port);
-	spawn(argv, false, SIGKILL);
-	wait_listening(port, "redis-server");
+	snprintf(bindstr, sizeof(bindstr), "%s", bind);
+	p = spawn(argv, false, SIGKILL);
+	wait_listening_on(bind, port, "redis-server");
+	return p;
+}
+
+/* redis-server on 127.0.0.1:port (a port it had before, say: a backend revived). */
+static inline struct proc *redis_spawn(unsigned port)
+{
+	return redis_spawn_on("127.0.0.1", port);
+}
+
+static inline unsigned redis_start(void)
+{
+	unsigned port = free_port();
+
+	redis_spawn(port);
 	return port;
+}
+
+/* SIGKILL p's group and reap it: a backend that dies. */
+static inline void proc_kill(struct proc *p)
+{
+	cr_assert_gt(p->pid, 0);
+	group_kill(p->pid);
+	p->pid = -1;
 }
 
 /* nginx serving t.dir/www, with its pid, logs and temporary files in t.dir. */
@@ -318,17 +372,51 @@ static inline struct proc *proxy_spawn(char *const *before, const unsigned *back
 	return spawn(argv, true, SIGKILL);
 }
 
+/*
+ * The port of p's "listening on tcp ADDR:PORT" line, once p printed it (the lines before it,
+ * warnings about backends say, name other addresses).
+ */
+static inline unsigned proxy_wait_listening(struct proc *p)
+{
+	const char *needle = "listening on tcp ";
+	char *line, *end;
+
+	cr_assert(proc_wait_output(p, needle, START_S), "the proxy did not start: %s", p->text);
+	line = strstr(p->text, needle);
+	cr_assert(proc_wait_output_from(p, (size_t)(line - p->text), "\n", START_S),
+		  "no complete listening line: %s", p->text);
+	line = strstr(p->text, needle);
+	end = strchr(line, '\n');
+	while (end > line && end[-1] != ':')
+		end--;
+	return (unsigned)strtoul(end, NULL, 10);
+}
+
 /* The proxy in front of the backends given, with extra options (NULL-terminated). */
 static inline void proxy_start(const unsigned *backends, unsigned nbackends, char *const *extra)
 {
-	char *listen[] = { "--listen", "127.0.0.1:0", NULL }, *port_text;
+	char *listen[] = { "--listen", "127.0.0.1:0", NULL };
 
 	t.proxy = proxy_spawn(listen, backends, nbackends, extra);
-	cr_assert(proc_wait_output(t.proxy, "listening on tcp 127.0.0.1:", START_S) &&
-			  proc_wait_output(t.proxy, "\n", START_S),
-		  "the proxy did not start: %s", t.proxy->text);
-	port_text = strstr(t.proxy->text, "127.0.0.1:") + strlen("127.0.0.1:");
-	t.proxy_port = (unsigned)strtoul(port_text, NULL, 10);
+	t.proxy_port = proxy_wait_listening(t.proxy);
+	cr_assert_gt(t.proxy_port, 0u);
+}
+
+/* The proxy of this build with exactly args (NULL-terminated), as the running proxy; its
+ * --listen must be 127.0.0.1:PORT. */
+static inline void proxy_start_args(char *const *args)
+{
+	char *argv[40];
+	unsigned argc = 0;
+
+	argv[argc++] = tool_binary("proxy");
+	while (*args) {
+		cr_assert_lt(argc, 39u);
+		argv[argc++] = *args++;
+	}
+	argv[argc] = NULL;
+	t.proxy = spawn(argv, true, SIGKILL);
+	t.proxy_port = proxy_wait_listening(t.proxy);
 	cr_assert_gt(t.proxy_port, 0u);
 }
 
@@ -416,6 +504,157 @@ static inline bool ping(int fd)
 static inline unsigned char stream_byte(uint64_t i)
 {
 	return (unsigned char)((i * 2654435761u) >> 13);
+}
+
+/* ---- a stream of clients ---- */
+
+/* Clients one after the other on a thread of the test: connect, PING, +PONG, close. */
+struct hammer {
+	unsigned port;
+	pthread_t thread;
+	atomic_bool stop;
+	atomic_bool pause, paused; /* asked to wait between two clients; waiting */
+	atomic_uint served, failed;
+	int last_error; /* of the last failed client: its errno, or EPROTO (no +PONG) */
+};
+
+static inline void *hammer_run(void *arg)
+{
+	struct hammer *h = arg;
+
+	while (!atomic_load(&h->stop)) {
+		int fd;
+
+		if (atomic_load(&h->pause)) {
+			atomic_store(&h->paused, true);
+			sleep_ms(1);
+			continue;
+		}
+		atomic_store(&h->paused, false);
+		fd = connect_port(h->port);
+
+		if (fd < 0) {
+			h->last_error = -fd;
+			atomic_fetch_add(&h->failed, 1);
+			continue;
+		}
+		errno = 0;
+		if (ping(fd)) {
+			atomic_fetch_add(&h->served, 1);
+		} else {
+			h->last_error = errno ? errno : EPROTO;
+			atomic_fetch_add(&h->failed, 1);
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+static inline void hammer_start(struct hammer *h, unsigned port)
+{
+	h->port = port;
+	cr_assert_eq(pthread_create(&h->thread, NULL, hammer_run, h), 0);
+}
+
+/* Hold the stream between two clients (none in flight once it returns), or let it go on. */
+static inline void hammer_pause(struct hammer *h, bool pause)
+{
+	atomic_store(&h->pause, pause);
+	while (pause && !atomic_load(&h->paused))
+		sleep_ms(1);
+}
+
+/* Stop the stream; then served and failed are final. */
+static inline void hammer_stop(struct hammer *h)
+{
+	atomic_store(&h->stop, true);
+	pthread_join(h->thread, NULL);
+}
+
+/* ---- the proxy's lines ---- */
+
+/* How many times needle is in the proxy's output after offset from (what it printed in the
+ * last 100 ms read first). */
+static inline unsigned proxy_count(size_t from, const char *needle)
+{
+	unsigned n = 0;
+
+	proc_wait_output_from(t.proxy, t.proxy->len, "\n\n\n", 0.1);
+
+	for (const char *at = t.proxy->text + from; (at = strstr(at, needle)); at++)
+		n++;
+	return n;
+}
+
+/* Whether p starts with a time as the proxy writes it: ISO 8601 in UTC, to the millisecond
+ * ("2026-12-03T01:25:03.123Z"). */
+static inline bool iso_utc_at(const char *p)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+
+	for (unsigned i = 0; shape[i]; i++)
+		if (shape[i] == 'd' ? (p[i] < '0' || p[i] > '9') : p[i] != shape[i])
+			return false;
+	return true;
+}
+
+/* The line of the proxy's output that holds needle (after offset from), copied into line;
+ * false when there is none within seconds. */
+static inline bool proxy_line(size_t from, const char *needle, double seconds, char *line,
+			      size_t size)
+{
+	const char *at, *start, *end;
+
+	if (!proc_wait_output_from(t.proxy, from, needle, seconds))
+		return false;
+	at = strstr(t.proxy->text + from, needle);
+	if (!proc_wait_output_from(t.proxy, (size_t)(at - t.proxy->text), "\n", seconds))
+		return false;
+	at = strstr(t.proxy->text + from, needle);
+	for (start = at; start > t.proxy->text && start[-1] != '\n'; start--)
+		;
+	end = strchr(at, '\n');
+	snprintf(line, size, "%.*s", (int)(end - start), start);
+	return true;
+}
+
+/* Whether line is "urpoll-proxy: TIME ..." with TIME as iso_utc_at() wants it. */
+static inline bool line_has_time(const char *line)
+{
+	return !strncmp(line, "urpoll-proxy: ", 14) && iso_utc_at(line + 14);
+}
+
+/* ---- HTTP ---- */
+
+/*
+ * Send request (a whole HTTP request) to 127.0.0.1:port and read the answer to its end (the
+ * server closes) into out; returns the status code, or -errno.
+ */
+static inline int http_request(unsigned port, const char *request, char *out, size_t size)
+{
+	int fd = connect_port(port), status = -EPROTO;
+	size_t got;
+
+	if (fd < 0)
+		return fd;
+	if (!write_all(fd, request, strlen(request))) {
+		close(fd);
+		return -EPIPE;
+	}
+	got = read_full(fd, out, size - 1);
+	out[got] = '\0';
+	close(fd);
+	if (!strncmp(out, "HTTP/1.1 ", 9))
+		status = atoi(out + 9);
+	return status;
+}
+
+/* The body of an HTTP answer in out (after its blank line), or NULL. */
+static inline char *http_body(char *out)
+{
+	char *at = strstr(out, "\r\n\r\n");
+
+	return at ? at + 4 : NULL;
 }
 
 #endif /* URP_TESTS_PROXY_UTIL_H */

@@ -6,14 +6,16 @@
  *
  * Each test traces build/tests/trace_workload, which makes a known number of stale rejections
  * and wake batches and prints the library's own counters; the tracer's numbers must equal them
- * exactly. The workload runs on a private copy of the library (LD_LIBRARY_PATH beats the
+ * exactly: the sum of its intervals (per interval, the default), or its last interval
+ * (--cumulative). The workload runs on a private copy of the library (LD_LIBRARY_PATH beats the
  * tools' RUNPATH): uprobes are per file, so nothing else using build/liburpoll.so (other test
  * runs, other tests running in parallel) can add to the counts, even when the tracer attaches
  * to every process. The workload waits on stdin until the tracer says it is attached, and the
  * tracer's last interval is read after the workload has exited.
  *
- * Needs root, kernel BTF, uprobes and tracefs; trace_setup() skips, saying which, only when one
- * is missing. Each suite: TestSuite(trace_NAME, .init = trace_setup, .fini = trace_teardown,
+ * Needs root (with CAP_SYS_ADMIN, which uprobes need since Linux 6.16: a container's root may
+ * lack it), kernel BTF, uprobes and tracefs; trace_setup() skips, saying which, only when one is
+ * missing. Each suite: TestSuite(trace_NAME, .init = trace_setup, .fini = trace_teardown,
  * .timeout = 60).
  */
 #ifndef URP_TESTS_TRACE_UTIL_H
@@ -32,9 +34,12 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
 
 #include <criterion/criterion.h>
 
@@ -152,6 +157,32 @@ static inline void wait_for_stderr(struct proc *p, const char *text, int timeout
 	}
 }
 
+/* How many times needle occurs in hay. */
+static inline int occurrences(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	while ((hay = strstr(hay, needle))) {
+		n++;
+		hay += strlen(needle);
+	}
+	return n;
+}
+
+/* Wait until text has shown up count times on the process's stdout. */
+static inline void wait_for_stdout(struct proc *p, const char *text, int count, int timeout_ms)
+{
+	double end = now_s() + timeout_ms / 1000.0;
+
+	while (occurrences(buf_str(&p->out_buf), text) < count) {
+		cr_assert(p->out >= 0, "exited before printing \"%s\" %d times; stdout: %s", text,
+			  count, buf_str(&p->out_buf));
+		cr_assert_lt(now_s(), end, "\"%s\" not %d times after %d ms; stdout: %s", text,
+			     count, timeout_ms, buf_str(&p->out_buf));
+		pump(p, 50);
+	}
+}
+
 /* Wait for the exit; returns the exit code (fails the test on a signal or a timeout). */
 static inline int wait_exit(struct proc *p, int timeout_ms)
 {
@@ -199,11 +230,15 @@ struct counts {
 	unsigned long long stale_rejects, wake_batches, wakes, events, cq_overflows;
 };
 
+/* The workload's last line: its totals (with -P, after a line per phase). */
 static inline struct counts workload_counts(const struct proc *p)
 {
+	const char *out = buf_str(&p->out_buf), *line = out, *at;
 	struct counts c;
 
-	cr_assert_eq(sscanf(buf_str(&p->out_buf),
+	for (at = out; (at = strstr(at, "\nstale_rejects=")); at++)
+		line = at + 1;
+	cr_assert_eq(sscanf(line,
 			    "stale_rejects=%llu wake_batches=%llu wakes=%llu events=%llu "
 			    "cq_overflows=%llu",
 			    &c.stale_rejects, &c.wake_batches, &c.wakes, &c.events, &c.cq_overflows),
@@ -351,6 +386,117 @@ static inline void assert_counts_equal(const char *obj, struct counts want)
 	cr_assert_eq(sum(lag, nl), want.stale_rejects, "lag_hist does not sum: %s", obj);
 }
 
+/* One interval object of -j, or several added up. */
+struct interval {
+	unsigned long long stale_rejects, wake_batches, wakes, lost_events, events_read;
+	unsigned long long completions, cqe_overflows; /* --io-uring */
+	unsigned long long batch[33], lag[16];
+	bool cumulative, final;
+	int count; /* intervals added */
+};
+
+static inline void interval_parse(const char *obj, struct interval *iv)
+{
+	const char *uring = strstr(obj, "\"io_uring\":{");
+	unsigned long long slots[33];
+	int n, k;
+
+	memset(iv, 0, sizeof(*iv));
+	cr_assert(strstr(obj, "\"cumulative\":true") || strstr(obj, "\"cumulative\":false"),
+		  "no \"cumulative\" in %s", obj);
+	iv->cumulative = strstr(obj, "\"cumulative\":true") != NULL;
+	iv->final = strstr(obj, "\"final\":true") != NULL;
+	iv->stale_rejects = json_u64(obj, "stale_rejects");
+	iv->wake_batches = json_u64(obj, "wake_batches");
+	iv->wakes = json_u64(obj, "wakes");
+	iv->lost_events = json_u64(obj, "lost_events");
+	if (strstr(obj, "\"events_read\":"))
+		iv->events_read = json_u64(obj, "events_read");
+	if (uring) {
+		iv->completions = json_u64(uring, "completions");
+		iv->cqe_overflows = json_u64(uring, "cqe_overflows");
+	}
+	n = json_hist(obj, "batch_hist", slots, 33);
+	for (k = 0; k < n; k++)
+		iv->batch[k] = slots[k];
+	n = json_hist(obj, "lag_hist", slots, 16);
+	for (k = 0; k < n; k++)
+		iv->lag[k] = slots[k];
+	iv->count = 1;
+}
+
+static inline void interval_add(struct interval *to, const struct interval *iv)
+{
+	int k;
+
+	to->stale_rejects += iv->stale_rejects;
+	to->wake_batches += iv->wake_batches;
+	to->wakes += iv->wakes;
+	to->lost_events += iv->lost_events;
+	to->events_read += iv->events_read;
+	to->completions += iv->completions;
+	to->cqe_overflows += iv->cqe_overflows;
+	for (k = 0; k < 33; k++)
+		to->batch[k] += iv->batch[k];
+	for (k = 0; k < 16; k++)
+		to->lag[k] += iv->lag[k];
+	to->count += iv->count;
+}
+
+/*
+ * The interval objects of an NDJSON output, in order, into ivs (at most max); every line must
+ * be one JSON object. Returns how many.
+ */
+static inline int intervals_of(const char *ndjson, struct interval *ivs, int max)
+{
+	char *copy = strdup(ndjson), *line, *save = NULL;
+	int n = 0;
+
+	cr_assert_not_null(copy);
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *end = json_value(line);
+
+		cr_assert(end && !*json_ws(end) && line[0] == '{', "not one JSON object: %s",
+			  line);
+		if (!strstr(line, "\"type\":\"interval\""))
+			continue;
+		cr_assert_lt(n, max, "more than %d intervals", max);
+		interval_parse(line, &ivs[n++]);
+	}
+	free(copy);
+	cr_assert_gt(n, 0, "no interval object in: %s", ndjson);
+	return n;
+}
+
+/* Every interval of a per-interval run (the default) added up: the totals since attach. */
+static inline struct interval intervals_sum(const char *ndjson)
+{
+	static struct interval ivs[4096];
+	struct interval total = { 0 };
+	int n = intervals_of(ndjson, ivs, 4096), i;
+
+	for (i = 0; i < n; i++) {
+		cr_assert(!ivs[i].cumulative, "interval %d says cumulative without --cumulative",
+			  i + 1);
+		interval_add(&total, &ivs[i]);
+	}
+	cr_assert(ivs[n - 1].final, "the last interval is not final: %s", ndjson);
+	total.final = true;
+	return total;
+}
+
+/* The totals (intervals_sum() or a cumulative last interval) equal the workload's; the
+ * histograms sum to them. */
+static inline void assert_totals_equal(const struct interval *iv, struct counts want)
+{
+	cr_assert_eq(iv->stale_rejects, want.stale_rejects, "over %d intervals", iv->count);
+	cr_assert_eq(iv->wake_batches, want.wake_batches, "over %d intervals", iv->count);
+	cr_assert_eq(iv->wakes, want.wakes, "over %d intervals", iv->count);
+	cr_assert_eq(iv->lost_events, 0);
+	cr_assert_eq(sum(iv->batch, 33), want.wake_batches, "batch_hist does not sum");
+	cr_assert_eq(sum(iv->lag, 16), want.stale_rejects, "lag_hist does not sum");
+}
+
 /* ---- fixture ---- */
 
 static inline void copy_file(const char *from, const char *to)
@@ -377,13 +523,23 @@ static inline bool tracefs_ready(void)
 	return mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) == 0;
 }
 
+static inline bool has_sys_admin(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+
+	return syscall(SYS_capget, &hdr, data) == 0 &&
+	       (data[CAP_SYS_ADMIN / 32].effective >> (CAP_SYS_ADMIN % 32) & 1);
+}
+
 /* .init: skip without root, BTF, uprobes or tracefs; copy the library into a temporary
  * directory. */
 static inline void trace_setup(void)
 {
-
 	if (geteuid() != 0)
 		cr_skip_test("needs root to load BPF programs");
+	if (!has_sys_admin())
+		cr_skip_test("needs CAP_SYS_ADMIN to attach uprobes (docs/tracing.md, Privileges)");
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
 		cr_skip_test("no kernel BTF (/sys/kernel/btf/vmlinux)");
 	if (access("/sys/bus/event_source/devices/uprobe/type", R_OK) != 0)

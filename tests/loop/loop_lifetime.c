@@ -50,6 +50,52 @@ Test(loop_lifetime, stop_from_inside_a_task_and_run_again)
 	urp_loop_free(loop);
 }
 
+/* A task deregisters a listening socket, closes it and stops the loop: once the run returns,
+ * the driver's poll no longer holds the socket's file, so it no longer listens, though the loop
+ * is not freed. (Without the stopping turn the cancel stayed queued until urp_loop_free(), and
+ * the socket took connections nobody would accept.) */
+struct closer {
+	struct urp_task task;
+	struct urp_loop *loop;
+	struct urp_io *io;
+	int fd;
+};
+
+static int closer_run(struct urp_task *task, void *arg)
+{
+	struct closer *c = arg;
+
+	(void)task;
+	cr_assert_eq(urp_deregister(c->io), 0);
+	close(c->fd);
+	urp_loop_stop(c->loop);
+	return 0;
+}
+
+Test(loop_lifetime, deregistrations_of_the_stopping_pass_reach_the_kernel_before_run_returns)
+{
+	struct urp_loop *loop = loop_new_or_fail();
+	struct sockaddr_in addr;
+	struct closer c = {.loop = loop};
+	int fd;
+
+	c.fd = loopback_listener(&addr, 16);
+	cr_assert_eq(urp_register(urp_loop_driver(loop), c.fd, URP_READABLE, &c.io), 0);
+	/* The poll reaches the kernel (this thread turns the loop's driver, as run_here() will). */
+	cr_assert_geq(urp_driver_turn(urp_loop_driver(loop), 0), 0);
+	urp_task_init(&c.task, loop, closer_run, &c);
+	urp_task_wake(&c.task);
+	run_here(loop);
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), -1,
+		     "the closed listener still took a connection after urp_loop_run() returned");
+	cr_assert_eq(errno, ECONNREFUSED, "connect: %s", strerror(errno));
+	close(fd);
+	urp_loop_free(loop);
+}
+
 Test(loop_lifetime, bad_args)
 {
 	cr_assert_eq(urp_loop_new(NULL, NULL), -EINVAL);

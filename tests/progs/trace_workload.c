@@ -3,7 +3,8 @@
  * trace_workload: a known number of stale rejections and wake batches, for the suites of
  * tests/trace/.
  *
- *   trace_workload [-w] [-e] [-s STALE] [-S STALE] [-b ROUNDS] [-m MESSAGES] [-n PAIRS]
+ *   trace_workload [-w] [-e] [-P PHASES] [-s STALE] [-S STALE] [-b ROUNDS] [-m MESSAGES]
+ *                  [-n PAIRS]
  *
  *   -w   wait for a line (or EOF) on stdin before working: the tracer attaches meanwhile
  *   -e   wait again after printing the counts, before exiting (the test reads the probes'
@@ -15,8 +16,12 @@
  *   -b   ROUNDS of 100 waiters woken by one Set: batches of 32, 32, 32 and 4 wakers
  *   -m   MESSAGES bounced over PAIRS socketpairs (default 8) through a driver: io_uring
  *        completions, wake batches of one, and whatever stale rejections the run makes
+ *   -P   in PHASES phases instead, each started by a line on stdin: phase k (1..PHASES) makes
+ *        k * STALE stale rejections and k * ROUNDS rounds of -b, then prints its own counts,
+ *          phase k stale_rejects=N wake_batches=N wakes=N
+ *        so that a tracer's intervals can be matched to known numbers (-S and -m are ignored)
  *
- * Prints the library's own counters (detached entries plus the driver), one line:
+ * Prints the library's own counters (detached entries plus the driver), one line, last:
  *   stale_rejects=N wake_batches=N wakes=N events=N cq_overflows=N
  * (events and cq_overflows: the driver's, 0 without -m).
  */
@@ -243,20 +248,48 @@ static void make_driver_traffic(unsigned long messages, int pairs, struct urp_st
 	free(ends);
 }
 
+/* -P: phase k makes k times the work, its counts printed as it ends. */
+static void run_phases(unsigned long phases, unsigned long stale, unsigned long rounds)
+{
+	struct urp_stats before, after;
+	unsigned long k;
+	int ret;
+
+	for (k = 1; k <= phases; k++) {
+		wait_stdin();
+		ret = urp_detached_stats(&before);
+		if (ret < 0)
+			die("urp_detached_stats", ret);
+		make_stale_rejects(k * stale);
+		make_wake_batches(k * rounds);
+		ret = urp_detached_stats(&after);
+		if (ret < 0)
+			die("urp_detached_stats", ret);
+		printf("phase %lu stale_rejects=%llu wake_batches=%llu wakes=%llu\n", k,
+		       (unsigned long long)(after.stale_rejects - before.stale_rejects),
+		       (unsigned long long)(after.wake_batches - before.wake_batches),
+		       (unsigned long long)(after.wakes - before.wakes));
+		fflush(stdout);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	unsigned long stale = 0, timed_stale = 0, rounds = 0, messages = 0;
+	unsigned long stale = 0, timed_stale = 0, rounds = 0, messages = 0, phases = 0;
 	bool wait_before = false, wait_after = false;
 	struct urp_stats total = { 0 }, detached;
 	int pairs = 8, opt, ret;
 
-	while ((opt = getopt(argc, argv, "wes:S:b:m:n:")) != -1) {
+	while ((opt = getopt(argc, argv, "weP:s:S:b:m:n:")) != -1) {
 		switch (opt) {
 		case 'w':
 			wait_before = true;
 			break;
 		case 'e':
 			wait_after = true;
+			break;
+		case 'P':
+			phases = strtoul(optarg, NULL, 0);
 			break;
 		case 's':
 			stale = strtoul(optarg, NULL, 0);
@@ -274,8 +307,8 @@ int main(int argc, char **argv)
 			pairs = atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-w] [-e] [-s STALE] [-S STALE] [-b ROUNDS] "
-					"[-m MESSAGES] [-n PAIRS]\n",
+			fprintf(stderr, "usage: %s [-w] [-e] [-P PHASES] [-s STALE] [-S STALE] "
+					"[-b ROUNDS] [-m MESSAGES] [-n PAIRS]\n",
 				argv[0]);
 			return 2;
 		}
@@ -284,12 +317,16 @@ int main(int argc, char **argv)
 		die("-n", EINVAL);
 	if (wait_before)
 		wait_stdin();
-	make_stale_rejects(stale);
-	if (timed_stale)
-		time_stale_rejects(timed_stale);
-	make_wake_batches(rounds);
-	if (messages)
-		make_driver_traffic(messages, pairs, &total);
+	if (phases) {
+		run_phases(phases, stale, rounds);
+	} else {
+		make_stale_rejects(stale);
+		if (timed_stale)
+			time_stale_rejects(timed_stale);
+		make_wake_batches(rounds);
+		if (messages)
+			make_driver_traffic(messages, pairs, &total);
+	}
 	ret = urp_detached_stats(&detached);
 	if (ret < 0)
 		die("urp_detached_stats", ret);

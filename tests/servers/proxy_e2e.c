@@ -135,21 +135,28 @@ static void expect_startup_error(char *const *extra, const unsigned *backends,
 		     "not one line: %s", t.proxy->text);
 }
 
+/* A backend that is down is no start-up error any more (proxy_backends); a name that does
+ * not resolve is. */
 Test(proxy_e2e, bad_input_is_one_line_and_a_nonzero_exit)
 {
 	char taken[32], *bad_listen[] = { "--listen", "127.0.0.1:http", NULL },
-			*bad_backend[] = { "--listen", "127.0.0.1:0", "--backend", "localhost:1",
-					   NULL },
+			*no_port[] = { "--listen", "127.0.0.1:0", "--backend", "localhost", NULL },
+			*bare_v6[] = { "--listen", "127.0.0.1:0", "--backend", "::1:6379", NULL },
+			*no_name[] = { "--listen", "127.0.0.1:0", "--backend",
+				       "no-such-host.invalid:6379", NULL },
 			*in_use[] = { "--listen", taken, NULL },
-			*free_listen[] = { "--listen", "127.0.0.1:0", NULL };
-	unsigned redis, dead;
+			*metrics_in_use[] = { "--listen", "127.0.0.1:0", "--metrics", taken, NULL };
+	unsigned redis;
 
 	skip_without_io_uring();
 	redis = redis_start();
-	dead = free_port();
 	expect_startup_error(bad_listen, &redis, 1, 2, "bad listen address '127.0.0.1:http'");
-	expect_startup_error(bad_backend, NULL, 0, 2, "bad backend address 'localhost:1'");
-	expect_startup_error(free_listen, &dead, 1, 1, "unreachable: Connection refused");
+	expect_startup_error(no_port, NULL, 0, 2, "--backend: bad backend address 'localhost'");
+	expect_startup_error(bare_v6, NULL, 0, 2, "bad backend address '::1:6379'");
+	expect_startup_error(no_name, NULL, 0, 1,
+			     "--backend: cannot resolve 'no-such-host.invalid:6379'");
 	snprintf(taken, sizeof(taken), "127.0.0.1:%u", redis);
 	expect_startup_error(in_use, &redis, 1, 1, "Address already in use");
+	expect_startup_error(metrics_in_use, &redis, 1, 1,
+			     "--metrics: cannot listen on 127.0.0.1:");
 }

@@ -3,7 +3,7 @@
  * proxy_streams: urpoll-proxy's byte streams, end to end (the fixture: tests/lib/proxy_util.h).
  * A client's half-close reaches the backend and the whole response still comes back; slow
  * clients of a fast backend keep the proxy's memory bounded, then get every byte; an idle
- * connection is closed after the idle timeout.
+ * connection is closed after the idle timeout, a busy one lives on past it.
  */
 #include "proxy_util.h"
 
@@ -146,6 +146,31 @@ Test(proxy_streams, slow_clients_of_a_fast_backend_keep_the_proxy_rss_bounded)
 	cr_assert_lt(vm_rss_kib(t.proxy->pid) - rss0, 8192);
 	for (unsigned i = 0; i < 4; i++)
 		close(fds[i]);
+}
+
+/* The idle timer is restarted by every transfer: a connection busy longer than the timeout
+ * lives on, then goes once it is quiet. */
+Test(proxy_streams, traffic_keeps_a_connection_past_the_idle_timeout)
+{
+	char *extra[] = { "--idle-timeout", "1", NULL };
+	struct pollfd p;
+	unsigned redis;
+	int fd;
+
+	skip_without_io_uring();
+	redis = redis_start();
+	proxy_start(&redis, 1, extra);
+	fd = connect_port(t.proxy_port);
+	cr_assert_geq(fd, 0);
+	for (unsigned i = 0; i < 10; i++) { /* 3 s of a PING every 300 ms */
+		cr_assert(ping(fd), "closed after %u PINGs 300 ms apart", i);
+		sleep_ms(300);
+	}
+	cr_assert_eq(proxy_counter("timeouts"), 0ull);
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	cr_assert_eq(poll(&p, 1, 10000), 1, "not closed once quiet");
+	close(fd);
+	cr_assert_eq(proxy_counter("timeouts"), 1ull);
 }
 
 Test(proxy_streams, an_idle_connection_is_closed_after_the_idle_timeout)

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
  * trace_bpf: urpoll-trace, end to end (docs/tracing.md; the fixture: tests/lib/trace_util.h).
- * The tracer's totals and histograms equal the library's, for every process mapping it and for
- * one process (-p) beside another; --events records each stale rejection, --io-uring counts
- * the kernel's completions beside the library's; what a user gets wrong is one clear line and
- * exit 1. The probes' semaphores are trace_semaphores', the pinned maps trace_pins'.
+ * The tracer's totals and histograms (its intervals added up, or its last --cumulative one)
+ * equal the library's, for every process mapping it and for one process (-p) beside another;
+ * --events records each stale rejection, --io-uring counts the kernel's completions beside the
+ * library's; what a user gets wrong is one clear line and exit 1. The probes' semaphores are
+ * trace_semaphores', the pinned maps trace_pins', the intervals and -T trace_intervals', the
+ * capabilities trace_caps', bpftrace trace_bpftrace's.
  */
 #include "trace_util.h"
 
@@ -12,11 +14,11 @@ TestSuite(trace_bpf, .init = trace_setup, .fini = trace_teardown, .timeout = 60)
 
 /* ---- counts and histograms ---- */
 
-/* Every process mapping the library: the totals and histograms equal the library's. */
+/* Every process mapping the library: the intervals add up to the library's totals. */
 Test(trace_bpf, all_processes_counts_equal_library)
 {
 	struct proc tracer, work;
-	char *obj;
+	struct interval total;
 
 	start_tracer(&tracer, (char *[]){ TRACER, "-j", "-l", private_lib, "0.2", NULL });
 	cr_assert(strstr(buf_str(&tracer.err_buf), "(pid all)"), "%s", buf_str(&tracer.err_buf));
@@ -25,16 +27,16 @@ Test(trace_bpf, all_processes_counts_equal_library)
 	kill(tracer.pid, SIGINT);
 	cr_assert_eq(wait_exit(&tracer, 10000), 0, "SIGINT must exit 0; stderr: %s",
 		     buf_str(&tracer.err_buf));
-	obj = last_interval(buf_str(&tracer.out_buf));
-	cr_assert(strstr(obj, "\"final\":true"), "SIGINT printed no final interval: %s", obj);
-	assert_counts_equal(obj, workload_counts(&work));
-	free(obj);
+	/* SIGINT printed a final interval (intervals_sum() checks), the one in progress. */
+	total = intervals_sum(buf_str(&tracer.out_buf));
+	assert_totals_equal(&total, workload_counts(&work));
 	proc_free(&work);
 	proc_free(&tracer);
 }
 
 /* The detached part alone: every slot is known. Batches of 32, 32, 32, 4 per round; the
- * i-th stale rejection lags 2^(i % 15) ticks, so lands in slot i % 15. */
+ * i-th stale rejection lags 2^(i % 15) ticks, so lands in slot i % 15. --cumulative: the
+ * last interval holds them all. */
 Test(trace_bpf, histograms_exact)
 {
 	unsigned long long batch[33], lag[16];
@@ -43,13 +45,15 @@ Test(trace_bpf, histograms_exact)
 	char *obj;
 
 	spawn_workload(&work, (char *[]){ WORKLOAD, "-w", "-s", "1000", "-b", "50", NULL });
-	start_tracer(&tracer, (char *[]){ TRACER, "-j", "-p", pid_str(work.pid), "0.2", NULL });
+	start_tracer(&tracer, (char *[]){ TRACER, "-j", "--cumulative", "-p", pid_str(work.pid),
+					  "0.2", NULL });
 	release(&work);
 	cr_assert_eq(wait_exit(&work, 30000), 0, "workload: %s", buf_str(&work.err_buf));
 	/* -p: the tracer ends by itself when its process exits, after a final interval. */
 	cr_assert_eq(wait_exit(&tracer, 10000), 0, "stderr: %s", buf_str(&tracer.err_buf));
 	cr_assert(strstr(buf_str(&tracer.err_buf), "exited"), "%s", buf_str(&tracer.err_buf));
 	obj = last_interval(buf_str(&tracer.out_buf));
+	cr_assert(strstr(obj, "\"cumulative\":true"), "%s", obj);
 	assert_counts_equal(obj, workload_counts(&work));
 	cr_assert_eq(json_hist(obj, "batch_hist", batch, 33), 6, "%s", obj);
 	cr_assert_eq(batch[5], 3ull * rounds, "batches of 32: %s", obj);
@@ -68,7 +72,7 @@ Test(trace_bpf, pid_isolation)
 {
 	struct proc tracer, traced, other;
 	struct counts want, noise;
-	char *obj;
+	struct interval total;
 
 	spawn_workload(&traced,
 		       (char *[]){ WORKLOAD, "-w", "-s", "300", "-b", "20", "-m", "5000", NULL });
@@ -85,9 +89,8 @@ Test(trace_bpf, pid_isolation)
 	want = workload_counts(&traced);
 	noise = workload_counts(&other);
 	cr_assert_neq(want.stale_rejects, noise.stale_rejects);
-	obj = last_interval(buf_str(&tracer.out_buf));
-	assert_counts_equal(obj, want);
-	free(obj);
+	total = intervals_sum(buf_str(&tracer.out_buf));
+	assert_totals_equal(&total, want);
 	proc_free(&tracer);
 	proc_free(&traced);
 	proc_free(&other);
@@ -99,8 +102,8 @@ Test(trace_bpf, pid_isolation)
 Test(trace_bpf, events_ring_records_each_stale_reject)
 {
 	struct proc tracer, work;
+	struct interval total;
 	const char *line;
-	char *obj;
 	int records = 0;
 
 	spawn_workload(&work, (char *[]){ WORKLOAD, "-w", "-s", "500", "-b", "5", NULL });
@@ -109,9 +112,9 @@ Test(trace_bpf, events_ring_records_each_stale_reject)
 	release(&work);
 	cr_assert_eq(wait_exit(&work, 30000), 0, "workload: %s", buf_str(&work.err_buf));
 	cr_assert_eq(wait_exit(&tracer, 10000), 0, "stderr: %s", buf_str(&tracer.err_buf));
-	obj = last_interval(buf_str(&tracer.out_buf));
-	assert_counts_equal(obj, workload_counts(&work));
-	cr_assert_eq(json_u64(obj, "events_read"), 500, "%s", obj);
+	total = intervals_sum(buf_str(&tracer.out_buf));
+	assert_totals_equal(&total, workload_counts(&work));
+	cr_assert_eq(total.events_read, 500);
 	for (line = buf_str(&tracer.out_buf); (line = strstr(line, "\"type\":\"stale_reject\""));
 	     line++) {
 		cr_assert_eq(json_u64(line, "pid"), (unsigned long long)work.pid);
@@ -121,7 +124,6 @@ Test(trace_bpf, events_ring_records_each_stale_reject)
 		records++;
 	}
 	cr_assert_eq(records, 500);
-	free(obj);
 	proc_free(&work);
 	proc_free(&tracer);
 }
@@ -130,10 +132,9 @@ Test(trace_bpf, events_ring_records_each_stale_reject)
  * the cancels and the unpark eventfd's), and as many overflows as the driver counted. */
 Test(trace_bpf, io_uring_tracepoints_beside_library)
 {
-	unsigned long long completions;
 	struct proc tracer, work;
+	struct interval total;
 	struct counts want;
-	char *obj;
 
 	spawn_workload(&work, (char *[]){ WORKLOAD, "-w", "-m", "20000", "-n", "8", NULL });
 	start_tracer(&tracer, (char *[]){ TRACER, "-j", "--io-uring", "-p", pid_str(work.pid), "0.2",
@@ -142,16 +143,15 @@ Test(trace_bpf, io_uring_tracepoints_beside_library)
 	cr_assert_eq(wait_exit(&work, 30000), 0, "workload: %s", buf_str(&work.err_buf));
 	cr_assert_eq(wait_exit(&tracer, 10000), 0, "stderr: %s", buf_str(&tracer.err_buf));
 	want = workload_counts(&work);
-	obj = last_interval(buf_str(&tracer.out_buf));
-	assert_counts_equal(obj, want);
-	cr_assert_not_null(strstr(obj, "\"io_uring\":{"), "%s", obj);
-	completions = json_u64(strstr(obj, "\"io_uring\":{"), "completions");
+	cr_assert(strstr(buf_str(&tracer.out_buf), "\"io_uring\":{"), "%s",
+		  buf_str(&tracer.out_buf));
+	total = intervals_sum(buf_str(&tracer.out_buf));
+	assert_totals_equal(&total, want);
 	cr_assert_geq(want.events, 20000);
-	cr_assert_geq(completions, want.events, "%s", obj);
+	cr_assert_geq(total.completions, want.events);
 	/* 16 registrations: a cancel and a terminal CQE each at most, and the unpark poll. */
-	cr_assert_leq(completions, want.events + 2 * 16 + 8, "%s", obj);
-	cr_assert_eq(json_u64(strstr(obj, "\"io_uring\":{"), "cqe_overflows"), want.cq_overflows);
-	free(obj);
+	cr_assert_leq(total.completions, want.events + 2 * 16 + 8);
+	cr_assert_eq(total.cqe_overflows, want.cq_overflows);
 	proc_free(&work);
 	proc_free(&tracer);
 }

@@ -67,7 +67,8 @@ Test(trace_semaphores, semaphores_only_while_traced)
 	cr_assert_eq(semaphore(traced.pid, base, stale), 0);
 	cr_assert_eq(semaphore(traced.pid, base, wake), 0);
 
-	start_tracer(&tracer, (char *[]){ TRACER, "-j", "-p", pid_str(traced.pid), "0.2", NULL });
+	start_tracer(&tracer, (char *[]){ TRACER, "-j", "--cumulative", "-p", pid_str(traced.pid),
+					  "0.2", NULL });
 	cr_assert_gt(semaphore(traced.pid, base, stale), 0, "stale_reject semaphore not set");
 	cr_assert_gt(semaphore(traced.pid, base, wake), 0, "wake_batch semaphore not set");
 	cr_assert_eq(semaphore(other.pid, other_base, stale), 0, "untraced process pays");

@@ -93,6 +93,9 @@ struct run_result {
 	uint64_t conn_min, conn_max; /* fairness: fewest and most requests served per connection */
 	uint64_t rss_kb;	     /* idle: VmRSS growth over the registrations, when measured */
 	uint64_t stale;		     /* word: clears refused as stale (-ESTALE) */
+	/* timer: timers that fired, how many of them before the deadline asked for (they count
+	 * 0 late in lat), and the most early of those, in ns. */
+	uint64_t fired, early, earliest_ns;
 	/* Per-request latency, when the workload measures it: the harness points lat at a reset
 	 * histogram before each run; a workload adds to it (or points it at its own, valid until
 	 * the harness calls run again). Left empty, the latency columns show "-". */
@@ -151,9 +154,9 @@ struct workload {
 /* Variants of one workload (transport, message size, blocking or spinning) are separate
  * workload entries with names like "pingpong-tcp-1k"; the CLI selects by prefix. */
 extern const struct workload wl_notify[], wl_pingpong[], wl_churn[], wl_idle[], wl_wakeup[],
-	wl_word[];
+	wl_word[], wl_timer[];
 extern const unsigned wl_notify_count, wl_pingpong_count, wl_churn_count, wl_idle_count,
-	wl_wakeup_count, wl_word_count;
+	wl_wakeup_count, wl_word_count, wl_timer_count;
 
 /* ---- helpers shared by workloads ---- */
 

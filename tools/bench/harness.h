@@ -65,6 +65,8 @@ enum series {
 	S_CONN_MAX,
 	S_RSS,
 	S_INSTR,
+	S_EARLY,    /* timer: share of the fired timers that fired early */
+	S_EARLIEST, /* timer: how early the earliest fired, ns */
 	S_COUNT
 };
 

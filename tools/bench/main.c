@@ -41,6 +41,7 @@ static const struct workload_table tables[] = {
 	{ wl_notify, &wl_notify_count }, { wl_pingpong, &wl_pingpong_count },
 	{ wl_churn, &wl_churn_count },	 { wl_idle, &wl_idle_count },
 	{ wl_wakeup, &wl_wakeup_count }, { wl_word, &wl_word_count },
+	{ wl_timer, &wl_timer_count },
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
@@ -337,8 +338,11 @@ static int usage(int status)
 		"to epoll's median; cpu ns/u: user + system CPU of the process (getrusage), or of\n"
 		"the serving thread or process when the workload separates it, per unit; sys/u:\n"
 		"syscalls per unit; wait/u: io_uring_enter or epoll_wait (the peers' epoll_wait)\n"
-		"per unit; p50/p99/p99.9: per-request latency; conn min/max: fewest and most\n"
-		"requests served per connection in a run.\n\n"
+		"per unit; p50/p99/p99.9: per-request latency (timer-*: how late a timer that\n"
+		"fired was called after the deadline asked for; one called early counts 0, shown\n"
+		"as 1ns); early, earliest: timer-*: the share of those called before it, and the\n"
+		"earliest, how long before; conn min/max: fewest and most requests served per\n"
+		"connection in a run.\n\n"
 		"Syscalls are counted by the kernel: a perf counter on the tracepoint\n"
 		"raw_syscalls:sys_enter for this process and the threads and children it starts\n"
 		"(needs root or perf_event_paranoid <= -1; tracefs is mounted at /sys/kernel/tracing\n"

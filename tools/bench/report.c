@@ -60,7 +60,7 @@ static void metric_label(const struct workload *wl, char *buf, size_t len)
 
 /* Which optional column groups a workload's cells fill. */
 struct columns {
-	bool lat, conn, rss, instr;
+	bool lat, conn, rss, instr, early;
 };
 
 static void columns_of(const struct cell *cells, unsigned n, struct columns *col)
@@ -71,6 +71,7 @@ static void columns_of(const struct cell *cells, unsigned n, struct columns *col
 			col->lat |= cells[i].runs[r].p50 != 0;
 			col->conn |= cells[i].runs[r].r.conn_max != 0;
 			col->rss |= cells[i].runs[r].r.rss_kb != 0;
+			col->early |= cells[i].runs[r].r.fired != 0;
 		}
 	}
 }
@@ -86,6 +87,8 @@ static void print_header(const struct workload *wl, const struct columns *col)
 	       "spread min-max", "x epoll", "cpu ns/u", "x epoll", "sys/u", "wait/u");
 	if (col->lat)
 		printf(" %9s %9s %9s", "p50", "p99", "p99.9");
+	if (col->early)
+		printf(" %6s %9s", "early", "earliest");
 	if (col->conn)
 		printf(" %15s", "conn min/max");
 	if (col->rss)
@@ -125,6 +128,14 @@ static void print_row(const struct cell *c, const struct summary *sm, const stru
 		fmt_ns(b, sizeof(b), sm->med[S_P99]);
 		fmt_ns(x, sizeof(x), sm->med[S_P999]);
 		printf(" %9s %9s %9s", a, b, x);
+	}
+	if (col->early) {
+		if (isfinite(sm->med[S_EARLY]))
+			snprintf(a, sizeof(a), "%.1f%%", 100 * sm->med[S_EARLY]);
+		else
+			snprintf(a, sizeof(a), "-");
+		fmt_ns(b, sizeof(b), sm->med[S_EARLIEST]);
+		printf(" %6s %9s", a, b);
 	}
 	if (col->conn) {
 		snprintf(x, sizeof(x), "%.0f/%.0f", sm->med[S_CONN_MIN], sm->med[S_CONN_MAX]);
@@ -176,11 +187,13 @@ static void json_run(FILE *f, const struct run_rec *rr, const char *sep)
 	fprintf(f,
 		"\"vcsw\": %llu, \"ivcsw\": %llu, \"conn_min\": %llu, \"conn_max\": %llu, "
 		"\"rss_kb\": %llu, \"lat_p50_ns\": %llu, \"lat_p99_ns\": %llu, "
-		"\"lat_p999_ns\": %llu, ",
+		"\"lat_p999_ns\": %llu, \"fired\": %llu, \"early\": %llu, \"earliest_ns\": %llu, ",
 		(unsigned long long)r->vcsw, (unsigned long long)r->ivcsw,
 		(unsigned long long)r->conn_min, (unsigned long long)r->conn_max,
 		(unsigned long long)r->rss_kb, (unsigned long long)rr->p50,
-		(unsigned long long)rr->p99, (unsigned long long)rr->p999);
+		(unsigned long long)rr->p99, (unsigned long long)rr->p999,
+		(unsigned long long)r->fired, (unsigned long long)r->early,
+		(unsigned long long)r->earliest_ns);
 	json_num(f, "instructions", bench_opt.cg_dir ? rr->instr : NAN, "}");
 	fprintf(f, "%s\n", sep);
 }
@@ -211,6 +224,8 @@ static void json_cell(FILE *f, const struct cell *c, const struct summary *sm, b
 		json_num(f, "lat_p50_ns", sm->med[S_P50], ", ");
 		json_num(f, "lat_p99_ns", sm->med[S_P99], ", ");
 		json_num(f, "lat_p999_ns", sm->med[S_P999], ",\n       ");
+		json_num(f, "early_fraction", sm->med[S_EARLY], ", ");
+		json_num(f, "earliest_ns", sm->med[S_EARLIEST], ",\n       ");
 		json_num(f, "conn_min", sm->med[S_CONN_MIN], ", ");
 		json_num(f, "conn_max", sm->med[S_CONN_MAX], ", ");
 		json_num(f, "rss_kb", sm->med[S_RSS], ", ");

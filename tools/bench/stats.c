@@ -68,6 +68,10 @@ static double run_value(const struct workload *wl, const struct run_rec *rr, enu
 		return r->rss_kb ? (double)r->rss_kb : NAN;
 	case S_INSTR:
 		return bench_opt.cg_dir ? rr->instr / ev : NAN;
+	case S_EARLY:
+		return r->fired ? (double)r->early / (double)r->fired : NAN;
+	case S_EARLIEST:
+		return r->early ? (double)r->earliest_ns : NAN;
 	default:
 		return NAN;
 	}

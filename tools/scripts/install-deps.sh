@@ -9,12 +9,15 @@ packages=(
 	clang llvm bpftool
 	# tests
 	libcriterion-dev spin binutils libclang-rt-14-dev python3
+	# tests/trace/: docs/tracing.md's bpftrace one-liners and its bpftool | jq commands
+	bpftrace jq
 	# man pages (docs/man/: rendered and checked by tests/package/man-test.sh)
 	man-db groff
 	# urpoll-bench peers (libev, libevent, libuv) and instruction counts
 	libev-dev libevent-dev libuv1-dev valgrind
-	# urpoll-proxy tests and benchmark: real servers, clients and HAProxy
-	redis-server redis-tools nginx-light wrk curl haproxy iperf3
+	# urpoll-proxy tests and benchmark: real servers, clients and HAProxy; promtool (in
+	# prometheus) checks its /metrics
+	redis-server redis-tools nginx-light wrk curl haproxy iperf3 prometheus
 )
 
 missing=()

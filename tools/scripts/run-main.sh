@@ -51,7 +51,7 @@ cat <<EOF
 
 To look further (root):
   $trace -p PID --io-uring          # one process, with its io_uring completions
-  bpftool map dump name urp_stats   # the raw counters, while urpoll-trace runs
+  bpftool map dump id N             # the raw counters: urpoll-trace prints N at start
   bpftool prog show name urp_stale_reject   # BPF run time (kernel.bpf_stats_enabled=1)
   $bench --help                     # every workload and backend; docs/tracing.md
 EOF

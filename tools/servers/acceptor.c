@@ -134,11 +134,37 @@ static bool accept_retryable(ssize_t err)
 	}
 }
 
+/*
+ * Before the close: the connections already queued, handed over as any other (or refused when
+ * the group is full), rather than reset by the close. A server restarted through SO_REUSEPORT
+ * then loses only those that land in the instant between the last accept and the close (none
+ * when the kernel migrates them: net.ipv4.tcp_migrate_req).
+ */
+static void accept_queued(struct acceptor *a)
+{
+	for (;;) {
+		int fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0 && accept_retryable(-errno))
+			continue;
+		if (fd < 0)
+			return;
+		if (take_slot(a->group)) {
+			a->on_accept(a, fd, a->arg);
+		} else {
+			close(fd);
+			net_count(&a->refused, 1);
+		}
+	}
+}
+
 /* The acceptor's end, on its loop: the future, the registration and the socket go. */
 static int acceptor_finish(struct acceptor *a)
 {
 	int kind = atomic_exchange(&a->paused, STOPPED);
 
+	if (a->group->accept_on_stop && a->fd >= 0)
+		accept_queued(a);
 	if (kind == PAUSED_FULL || kind == PAUSED_NOFILE)
 		atomic_fetch_sub(&a->group->paused, 1);
 	if (a->waiting)

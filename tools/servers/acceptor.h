@@ -22,6 +22,7 @@ struct acceptor_group {
 	bool quiet;	    /* no warnings */
 	unsigned max_conns; /* 0: no limit */
 	bool refuse;	    /* full: accept and close at once, instead of leaving the backlog */
+	bool accept_on_stop; /* acceptor_stop(): accept what is queued before closing */
 	void (*fatal)(void); /* a listener cannot go on: the server should stop */
 	struct acceptor *all; /* every acceptor, linked through next (read-only once running) */
 	atomic_uint live;	 /* connection slots taken, in every loop */
@@ -58,7 +59,8 @@ struct acceptor {
 int acceptor_start(struct acceptor *a, struct acceptor_group *g, struct urp_loop *loop, int fd,
 		   acceptor_fn on_accept, void *arg);
 /* Stop accepting (any thread): on its loop, the acceptor deregisters its socket, closes it (so
- * new clients are refused; those still queued are reset) and sets a->fd to -1. */
+ * new clients are refused; those still queued are reset, unless the group accepts them first:
+ * accept_on_stop) and sets a->fd to -1. */
 void acceptor_stop(struct acceptor *a);
 /* Give a slot back: a connection closed (closed: a descriptor is free too), or a slot taken in
  * on_accept went unused. Any thread. */

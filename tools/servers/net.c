@@ -92,21 +92,22 @@ static int tcp_listen(const union sockaddr_any *addr, socklen_t len, bool reusep
 
 /*
  * SO_REUSEPORT lets any socket of the same user join the group, so a server already listening
- * there (another urpoll-echo --threads) would silently share our connections: a plain bind
- * first makes that an "address in use" error.
+ * there (another urpoll-echo --threads) would silently share our connections: unless the
+ * caller wants exactly that (shared), a plain bind first makes it an "address in use" error.
  */
-int net_tcp_listeners(union sockaddr_any *addr, socklen_t len, int *fds, unsigned n)
+int net_tcp_listeners(union sockaddr_any *addr, socklen_t len, int *fds, unsigned n, bool shared)
 {
+	bool reuseport = n > 1 || shared;
 	int fd;
 
-	if (n > 1 && (addr->in.sin_port || addr->in6.sin6_port)) {
+	if (n > 1 && !shared && (addr->in.sin_port || addr->in6.sin6_port)) {
 		fd = tcp_listen(addr, len, false);
 		if (fd < 0)
 			return fd;
 		close(fd);
 	}
 	for (unsigned i = 0; i < n; i++) {
-		fd = tcp_listen(addr, len, n > 1);
+		fd = tcp_listen(addr, len, reuseport);
 		if (fd < 0) {
 			while (i--)
 				close(fds[i]);

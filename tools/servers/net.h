@@ -29,9 +29,12 @@ const char *net_addr_str(const union sockaddr_any *addr, char *buf, size_t size)
 /*
  * n bound, listening, non-blocking TCP sockets on addr into fds, one per loop, SO_REUSEPORT
  * when n > 1. Port 0 picks a free port and the chosen address is written back to addr.
+ * Unless shared, a port another socket listens on is -EADDRINUSE even with SO_REUSEPORT;
+ * shared sets SO_REUSEPORT whatever n and joins the listeners of another process of the same
+ * user on that port (a restart without downtime: the new server starts beside the old one).
  * Returns 0 or -errno (nothing left open).
  */
-int net_tcp_listeners(union sockaddr_any *addr, socklen_t len, int *fds, unsigned n);
+int net_tcp_listeners(union sockaddr_any *addr, socklen_t len, int *fds, unsigned n, bool shared);
 /* A decimal in [min, max] into *out; false on anything else. */
 bool net_parse_count(const char *text, unsigned min, unsigned max, unsigned *out);
 /* Raise the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now (capped at 1e6). */

@@ -118,7 +118,7 @@ int server_usage_error(const char *prog, int opt, char **argv, const struct opti
 
 /* ---- signals ---- */
 
-int server_signals_open(struct server *s, int extra_signo)
+int server_signals_open(struct server *s, const int *extra_signals)
 {
 	sigset_t mask;
 
@@ -128,8 +128,8 @@ int server_signals_open(struct server *s, int extra_signo)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
-	if (extra_signo)
-		sigaddset(&mask, extra_signo);
+	for (; extra_signals && *extra_signals; extra_signals++)
+		sigaddset(&mask, *extra_signals);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	s->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (s->sig_fd < 0) {
@@ -316,6 +316,7 @@ void server_stats(struct server *s, struct urp_stats *sum)
 		sum->events += st.events;
 		sum->stale_rejects += st.stale_rejects;
 		sum->wake_batches += st.wake_batches;
+		sum->wakes += st.wakes;
 		sum->unknown_tokens += st.unknown_tokens;
 	}
 }

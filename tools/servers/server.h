@@ -2,7 +2,7 @@
 /*
  * server: the thread-per-core scaffolding of the urpoll servers (urpoll-echo, urpoll-proxy).
  * N loops, loop 0 on the main thread and loop i on a thread named "PROG/i"; SIGINT, SIGTERM
- * (and one more signal of the server's choice) read from one signalfd by a task on every loop,
+ * (and more signals of the server's choice) read from one signalfd by a task on every loop,
  * so that signals are handled while any loop runs; the "listening on" lines once every loop
  * exists; a stop of every loop from any thread.
  *
@@ -74,7 +74,7 @@ struct server {
 	bool quiet;	  /* no "listening on" lines */
 	bool pin;	  /* loop i on the i-th CPU the process may use */
 	/*
-	 * Called for each signal read (SIGINT, SIGTERM or the extra one), on the thread of
+	 * Called for each signal read (SIGINT, SIGTERM or an extra one), on the thread of
 	 * whichever loop read it: any loop's, and two at once for two signals close together. A
 	 * loop that stopped (a drain that ended on it) reads no more, the others still do.
 	 */
@@ -86,10 +86,11 @@ struct server {
 };
 
 /*
- * Ignore SIGPIPE and block SIGINT, SIGTERM and extra_signo (0: none) in this thread and the
- * threads it starts later, to be read from s->sig_fd. Returns 0 or -errno.
+ * Ignore SIGPIPE and block SIGINT, SIGTERM and the extra signals (a list ended by 0, or NULL:
+ * none) in this thread and the threads it starts later, to be read from s->sig_fd. Returns 0
+ * or -errno.
  */
-int server_signals_open(struct server *s, int extra_signo);
+int server_signals_open(struct server *s, const int *extra_signals);
 /* n loops on driver options opts (s->nloops counts those made, for server_loops_free()), each
  * with its signal task. Returns 0 or -errno. */
 int server_loops_new(struct server *s, unsigned n, const struct urp_driver_opts *opts);

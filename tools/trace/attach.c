@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -29,6 +30,8 @@
 #ifndef CAP_BPF
 #define CAP_BPF 39
 #endif
+/* Said at every failure that more privileges would fix. */
+#define RUN_AS_ROOT "run as root, or with CAP_SYS_ADMIN"
 /* Where `make install` puts the library (the Makefile may pass its LIBDIR). */
 #ifndef URP_LIBDIR
 #define URP_LIBDIR "/usr/local/lib"
@@ -44,17 +47,64 @@
 
 /* ---- prerequisites ---- */
 
-static bool has_bpf_caps(void)
+/*
+ * What the kernel asks of the caller (docs/tracing.md has the table, tested on 6.18):
+ *
+ *   loading the programs and maps    CAP_BPF and CAP_PERFMON (kprobe-type programs), or
+ *                                    CAP_SYS_ADMIN, which stands for both
+ *   attaching a uprobe (USDT)        CAP_SYS_ADMIN since Linux 6.16 (commit "perf: Revert to
+ *                                    requiring CAP_SYS_ADMIN for uprobes", also in stable
+ *                                    kernels); CAP_PERFMON from 5.8 to 6.15. The check comes
+ *                                    before and regardless of kernel.perf_event_paranoid
+ *   the io_uring tracepoints         their ids under tracefs: root's uid or
+ *                                    CAP_DAC_READ_SEARCH
+ *
+ * Root is not the test: a root process may have lost capabilities (a container, capsh), and a
+ * non-root one may hold them. The effective set decides.
+ */
+static __u64 effective_caps(void)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[2];
 
-	if (geteuid() == 0)
-		return true;
 	if (syscall(SYS_capget, &hdr, data) < 0)
-		return false;
-	return (data[CAP_BPF / 32].effective & (1u << (CAP_BPF % 32))) &&
-	       (data[CAP_PERFMON / 32].effective & (1u << (CAP_PERFMON % 32)));
+		return 0;
+	return (__u64)data[1].effective << 32 | data[0].effective;
+}
+
+static bool has_cap(int cap)
+{
+	return effective_caps() >> cap & 1;
+}
+
+/* The names of the capabilities loading and attaching need that this process lacks, ", "
+ * between. */
+static const char *missing_caps(void)
+{
+	static const struct {
+		int cap;
+		const char *name;
+	} needed[] = {
+		{ CAP_BPF, "CAP_BPF" },
+		{ CAP_PERFMON, "CAP_PERFMON" },
+		{ CAP_SYS_ADMIN, "CAP_SYS_ADMIN" },
+	};
+	static char list[128];
+	size_t len = 0, i;
+
+	list[0] = '\0';
+	for (i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
+		if (!has_cap(needed[i].cap))
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+						len ? ", " : "", needed[i].name);
+	return list;
+}
+
+static const char *kernel_release(void)
+{
+	static struct utsname uts;
+
+	return uname(&uts) == 0 ? uts.release : "?";
 }
 
 static bool fs_is(const char *dir, long magic)
@@ -80,8 +130,13 @@ void check_environment(void)
 {
 	int err;
 
-	if (!has_bpf_caps())
-		fail("needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs");
+	/* Nothing loads without these; whether CAP_SYS_ADMIN is needed too, the kernel says when
+	 * the uprobe is attached (load_and_attach()). */
+	if (!has_cap(CAP_SYS_ADMIN) && !(has_cap(CAP_BPF) && has_cap(CAP_PERFMON)))
+		fail("missing %s: loading the BPF programs needs CAP_BPF and CAP_PERFMON, "
+		     "attaching uprobes CAP_SYS_ADMIN since Linux 6.16 (which also covers the "
+		     "other two): " RUN_AS_ROOT,
+		     missing_caps());
 	if (access(VMLINUX_BTF, R_OK) < 0)
 		fail("no kernel BTF at %s: needs a kernel built with CONFIG_DEBUG_INFO_BTF=y",
 		     VMLINUX_BTF);
@@ -308,6 +363,17 @@ void drain_events(struct tracer *t)
 		fail("cannot read urp_events: %s", strerror(-err));
 }
 
+__u32 stats_map_id(struct tracer *t)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(bpf_map__fd(t->skel->maps.urp_stats), &info, &len) < 0)
+		fail("cannot read the id of urp_stats: %s", strerror(errno));
+	return info.id;
+}
+
 void tracer_free(struct tracer *t)
 {
 	ring_buffer__free(t->ring);
@@ -372,6 +438,12 @@ void load_and_attach(struct tracer *t)
 			fail("process %d is gone", env.pid);
 		if (err == ENOENT)
 			fail("%s has no urpoll USDT probes (built with URP_PROBES=0?)", t->lib);
+		if ((err == EACCES || err == EPERM) && !has_cap(CAP_SYS_ADMIN))
+			fail("cannot attach to the USDT probes in %s: %s: missing CAP_SYS_ADMIN: "
+			     "the kernel (%s) refused the uprobe without it, as Linux does since "
+			     "6.16 whatever kernel.perf_event_paranoid says (CAP_BPF and "
+			     "CAP_PERFMON are not enough): " RUN_AS_ROOT,
+			     t->lib, strerror(err), kernel_release());
 		fail("cannot attach to the USDT probes in %s: %s%s", t->lib, strerror(err),
 		     env.verbose ? "" : " (-v shows libbpf's reasons)");
 	}
@@ -385,6 +457,12 @@ void load_and_attach(struct tracer *t)
 			link = bpf_program__attach(t->skel->progs.urp_uring_overflow);
 		if (!link) {
 			err = errno;
+			/* libbpf reads each tracepoint's id from tracefs, root's and mode 0700. */
+			if (err == EACCES && geteuid() != 0 && !has_cap(CAP_DAC_READ_SEARCH))
+				fail("cannot attach the io_uring tracepoints: %s: missing "
+				     "CAP_DAC_READ_SEARCH: their ids under %s/events are root's: "
+				     "run as root, or with CAP_DAC_READ_SEARCH",
+				     strerror(err), TRACEFS_DIR);
 			fail("cannot attach the io_uring tracepoints: %s (does %s/events/io_uring "
 			     "exist?)",
 			     strerror(err), TRACEFS_DIR);

@@ -1,9 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * urpoll-trace: the output. Each interval, the totals since attach, their rate over the
- * interval and the two log2 histograms, as text or as one JSON object (-j); with --events, a
- * line per stale rejection. Both formats print the fields of struct urp_trace_stats from the
- * same tables, in the same order.
+ * urpoll-trace: the output. Each interval, the counts and the two log2 histograms of that
+ * interval (since attach with --cumulative) and their rate over it, as text or as one JSON
+ * object (-j), with -T the wall-clock time; with --events, a line per stale rejection. Both
+ * formats print the fields of struct urp_trace_stats from the same tables, in the same order.
+ *
+ * Per interval by difference, not by clearing: the maps always hold the totals since attach,
+ * and an interval is the totals now minus the totals at the end of the previous one.
+ * libbpf-tools' runqlat and biolatency instead delete their histogram entries after printing;
+ * clearing from user space races with the BPF side: a hit between the read and the write of
+ * zeros is lost, while the library's own counters keep it, and the counts must equal the
+ * library's. Counters only grow, so a difference loses
+ * nothing, the intervals add up exactly to the totals, and `bpftool map dump` of urp_stats
+ * (pinned or not) shows the same totals as --cumulative.
  */
 #include <stdio.h>
 #include <time.h>
@@ -12,8 +21,7 @@
 
 #define STARS_MAX 40
 
-/* The counters of struct urp_trace_stats; rate: also shown over the interval (the text's
- * "per second", the JSON's "delta"). */
+/* The counters of struct urp_trace_stats; rate: also shown per second in the text. */
 static const struct counter {
 	const char *name;
 	size_t offset;
@@ -45,11 +53,17 @@ static unsigned long long counter_of(const struct urp_trace_stats *s, const stru
 	return *(const __u64 *)((const char *)s + c->offset);
 }
 
-/* Its growth since the last interval. */
-static unsigned long long delta_of(const struct tracer *t, const struct urp_trace_stats *s,
-				   const struct counter *c)
+/*
+ * now - before, word by word: every field of the maps' values is a __u64 that only grows
+ * (attach.c sums the CPUs the same way), so this is each counter's and each slot's increase.
+ */
+static void diff_words(const void *now, const void *before, void *out, size_t size)
 {
-	return counter_of(s, c) - counter_of(&t->prev, c);
+	const __u64 *a = now, *b = before;
+	__u64 *d = out;
+
+	for (size_t i = 0; i < size / sizeof(__u64); i++)
+		d[i] = a[i] - b[i];
 }
 
 static const __u64 *slots_of(const struct urp_trace_stats *s, const struct histogram *h)
@@ -138,66 +152,75 @@ static void json_hist(const char *name, const __u64 *vals, int n)
 	printf("]");
 }
 
-static void json_interval(struct tracer *t, const struct urp_trace_stats *tot,
-			  const struct urp_trace_uring *uring, const char *clock,
-			  const struct timespec *now, double dt, bool final)
+/* What one interval prints: the counts it shows (of the interval, or since attach with
+ * --cumulative) and the interval's increase, for the rates. */
+struct interval_view {
+	struct urp_trace_stats shown, growth;
+	struct urp_trace_uring uring_shown, uring_growth;
+	unsigned long events_read;
+	double elapsed_s, dt;
+	const char *clock; /* -T: "HH:MM:SS", else NULL */
+	bool final;
+};
+
+static void json_interval(const struct tracer *t, const struct interval_view *v)
 {
-	const char *sep = "";
 	size_t i;
 
-	printf("{\"type\":\"interval\",\"time\":\"%s\",\"interval\":%lu,\"final\":%s,"
-	       "\"elapsed_s\":%.3f,\"interval_s\":%.3f,\"pid\":%d,\"lib\":",
-	       clock, t->intervals, final ? "true" : "false", seconds_between(&t->start, now), dt,
+	printf("{\"type\":\"interval\",\"interval\":%lu,\"final\":%s,\"cumulative\":%s,",
+	       t->intervals, v->final ? "true" : "false", env.cumulative ? "true" : "false");
+	if (v->clock)
+		printf("\"time\":\"%s\",", v->clock);
+	printf("\"elapsed_s\":%.3f,\"interval_s\":%.3f,\"pid\":%d,\"lib\":", v->elapsed_s, v->dt,
 	       env.pid);
 	json_string(t->lib);
 	for (i = 0; i < COUNT(counters); i++)
-		printf(",\"%s\":%llu", counters[i].name, counter_of(tot, &counters[i]));
+		printf(",\"%s\":%llu", counters[i].name, counter_of(&v->shown, &counters[i]));
 	if (env.events)
-		printf(",\"events_read\":%lu", t->events_read);
-	printf(",\"delta\":{");
-	for (i = 0; i < COUNT(counters); i++) {
-		if (!counters[i].rate)
-			continue;
-		printf("%s\"%s\":%llu", sep, counters[i].name, delta_of(t, tot, &counters[i]));
-		sep = ",";
-	}
-	printf("}");
+		printf(",\"events_read\":%lu", v->events_read);
 	if (env.io_uring)
 		printf(",\"io_uring\":{\"completions\":%llu,\"cqe_overflows\":%llu}",
-		       (unsigned long long)uring->completions,
-		       (unsigned long long)uring->cqe_overflows);
+		       (unsigned long long)v->uring_shown.completions,
+		       (unsigned long long)v->uring_shown.cqe_overflows);
 	for (i = 0; i < COUNT(histograms); i++)
-		json_hist(histograms[i].name, slots_of(tot, &histograms[i]), histograms[i].slots);
+		json_hist(histograms[i].name, slots_of(&v->shown, &histograms[i]),
+			  histograms[i].slots);
 	printf("}\n");
 }
 
-static void text_interval(struct tracer *t, const struct urp_trace_stats *tot,
-			  const struct urp_trace_uring *uring, const char *clock,
-			  const struct timespec *now, double dt)
+/* As libbpf-tools: a blank line, with -T the time alone on a line ("%-8s"), then the report. */
+static void text_interval(const struct tracer *t, const struct interval_view *v)
 {
+	char who[32];
 	size_t i;
 
+	printf("\n");
+	if (v->clock)
+		printf("%-8s\n", v->clock);
 	if (env.pid)
-		printf("\n%s  pid %d, since attach (%.1f s)\n", clock, env.pid,
-		       seconds_between(&t->start, now));
+		snprintf(who, sizeof(who), "pid %d", env.pid);
 	else
-		printf("\n%s  all processes, since attach (%.1f s)\n", clock,
-		       seconds_between(&t->start, now));
+		snprintf(who, sizeof(who), "all processes");
+	if (env.cumulative)
+		printf("%s, since attach (%.1f s)\n", who, v->elapsed_s);
+	else
+		printf("%s, interval %lu (%.1f s)\n", who, t->intervals, v->dt);
 	for (i = 0; i < COUNT(counters); i++)
-		printf("%s%s %llu", i ? "  " : "", counters[i].name, counter_of(tot, &counters[i]));
+		printf("%s%s %llu", i ? "  " : "", counters[i].name,
+		       counter_of(&v->shown, &counters[i]));
 	printf("\nper second: ");
 	for (i = 0; i < COUNT(counters); i++)
 		if (counters[i].rate)
-			printf("  %.0f %s", (double)delta_of(t, tot, &counters[i]) / dt,
+			printf("  %.0f %s", (double)counter_of(&v->growth, &counters[i]) / v->dt,
 			       counters[i].name);
 	printf("\n");
 	if (env.io_uring)
 		printf("io_uring:     completions %llu (%.0f/s)  cqe_overflows %llu\n",
-		       (unsigned long long)uring->completions,
-		       (double)(uring->completions - t->prev_uring.completions) / dt,
-		       (unsigned long long)uring->cqe_overflows);
+		       (unsigned long long)v->uring_shown.completions,
+		       (double)v->uring_growth.completions / v->dt,
+		       (unsigned long long)v->uring_shown.cqe_overflows);
 	for (i = 0; i < COUNT(histograms); i++)
-		print_log2_hist(slots_of(tot, &histograms[i]), histograms[i].slots,
+		print_log2_hist(slots_of(&v->shown, &histograms[i]), histograms[i].slots,
 				histograms[i].label);
 }
 
@@ -205,26 +228,42 @@ void print_interval(struct tracer *t, bool final)
 {
 	struct urp_trace_uring uring;
 	struct urp_trace_stats tot;
+	struct interval_view v = { .final = final };
 	struct timespec now;
 	char clock[16];
 	time_t wall;
-	double dt;
 
 	read_totals(t, &tot, &uring);
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	dt = seconds_between(&t->last, &now);
-	if (dt <= 0)
-		dt = 1e-9;
+	v.dt = seconds_between(&t->last, &now);
+	if (v.dt <= 0)
+		v.dt = 1e-9;
+	v.elapsed_s = seconds_between(&t->start, &now);
 	t->intervals++;
-	wall = time(NULL);
-	strftime(clock, sizeof(clock), "%H:%M:%S", localtime(&wall));
+	if (env.timestamp) {
+		wall = time(NULL);
+		strftime(clock, sizeof(clock), "%H:%M:%S", localtime(&wall));
+		v.clock = clock;
+	}
+	diff_words(&tot, &t->prev, &v.growth, sizeof(tot));
+	diff_words(&uring, &t->prev_uring, &v.uring_growth, sizeof(uring));
+	if (env.cumulative) {
+		v.shown = tot;
+		v.uring_shown = uring;
+		v.events_read = t->events_read;
+	} else {
+		v.shown = v.growth;
+		v.uring_shown = v.uring_growth;
+		v.events_read = t->events_read - t->prev_events_read;
+	}
 	if (env.json)
-		json_interval(t, &tot, &uring, clock, &now, dt, final);
+		json_interval(t, &v);
 	else
-		text_interval(t, &tot, &uring, clock, &now, dt);
+		text_interval(t, &v);
 	fflush(stdout);
 	t->prev = tot;
 	t->prev_uring = uring;
+	t->prev_events_read = t->events_read;
 	t->last = now;
 }
 

@@ -30,6 +30,8 @@ struct env {
 	const char *pin_dir;
 	bool events;
 	bool io_uring;
+	bool cumulative; /* --cumulative: since attach, not per interval */
+	bool timestamp;	 /* -T: the wall-clock time of each interval */
 	bool verbose;
 	double interval_s;
 	unsigned long count;
@@ -45,8 +47,11 @@ struct tracer {
 	char lib[PATH_MAX];
 	int ncpus;
 	__u64 *percpu; /* one map value per CPU, as a per-CPU lookup returns them */
+	/* The totals at the end of the previous interval: each interval prints the difference
+	 * (output.c says why the maps are never cleared). */
 	struct urp_trace_stats prev;
 	struct urp_trace_uring prev_uring;
+	unsigned long prev_events_read;
 	unsigned long intervals;
 	unsigned long events_read;
 	struct timespec start, last;
@@ -58,7 +63,8 @@ void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* ---- attach.c ---- */
 
-/* Root or the capabilities, BTF and uprobes, or fail(); mount tracefs and bpffs if missing. */
+/* The capabilities loading needs, BTF and uprobes, or fail(); mount tracefs and bpffs if
+ * missing. */
 void check_environment(void);
 /* The file carrying the probes into out (PATH_MAX): -l, the library of -p, the one built
  * beside the tool, or an installed one; fail() when there is none. */
@@ -68,6 +74,8 @@ void find_library(char *out);
 void load_and_attach(struct tracer *t);
 /* The CPUs' counters of urp_stats and (with --io-uring; zeros without) urp_uring, summed. */
 void read_totals(struct tracer *t, struct urp_trace_stats *tot, struct urp_trace_uring *uring);
+/* The kernel's id of this run's urp_stats, for `bpftool map dump id ID`. */
+__u32 stats_map_id(struct tracer *t);
 /* Print the stale rejections waiting in the ring buffer (--events), through print_event(). */
 void drain_events(struct tracer *t);
 void tracer_free(struct tracer *t);

@@ -3,12 +3,14 @@
  * urpoll-trace: count urpoll's stale-event rejections and wake batches with eBPF.
  *
  * Attaches bpf/urpoll.bpf.c to the library's USDT probes (urpoll:stale_reject,
- * urpoll:wake_batch) in every process that maps it, or in one (-p), and prints the totals and
- * two log2 histograms every interval, as text or NDJSON (-j). The counters live in the per-CPU
- * map urp_stats, whose BTF names every field, so `bpftool map dump name urp_stats` shows the
- * same numbers; --pin keeps the maps after the tool exits.
+ * urpoll:wake_batch) in every process that maps it, or in one (-p), and prints the counts and
+ * two log2 histograms of each interval (since attach with --cumulative), as text or NDJSON
+ * (-j), libbpf-tools style (-T for timestamps). The counters live in the per-CPU map
+ * urp_stats, whose BTF names every field, so bpftool shows the totals since attach; --pin
+ * keeps the maps after the tool exits.
  *
- *   urpoll-trace [-p PID] [-l LIB] [-j] [--pin DIR] [--events] [-v] [interval] [count]
+ *   urpoll-trace [-p PID] [-l LIB] [-j] [-T] [--cumulative] [--pin DIR] [--events]
+ *                [--io-uring] [-v] [interval] [count]
  *
  * This file: the options and the intervals; the BPF side is attach.c's, the printing output.c's
  * (trace.h).
@@ -45,12 +47,16 @@ static const char doc[] =
 	"EXAMPLES:\n"
 	"    urpoll-trace               # every process using the library, every second\n"
 	"    urpoll-trace -p 1234 5 3   # process 1234 only, every 5 s, 3 times\n"
+	"    urpoll-trace -T 10         # every 10 s, each report with its time\n"
+	"    urpoll-trace --cumulative  # totals since attach, not per interval\n"
 	"    urpoll-trace -j 0.5        # one JSON object per half second (NDJSON)\n"
 	"    urpoll-trace --events      # also print each stale rejection\n"
+	"    urpoll-trace -p 1234 --io-uring   # and the kernel's io_uring completions\n"
 	"    urpoll-trace --pin /sys/fs/bpf/urpoll   # maps outlive the tool\n"
 	"\v"
-	"Every interval (default 1 s; fractions allowed) prints the totals since attach, their "
-	"rate over the interval, and two log2 histograms since attach:\n"
+	"Every interval (default 1 s; fractions allowed) prints what happened in that interval "
+	"(with --cumulative: since attach), the rate over the interval, and two log2 "
+	"histograms:\n"
 	"  stale_rejects  clears refused: a completion landed after the snapshot\n"
 	"  wake_batches   non-empty flushes of the 32-waker wake array\n"
 	"  wakes          wakers called (the sum of the batch sizes)\n"
@@ -62,21 +68,26 @@ static const char doc[] =
 	"Exit status: 0, 1 on a runtime error (privileges, BTF, uprobes, the library or the "
 	"process not found), 2 on bad usage (checked before anything needs root).\n"
 	"\n"
-	"The numbers live in the per-CPU map urp_stats; its BTF names every field: "
-	"`bpftool map dump name urp_stats` (sum the CPUs), or with --pin DIR "
-	"`bpftool map dump pinned DIR/urp_stats` after the tool exits (rm -r DIR removes the "
-	"pins).\n"
+	"The numbers live in the per-CPU map urp_stats, never cleared (the tool prints "
+	"differences): totals since attach, one value per CPU, its BTF naming every field. With "
+	"--pin DIR: `bpftool map dump pinned DIR/urp_stats`, also after the tool exits (rm -r DIR "
+	"removes the pins). Without, by id: `bpftool map dump id ID`, with the ID the tool prints "
+	"at start; not by name: several tracers, or a pinned copy, make several maps named "
+	"urp_stats (docs/tracing.md).\n"
 	"\n"
 	"Cost: each traced probe hit takes a uprobe trap (measured 5-6 us on a 2-vCPU VM, see "
 	"docs/tracing.md); processes not traced pay nothing (each probe is behind a semaphore the "
-	"kernel sets only while attached). Needs root (or CAP_BPF and CAP_PERFMON), kernel BTF and uprobes; mounts "
-	"tracefs and bpffs when missing. Uprobes attach to a file: after the library is rebuilt "
-	"or reinstalled, restart the tool.\n";
+	"kernel sets only while attached). Needs root: CAP_SYS_ADMIN, which Linux 6.16 and later "
+	"require to attach uprobes whatever kernel.perf_event_paranoid says (CAP_BPF and "
+	"CAP_PERFMON load the programs, and were enough before 6.16); kernel BTF and uprobes; "
+	"mounts tracefs and bpffs when missing. Uprobes attach to a file: after the library is "
+	"rebuilt or reinstalled, restart the tool.\n";
 
 enum {
 	OPT_PIN = 0x100,
 	OPT_EVENTS,
 	OPT_IO_URING,
+	OPT_CUMULATIVE,
 };
 
 static const struct argp_option opts[] = {
@@ -86,7 +97,12 @@ static const struct argp_option opts[] = {
 	  "The library (or statically linked program) carrying the probes; default: the "
 	  "liburpoll.so.0 built next to this tool, else the installed one",
 	  0 },
-	{ "json", 'j', NULL, 0, "One JSON object per interval (NDJSON), same numbers", 0 },
+	{ "json", 'j', NULL, 0,
+	  "One JSON object per interval (NDJSON), same numbers; \"cumulative\" says which", 0 },
+	{ "timestamp", 'T', NULL, 0,
+	  "Print the time (HH:MM:SS) of each interval; -j: a \"time\" field", 0 },
+	{ "cumulative", OPT_CUMULATIVE, NULL, 0,
+	  "Counts and histograms since attach, not per interval", 0 },
 	{ "pin", OPT_PIN, "DIR", 0,
 	  "Pin the maps in DIR (on bpffs, e.g. /sys/fs/bpf/urpoll) so they outlive the tool; "
 	  "prints the bpftool command to read them; remove with rm -r DIR",
@@ -157,6 +173,12 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case 'j':
 		env.json = true;
+		break;
+	case 'T':
+		env.timestamp = true;
+		break;
+	case OPT_CUMULATIVE:
+		env.cumulative = true;
 		break;
 	case OPT_PIN:
 		if (arg[0] != '/')
@@ -286,6 +308,7 @@ int main(int argc, char **argv)
 	int sigfd, pidfd = -1, nfds = 0, ring_idx = -1, pid_idx = -1;
 	const char *why_stop = NULL;
 	sigset_t stop_signals;
+	__u32 map_id;
 	int err, i;
 
 	/* Usage errors exit 2 (argp's default is EX_USAGE, 64), and getopt's own messages name
@@ -323,6 +346,10 @@ int main(int argc, char **argv)
 
 	clock_gettime(CLOCK_MONOTONIC, &t.start);
 	t.last = t.start;
+	/* By id or by pinned path: `bpftool map dump name urp_stats` mixes every map of that
+	 * name, another tracer's or an earlier run's pinned copy (docs/tracing.md). */
+	map_id = stats_map_id(&t);
+	fprintf(stderr, "counters in map id %u: bpftool map dump id %u\n", map_id, map_id);
 	if (env.pin_dir)
 		fprintf(stderr, "maps pinned: bpftool map dump pinned %s\n", t.pin_paths[0]);
 	/* Last: a script waits for this line before starting its workload. */

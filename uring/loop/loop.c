@@ -193,6 +193,12 @@ int urp_loop_run(struct urp_loop *loop)
 			break;
 		urp__timers_run(&loop->timers);
 	}
+	/* Stopped: what the last pass asked of the driver (deregistrations, a close) reaches the
+	 * kernel now, not whenever the loop next runs or is freed. A listening socket deregistered
+	 * and closed by that pass stops listening before this returns. Tasks its wakers queue run
+	 * in the next urp_loop_run(). */
+	if (ret >= 0)
+		ret = urp__driver_turn_ns(loop->drv, 0);
 	urp__store_release(&loop->stop, 0);
 	urp__store_release(&loop->running, 0);
 	return ret < 0 ? ret : 0;

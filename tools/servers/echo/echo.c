@@ -430,11 +430,11 @@ int main(int argc, char **argv)
 	/* Every connection costs a descriptor: allow as many as the hard limit lets us. */
 	dopts.cq_entries = net_raise_nofile_cq_entries(srv.group.max_conns, 1, 0);
 
-	if (server_signals_open(&srv.server, 0) < 0)
+	if (server_signals_open(&srv.server, NULL) < 0)
 		return 1;
 
 	if (listen_arg) {
-		ret = net_tcp_listeners(&addr, addr_len, tcp_fds, nthreads);
+		ret = net_tcp_listeners(&addr, addr_len, tcp_fds, nthreads, false);
 		if (ret < 0) {
 			fprintf(stderr, PROG ": cannot listen on %s: %s\n", listen_arg,
 				strerror(-ret));
