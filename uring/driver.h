@@ -122,6 +122,7 @@ struct urp__bufring {
 	struct urp__rbuf *bufs;	 /* count descriptors */
 	unsigned count, size, mask;
 	unsigned returned;	 /* added to the ring since the last advance */
+	unsigned out;		 /* handed to us by the kernel and not yet added back */
 	struct urp__ring_reg *starved;	/* recvs ended for want of buffers, oldest first */
 	struct urp__ring_reg *starved_last;
 	unsigned cap, send_hwm;
@@ -226,7 +227,7 @@ struct urp_driver {
 	struct urp__slab ring_slab;	/* ring-mode registrations' memory */
 	struct urp__bufring bufring;	/* ring mode: the provided-buffer ring (none: .br NULL) */
 	struct urp__ring_reg *flush;	/* ring-mode entries whose next send waits for an SQE */
-	int ring_mode;			/* 0: not set up yet; 1: ready; -errno: unavailable */
+	int ring_mode;			/* 0: not set up yet; 1: ready; -EOPNOTSUPP: unavailable */
 	struct urp_driver_opts ring_opts; /* the buffers asked for, set up at first use */
 	struct urp__driver_counts st;	/* driver thread writes, anyone reads */
 };

@@ -53,6 +53,7 @@ static void buf_return(struct urp__bufring *ring, struct urp__rbuf *b)
 	b->out = false;
 	b->pub.data = NULL;
 	b->pub.len = 0;
+	ring->out--;
 	io_uring_buf_ring_add(ring->br, buf_addr(ring, b->bid), ring->size, b->bid, ring->mask,
 			      (int)ring->returned++);
 }
@@ -193,6 +194,8 @@ static int bufring_init(struct urp_driver *drv)
 	if (ret < 0)
 		goto out_free;
 	ring->mask = (unsigned)io_uring_buf_ring_mask(ring->count);
+	/* Every buffer starts out of the ring; the fill puts each in. */
+	ring->out = ring->count;
 	for (i = 0; i < ring->count; i++) {
 		ring->bufs[i].drv = drv;
 		ring->bufs[i].bid = (uint16_t)i;
@@ -300,6 +303,7 @@ static void recv_resume(struct urp_driver *drv, struct urp__ring_reg *rr)
 	}
 	rr->rstate &= (uint8_t)~URP__RECV_PAUSED;
 	urp__ring_arm(drv, &rr->reg);
+	urp__count_local(&drv->st.rearms, 1);
 }
 
 static int recv_cqe(struct urp_driver *drv, struct urp__ring_reg *rr,
@@ -311,6 +315,8 @@ static int recv_cqe(struct urp_driver *drv, struct urp__ring_reg *rr,
 
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		struct urp__rbuf *b = buf_of(drv, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+
+		drv->bufring.out++;
 
 		if (cqe->res > 0 && !gone) {
 			b->out = true;
@@ -502,16 +508,17 @@ void urp__ring_turn_start(struct urp_driver *drv)
 	if (ring->returned) {
 		io_uring_buf_ring_advance(ring->br, (int)ring->returned);
 		ring->returned = 0;
-		/* Buffers came back: the recvs that ran dry go again, oldest first. One that
-		 * finds the ring empty again ends with -ENOBUFS and queues up behind. */
+	}
+	/* The ring holds buffers (some came back, or all had come back before the -ENOBUFS was
+	 * reaped): the recvs that ran dry go again, oldest first. One that finds the ring empty
+	 * again ends with -ENOBUFS and queues up behind. */
+	if (ring->out < ring->count) {
 		while ((rr = ring->starved)) {
 			ring->starved = rr->starved_next;
 			if (!ring->starved)
 				ring->starved_last = NULL;
 			rr->rstate &= (uint8_t)~URP__RECV_STARVED;
 			recv_resume(drv, rr);
-			if (rr->rstate & URP__RECV_ARMED)
-				urp__count_local(&drv->st.rearms, 1);
 		}
 	}
 	while ((rr = drv->flush)) {
@@ -608,9 +615,16 @@ int urp_register_ring(struct urp_driver *drv, int fd, struct urp_io **out)
 		return -EEXIST;
 	/* Before the first turn (no thread turns it yet) or on the turning thread: the one
 	 * thread that sets the ring up. */
+	/* A kernel without ring mode is asked once; a failure to set up (-ENOMEM, say) is
+	 * tried again by the next registration. */
 	if (!drv->ring_mode) {
 		ret = bufring_init(drv);
-		drv->ring_mode = ret < 0 ? ret : 1;
+		if (ret == -EOPNOTSUPP)
+			drv->ring_mode = ret;
+		else if (ret < 0)
+			return ret;
+		else
+			drv->ring_mode = 1;
 	}
 	if (drv->ring_mode < 0)
 		return drv->ring_mode;
