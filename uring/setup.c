@@ -184,7 +184,9 @@ const char *urp_strerror(int err)
 	case EOPNOTSUPP:
 		return "this kernel's io_uring lacks what urpoll needs (poll add, async cancel, "
 		       "IORING_FEAT_NODROP, IORING_FEAT_EXT_ARG, multishot poll): use Linux 6.1 "
-		       "or later";
+		       "or later; or, from urp_register_ring(), what ring mode needs (provided-"
+		       "buffer rings, multishot recv: Linux 6.0, and not blocked by a seccomp "
+		       "filter on io_uring_register): use urp_register() (poll mode)";
 	case ECHILD:
 		return "this driver belongs to the parent process: create a new one after fork()";
 	case ESHUTDOWN:

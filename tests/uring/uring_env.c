@@ -5,8 +5,8 @@
  * driver used from a forked child, and the threading rules: created on one thread and turned on
  * another, one turning thread only (-EEXIST), no turn from inside a turn (-EBUSY).
  *
- * io_uring_enter blocked after setup, one descriptor left for the unpark eventfd, and a 2-entry
- * CQ.
+ * io_uring_enter blocked after setup, buffer rings refused (ring mode is -EOPNOTSUPP, poll
+ * mode works), one descriptor left for the unpark eventfd, and a 2-entry CQ.
  *
  * Children report through their exit status only (never through Criterion): 0 when every check
  * held, otherwise a code naming the first that failed.
@@ -22,6 +22,8 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+
+#include <liburing.h>
 
 #include "uring_util.h"
 
@@ -129,6 +131,63 @@ Test(uring_env, seccomp_enosys)
 	cr_assert_eq(status, ENOSYS,
 		     "child status %d (250-252: filter setup; 255: driver "
 		     "created; else the errno urp_driver_new returned)",
+		     status);
+}
+
+/* io_uring_register's IORING_REGISTER_PBUF_RING refused with -EINVAL, as a kernel before 5.19
+ * (or a seccomp profile) refuses it: ring mode is -EOPNOTSUPP, said once and for good, with a
+ * sentence that names it, and poll mode works on the same driver. Opcodes are matched without
+ * IORING_REGISTER_USE_REGISTERED_RING (bit 31), which liburing may add. */
+static int no_buf_ring_child(void *arg)
+{
+	struct sock_filter filter[] = {
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_register, 0, 4),
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+	    BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x7fffffffu),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IORING_REGISTER_PBUF_RING, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
+	struct urp_driver *d = NULL;
+	struct urp_io *io = NULL;
+	int sv[2], ret = 0;
+
+	(void)arg;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+		return 250;
+	if (urp_driver_new(&d, NULL) != 0)
+		return 240;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
+		return 241;
+	if (urp_register_ring(d, sv[0], &io) != -EOPNOTSUPP || io)
+		ret = 242;
+	else if (urp_register_ring(d, sv[0], &io) != -EOPNOTSUPP)
+		ret = 243;
+	else if (!strstr(urp_strerror(-EOPNOTSUPP), "ring mode"))
+		ret = 244;
+	else if (urp_register(d, sv[0], URP_READABLE, &io) != 0)
+		ret = 245;
+	else if (write(sv[1], "x", 1) != 1)
+		ret = 246;
+	for (int t = 0; !ret && t < 100 && !(urp_word_ready(urp_io_word(io)) & URP_READABLE); t++)
+		urp_driver_turn(d, 100);
+	if (!ret && !(urp_word_ready(urp_io_word(io)) & URP_READABLE))
+		ret = 247;
+	urp_driver_free(d);
+	return ret;
+}
+
+Test(uring_env, no_buffer_rings_ring_mode_eopnotsupp_poll_mode_works)
+{
+	int status = in_child(no_buf_ring_child, NULL);
+
+	cr_assert_eq(status, 0,
+		     "child status %d (240-241: setup; 242-243: urp_register_ring was not "
+		     "-EOPNOTSUPP; 244: urp_strerror does not name ring mode; 245-247: poll mode "
+		     "did not work; 250: filter setup)",
 		     status);
 }
 
