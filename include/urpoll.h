@@ -167,7 +167,7 @@ void urp_readiness_cancel(struct urp_readiness *r);
 /* ---- counters ---- */
 
 /*
- * All monotonic except live.
+ * All monotonic except live and bufs_out.
  *   turns           urp_driver_turn() calls that reached the ring
  *   events          poll completions applied as Set
  *   stale_rejects   clears refused because a newer completion had arrived (any thread)
@@ -191,6 +191,8 @@ void urp_readiness_cancel(struct urp_readiness *r);
  *   paused          recvs paused because their entry held opts.buf_cap buffers
  *   sends           send completions (a short send's remainder is a send of its own)
  *   send_bytes      bytes sent
+ *   bufs_out        buffers out of the ring now: queued on entries, taken and not released,
+ *                   or being sent (0 once every buffer was released and every send done)
  *
  * The struct has room to grow: later versions add counters in place of reserved[], which the
  * library fills with zeros, so its size (256 bytes) stays that of URPOLL_0.
@@ -199,8 +201,8 @@ struct urp_stats {
 	uint64_t turns, events, stale_rejects, wake_batches, wakes, rearms, cq_overflows,
 		unknown_tokens, live;
 	uint64_t enters, extra_enters, poll_errors, oneshot_files;
-	uint64_t recv_bufs, recv_bytes, enobufs, paused, sends, send_bytes;
-	uint64_t reserved[13];
+	uint64_t recv_bufs, recv_bytes, enobufs, paused, sends, send_bytes, bufs_out;
+	uint64_t reserved[12];
 };
 
 /* The process-wide counters of detached entries (urp_io_new): stale_rejects, wake_batches,

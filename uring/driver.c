@@ -867,5 +867,6 @@ int urp_driver_stats(struct urp_driver *drv, struct urp_stats *st)
 	st->paused = urp__count_read(&drv->st.paused);
 	st->sends = urp__count_read(&drv->st.sends);
 	st->send_bytes = urp__count_read(&drv->st.send_bytes);
+	st->bufs_out = urp__count_read(&drv->bufring.out);
 	return 0;
 }

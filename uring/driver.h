@@ -122,7 +122,8 @@ struct urp__bufring {
 	struct urp__rbuf *bufs;	 /* count descriptors */
 	unsigned count, size, mask;
 	unsigned returned;	 /* added to the ring since the last advance */
-	unsigned out;		 /* handed to us by the kernel and not yet added back */
+	uint64_t out;		 /* handed to us by the kernel and not yet added back (counted:
+				    urp_driver_stats() reads it from any thread) */
 	struct urp__ring_reg *starved;	/* recvs ended for want of buffers, oldest first */
 	struct urp__ring_reg *starved_last;
 	unsigned cap, send_hwm;

@@ -53,7 +53,7 @@ static void buf_return(struct urp__bufring *ring, struct urp__rbuf *b)
 	b->out = false;
 	b->pub.data = NULL;
 	b->pub.len = 0;
-	ring->out--;
+	urp__count_local(&ring->out, (uint64_t)-1);
 	io_uring_buf_ring_add(ring->br, buf_addr(ring, b->bid), ring->size, b->bid, ring->mask,
 			      (int)ring->returned++);
 }
@@ -195,7 +195,7 @@ static int bufring_init(struct urp_driver *drv)
 		goto out_free;
 	ring->mask = (unsigned)io_uring_buf_ring_mask(ring->count);
 	/* Every buffer starts out of the ring; the fill puts each in. */
-	ring->out = ring->count;
+	urp__count_local(&ring->out, ring->count);
 	for (i = 0; i < ring->count; i++) {
 		ring->bufs[i].drv = drv;
 		ring->bufs[i].bid = (uint16_t)i;
@@ -316,7 +316,7 @@ static int recv_cqe(struct urp_driver *drv, struct urp__ring_reg *rr,
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		struct urp__rbuf *b = buf_of(drv, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 
-		drv->bufring.out++;
+		urp__count_local(&drv->bufring.out, 1);
 
 		if (cqe->res > 0 && !gone) {
 			b->out = true;
@@ -429,9 +429,34 @@ static void send_drop(struct urp_driver *drv, struct urp__ring_reg *rr, bool all
 	}
 }
 
+/* The entry is freed (its requests all ended, or the ring exited): the buffers queued on it
+ * go back, and so does everything queued to send. Buffers the caller took stay the caller's
+ * until urp_buf_release(). */
 void urp__ring_free_reg(struct urp_driver *drv, struct urp__reg *reg)
 {
-	send_drop(drv, urp__ring_reg_of(reg), true);
+	struct urp__ring_reg *rr = urp__ring_reg_of(reg);
+
+	while (rr->rq_count) {
+		struct urp__rbuf *b = buf_of(drv, rr->rq_head);
+
+		rr->rq_head = b->next;
+		rr->rq_count--;
+		buf_return(&drv->bufring, b);
+	}
+	if (rr->rstate & URP__RECV_STARVED) {
+		struct urp__ring_reg **pp = &drv->bufring.starved, *prev = NULL;
+
+		for (; *pp; prev = *pp, pp = &(*pp)->starved_next) {
+			if (*pp != rr)
+				continue;
+			*pp = rr->starved_next;
+			if (drv->bufring.starved_last == rr)
+				drv->bufring.starved_last = prev;
+			break;
+		}
+		rr->rstate &= (uint8_t)~URP__RECV_STARVED;
+	}
+	send_drop(drv, rr, true);
 }
 
 static int send_cqe(struct urp_driver *drv, struct urp__ring_reg *rr,
@@ -547,27 +572,6 @@ int urp__ring_remove(struct urp_driver *drv, struct urp__reg *reg)
 	struct urp__ring_reg *rr = urp__ring_reg_of(reg);
 	int cancels = 0;
 
-	/* Received buffers nobody will take go back now; the user's taken ones are theirs. */
-	while (rr->rq_count) {
-		struct urp__rbuf *b = buf_of(drv, rr->rq_head);
-
-		rr->rq_head = b->next;
-		rr->rq_count--;
-		buf_return(&drv->bufring, b);
-	}
-	if (rr->rstate & URP__RECV_STARVED) {
-		struct urp__ring_reg **pp = &drv->bufring.starved, *prev = NULL;
-
-		for (; *pp; prev = *pp, pp = &(*pp)->starved_next) {
-			if (*pp != rr)
-				continue;
-			*pp = rr->starved_next;
-			if (drv->bufring.starved_last == rr)
-				drv->bufring.starved_last = prev;
-			break;
-		}
-		rr->rstate &= (uint8_t)~URP__RECV_STARVED;
-	}
 	send_drop(drv, rr, false);
 	if (rr->rstate & URP__RECV_ARMED) {
 		if (!cancel(drv, reg, URP__KIND_RECV))

@@ -367,6 +367,9 @@ static inline void drv_teardown(void)
 	if (!drv)
 		return;
 	assert_no_unknown_tokens(drv);
+	/* Ring mode: every buffer is back in the ring once nothing is taken or queued. */
+	cr_assert_eq(driver_stats(drv).bufs_out, 0, "%llu ring buffers never came back",
+		     (unsigned long long)driver_stats(drv).bufs_out);
 	urp_driver_free(drv);
 	drv = NULL;
 }

@@ -430,7 +430,9 @@ Test(uring_ringmode, deregister_with_buffers_held_gives_them_back)
 	settle(drv);
 	cr_assert_eq(urp_deregister_close(io), 0);
 	cr_assert_eq(turn_until_live(drv, 0), 0);
+	cr_assert_eq(driver_stats(drv).bufs_out, 1, "only the taken buffer stays out: %lu", (unsigned long)driver_stats(drv).bufs_out);
 	urp_buf_release(taken);
+	cr_assert_eq(driver_stats(drv).bufs_out, 0);
 	/* Four buffers' worth through a new entry, none lost to the old one. */
 	unix_pair(sv2);
 	next = ring_reg(sv2[0]);
@@ -440,6 +442,7 @@ Test(uring_ringmode, deregister_with_buffers_held_gives_them_back)
 	cr_assert_eq(n, sizeof(blob));
 	cr_assert_eq(urp_deregister_close(next), 0);
 	cr_assert_eq(turn_until_live(drv, 0), 0);
+	cr_assert_eq(driver_stats(drv).bufs_out, 0);
 	close(sv[1]);
 	close(sv2[1]);
 	free(all);
