@@ -107,6 +107,17 @@ void urp__slab_destroy(struct urp__slab *slab);
 /* The buffer group of the driver's provided-buffer ring. */
 #define URP__BGID 7
 
+/* One send queued on a ring-mode registration. */
+struct urp__send {
+	struct urp__send *next;
+	const char *data;
+	uint32_t len, off;	 /* off: sent so far */
+	struct urp__rbuf *buf;	 /* a received buffer forwarded (this record is its own, and it
+				    goes back to the ring once sent), or NULL: data was copied
+				    into this allocation */
+	bool fin;		 /* shutdown(SHUT_WR), after everything before it */
+};
+
 /* One buffer of the provided-buffer ring, by buffer id. */
 struct urp__rbuf {
 	struct urp_buf pub;	 /* what the caller sees */
@@ -114,6 +125,7 @@ struct urp__rbuf {
 	uint16_t bid;
 	uint16_t next;		 /* a queue of received buffers, URP__BID_NONE at its end */
 	bool out;		 /* not in the ring: queued on an entry, taken, or being sent */
+	struct urp__send send;	 /* its send when forwarded: no allocation per forward */
 };
 
 struct urp__bufring {
@@ -128,16 +140,6 @@ struct urp__bufring {
 	struct urp__ring_reg *starved_last;
 	unsigned cap, send_hwm;
 	bool recv_limit;	 /* the kernel ends a multishot recv at a byte limit (6.17) */
-};
-
-/* One send queued on a ring-mode registration. */
-struct urp__send {
-	struct urp__send *next;
-	const char *data;
-	uint32_t len, off;	 /* off: sent so far */
-	struct urp__rbuf *buf;	 /* a received buffer forwarded (back to the ring once sent), or
-				    NULL: data was copied into this allocation */
-	bool fin;		 /* shutdown(SHUT_WR), after everything before it */
 };
 
 /* urp__ring_reg.rstate, driver thread only */

@@ -51,6 +51,7 @@ static char *buf_addr(const struct urp__bufring *ring, unsigned bid)
 static void buf_return(struct urp__bufring *ring, struct urp__rbuf *b)
 {
 	b->out = false;
+	b->send.buf = NULL;
 	b->pub.data = NULL;
 	b->pub.len = 0;
 	urp__count_local(&ring->out, (uint64_t)-1);
@@ -406,8 +407,9 @@ static void send_submit(struct urp_driver *drv, struct urp__ring_reg *rr)
 static void send_free(struct urp_driver *drv, struct urp__send *s)
 {
 	if (s->buf)
-		buf_return(&drv->bufring, s->buf);
-	free(s);
+		buf_return(&drv->bufring, s->buf); /* s is the buffer's own */
+	else
+		free(s);
 }
 
 /* Drop what is queued (a send failed, or the entry is gone), but the send in flight, which
@@ -760,13 +762,13 @@ int urp_io_send_buf(struct urp_io *io, struct urp_buf *buf)
 	b = urp__container_of(buf, struct urp__rbuf, pub);
 	if (b->drv != urp__owner_of(io) || buf->len > b->drv->bufring.size)
 		return -EINVAL;
-	s = malloc(sizeof(*s));
-	if (!s)
-		return -ENOMEM;
+	urp__debug_assert(b->out && !b->send.buf, "urp_io_send_buf",
+			  "a buffer sent twice, or sent after its release");
+	s = &b->send;
 	*s = (struct urp__send){ .data = buf->data, .len = (uint32_t)buf->len, .buf = b };
 	ret = send_queue(io, s, "urp_io_send_buf");
 	if (ret < 0)
-		free(s);
+		s->buf = NULL;
 	return ret;
 }
 
