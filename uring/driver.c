@@ -26,7 +26,7 @@
 #include "ring.h"
 #include "tsan.h"
 
-static bool forked(const struct urp_driver *drv)
+bool urp__driver_forked(const struct urp_driver *drv)
 {
 	return drv->fork_gen != urp__fork_gen();
 }
@@ -109,7 +109,7 @@ int urp_io_poll_error(const struct urp_io *io)
 	return -(int)urp__load_acquire_u8(&urp__reg_of((struct urp_io *)io)->poll_errno);
 }
 
-static void arm(struct urp_driver *drv, struct urp__reg *reg)
+void urp__arm(struct urp_driver *drv, struct urp__reg *reg)
 {
 	struct io_uring_sqe *sqe;
 
@@ -149,161 +149,6 @@ static void arm_unpark(struct urp_driver *drv)
 	drv->unpark_armed = true;
 }
 
-/* ---- the command queue: entries on an MPSC stack (core/stack.h), taken whole each turn ---- */
-
-static void push_cmd(struct urp_driver *drv, struct urp__reg *reg, uint32_t bits)
-{
-	/* Already queued: the driver has yet to take its bits, and will see these too. */
-	if (urp__fetch_or_u8(&reg->cmd, (uint8_t)(bits | URP__CMD_QUEUED)) & URP__CMD_QUEUED)
-		return;
-	urp__stack_push(&drv->cmd_head, &reg->cmd_link);
-}
-
-/* Take every queued entry, oldest first, with its command bits cleared and returned through
- * the callback. */
-static void take_commands(struct urp_driver *drv,
-			  void (*run)(struct urp_driver *drv, struct urp__reg *reg, uint32_t bits))
-{
-	struct urp__snode *node, *next;
-	struct urp__reg *reg;
-
-	for (node = urp__stack_take_fifo(&drv->cmd_head); node; node = next) {
-		/* Read the link first: clearing QUEUED lets another thread push it again. */
-		next = node->next;
-		reg = urp__container_of(node, struct urp__reg, cmd_link);
-		run(drv, reg, urp__xchg_u8(&reg->cmd, 0));
-	}
-}
-
-static void retire(struct urp_driver *drv, struct urp__reg *reg)
-{
-	urp__list_del_init(&reg->io.link);
-	urp__list_add_tail(&reg->io.link, &drv->dead);
-}
-
-static void go_live(struct urp_driver *drv, struct urp__reg *reg)
-{
-	urp__list_add_tail(&reg->io.link, &drv->live);
-}
-
-/* Returns the cancels submitted, or -EBUSY when they wait for the next turn. */
-static int remove_poll(struct urp_driver *drv, struct urp__reg *reg)
-{
-	struct io_uring_sqe *sqe = NULL;
-	int cancels = 1;
-
-	if (reg->state & URP__REG_RING)
-		cancels = urp__ring_remove(drv, reg);
-	else
-		sqe = urp__get_sqe(drv);
-	if (cancels < 0 || (!sqe && !(reg->state & URP__REG_RING))) {
-		/* Try again next turn, without blocking in this one: the kernel keeps the file
-		 * open until the poll is gone. The entry stays gone meanwhile: its completions
-		 * are not applied, its wakers (whose arg the caller may have freed) not called,
-		 * and a poll ending now is neither re-armed (the fd may be closed already) nor
-		 * freed (it is on the command queue). */
-		drv->put_off = true;
-		reg->state |= URP__REG_CANCEL_DUE;
-		push_cmd(drv, reg, URP__CMD_REMOVE);
-		return -EBUSY;
-	}
-	/* Not POLL_REMOVE: under DEFER_TASKRUN it fails with -EALREADY while a wake-up of the
-	 * poll is pending (it cannot take the request), and the poll stays armed (kernel 6.18).
-	 * ASYNC_CANCEL marks it cancelled; its pending task work then ends it with -ECANCELED. */
-	if (sqe) {
-		io_uring_prep_cancel64(sqe, (__u64)(uintptr_t)reg, 0);
-		io_uring_sqe_set_data64(sqe, URP__TOKEN_CTL);
-	}
-	return cancels;
-}
-
-static void remove_entry(struct urp_driver *drv, struct urp__reg *reg, uint32_t bits)
-{
-	if (reg->state & URP__REG_GONE) {
-		/* Deregistered twice, or the retry of a cancel that found no SQE. */
-		if (!(reg->state & URP__REG_CANCEL_DUE))
-			return;
-		reg->state &= ~URP__REG_CANCEL_DUE;
-	}
-	reg->state |= URP__REG_GONE;
-	if (bits & URP__CMD_CLOSE)
-		reg->state |= URP__REG_CLOSE;
-	if (!reg->polls_armed) {
-		retire(drv, reg);
-	} else {
-		int cancels = remove_poll(drv, reg);
-
-		if (cancels > 0)
-			drv->cancels_due += (unsigned)cancels;
-	}
-}
-
-void urp__reg_request_ended(struct urp_driver *drv, struct urp__reg *reg)
-{
-	if (!(reg->state & URP__REG_GONE))
-		return;
-	if (drv->cancels_due)
-		drv->cancels_due--;
-	if (!reg->polls_armed && !(reg->state & URP__REG_CANCEL_DUE))
-		retire(drv, reg);
-}
-
-static void run_command(struct urp_driver *drv, struct urp__reg *reg, uint32_t bits)
-{
-	if (bits & URP__CMD_ARM) {
-		go_live(drv, reg);
-		/* Registered while a shutdown was on its way: shut it down like the others. */
-		if (urp__load_acquire(&drv->shutdown)) {
-			urp__io_shutdown(&reg->io);
-			urp__ready_add(drv, reg);
-		} else if (!(bits & URP__CMD_REMOVE))
-			arm(drv, reg);
-	}
-	if (bits & URP__CMD_REMOVE)
-		remove_entry(drv, reg, bits);
-}
-
-static void free_entry(struct urp_driver *drv, struct urp__reg *reg)
-{
-	urp__list_del_init(&reg->io.link);
-	if (reg->state & URP__REG_LISTED)
-		urp__ready_remove(drv, reg);
-	if (reg->state & URP__REG_RING)
-		urp__ring_free_reg(drv, reg);
-	if (reg->state & URP__REG_CLOSE)
-		close(reg->fd);
-	reg->magic = 0;
-	urp__count_sub(&drv->registered, 1);
-	urp__io_release(&reg->io);
-}
-
-static void free_dead(struct urp_driver *drv)
-{
-	while (!urp__list_empty(&drv->dead))
-		free_entry(drv, urp__container_of(drv->dead.next, struct urp__reg, io.link));
-}
-
-static void shutdown_entries(struct urp_driver *drv)
-{
-	struct urp__list_head *pos, *tmp;
-
-	/* Wakers run here; they may deregister (queued) but not register (-ESHUTDOWN), and a
-	 * nested urp_driver_shutdown() returns at once, so the list holds still. */
-	drv->shutting_down = true;
-	urp__list_for_each_safe(pos, tmp, &drv->live)
-	{
-		struct urp__reg *reg = urp__container_of(pos, struct urp__reg, io.link);
-
-		/* Deregistered, waiting for its poll's final CQE: gone for the caller, whose
-		 * waker's arg may already be freed. */
-		if (!(reg->state & URP__REG_GONE)) {
-			urp__io_shutdown(&reg->io);
-			urp__ready_add(drv, reg);
-		}
-	}
-	drv->shutting_down = false;
-}
-
 /* ---- completion ---- */
 
 /*
@@ -338,11 +183,7 @@ static void poll_ended(struct urp_driver *drv, struct urp__reg *reg, int res)
 	reg->polls_armed--;
 	reg->state &= ~URP__REG_FRESH;
 	if (reg->state & URP__REG_GONE) {
-		if (!reg->polls_armed && !(reg->state & URP__REG_CANCEL_DUE)) {
-			retire(drv, reg);
-			if (drv->cancels_due)
-				drv->cancels_due--;
-		}
+		urp__reg_request_ended(drv, reg);
 		return;
 	}
 	if (res < 0 && res != -ECANCELED) {
@@ -369,10 +210,10 @@ static void rearm_ended(struct urp_driver *drv)
 		/* Deregistered since it ended: its last poll is gone, so it can go. */
 		if (reg->state & URP__REG_GONE) {
 			if (!reg->polls_armed)
-				retire(drv, reg);
+				urp__retire(drv, reg);
 			continue;
 		}
-		arm(drv, reg);
+		urp__arm(drv, reg);
 		urp__count_local(&drv->st.rearms, 1);
 	}
 }
@@ -578,7 +419,7 @@ int urp__driver_turn_ns(struct urp_driver *drv, int64_t timeout_ns)
 {
 	int ret, events;
 
-	if (forked(drv))
+	if (urp__driver_forked(drv))
 		return -ECHILD;
 	ret = urp__driver_claim(drv);
 	if (ret < 0)
@@ -587,17 +428,17 @@ int urp__driver_turn_ns(struct urp_driver *drv, int64_t timeout_ns)
 		return -EBUSY;
 	drv->in_turn = true;
 
-	take_commands(drv, run_command);
+	urp__run_commands(drv);
 	urp__ring_turn_start(drv);
 	if (!drv->unpark_armed)
 		arm_unpark(drv);
 	if (urp__xchg_acq_rel(&drv->shutdown_pending, 0))
-		shutdown_entries(drv);
+		urp__shutdown_entries(drv);
 	ret = submit_and_wait(drv, timeout_ns);
 	events = reap_all(drv);
 	if (drv->cancels_due > URP__LOCAL_TW_MAX && drv->info.tier == URP_TIER_DEFER)
 		events += reap_cancelled(drv);
-	free_dead(drv);
+	urp__free_dead(drv);
 	urp__count_local(&drv->st.turns, 1);
 	drv->in_turn = false;
 	return ret < 0 ? ret : events;
@@ -616,7 +457,7 @@ int urp_driver_unpark(struct urp_driver *drv)
 
 	if (!drv)
 		return -EINVAL;
-	if (forked(drv))
+	if (urp__driver_forked(drv))
 		return -ECHILD;
 	if (urp__xchg_seq_cst(&drv->notified, 1))
 		return 0;
@@ -628,7 +469,7 @@ int urp_driver_unpark(struct urp_driver *drv)
 
 void urp_driver_shutdown(struct urp_driver *drv)
 {
-	if (!drv || forked(drv))
+	if (!drv || urp__driver_forked(drv))
 		return;
 	urp__xchg_acq_rel(&drv->shutdown, 1);
 	if (!on_driver_thread(drv)) {
@@ -638,117 +479,8 @@ void urp_driver_shutdown(struct urp_driver *drv)
 	}
 	if (drv->shutting_down)
 		return;
-	take_commands(drv, run_command);
-	shutdown_entries(drv);
-}
-
-/* ---- registration ---- */
-
-static bool reserve(struct urp_driver *drv)
-{
-	uint64_t n = urp__count_read(&drv->registered);
-
-	do {
-		if (n >= drv->info.max_registrations)
-			return false;
-	} while (!urp__count_cas(&drv->registered, &n, n + 1));
-	return true;
-}
-
-/* The counters' release: the last wake on a freed registration gives its slot back. */
-void urp__reg_release(struct urp_io *io)
-{
-	struct urp_driver *drv = urp__owner_of(io);
-	struct urp__reg *reg = urp__reg_of(io);
-
-	urp__slab_free(reg->state & URP__REG_RING ? &drv->ring_slab : &drv->slab, reg);
-}
-
-int urp__register(struct urp_driver *drv, int fd, unsigned interest, bool ring,
-		  struct urp_io **out)
-{
-	struct urp__reg *reg;
-	void *slot;
-	int ret;
-
-	if (forked(drv))
-		return -ECHILD;
-	if (urp__load_acquire(&drv->shutdown))
-		return -ESHUTDOWN;
-	if (ring && urp__load_acquire(&drv->enabled) && !on_driver_thread(drv))
-		return -EEXIST;
-	if (!reserve(drv))
-		return -ENOSPC;
-	ret = urp__slab_alloc(ring ? &drv->ring_slab : &drv->slab, &slot);
-	if (ret < 0) {
-		urp__count_sub(&drv->registered, 1);
-		return ret;
-	}
-	reg = slot;
-	urp__io_init(&reg->io, &drv->counters);
-	reg->fd = fd;
-	reg->interest = (uint8_t)interest;
-	reg->seen = (uint8_t)urp__ready_from_interest(interest);
-	reg->magic = URP__REG_MAGIC;
-	if (ring) {
-		struct urp__ring_reg *rr = urp__ring_reg_of(reg);
-
-		reg->state = URP__REG_RING;
-		rr->rq_head = rr->rq_tail = URP__BID_NONE;
-		/* Nothing queued to send: below the mark. */
-		urp__io_set_readiness(&reg->io, URP_WRITABLE);
-	}
-	*out = &reg->io;
-	if (on_driver_thread(drv)) {
-		go_live(drv, reg);
-		arm(drv, reg);
-		if (ring)
-			urp__ready_add(drv, reg);
-		return 0;
-	}
-	push_cmd(drv, reg, URP__CMD_ARM);
-	urp_driver_unpark(drv);
-	return 0;
-}
-
-int urp_register(struct urp_driver *drv, int fd, unsigned interest, struct urp_io **out)
-{
-	if (!drv || !out || fd < 0 || !urp__interest_valid(interest))
-		return -EINVAL;
-	return urp__register(drv, fd, interest, false, out);
-}
-
-static int deregister(struct urp_io *io, uint32_t bits)
-{
-	struct urp_driver *drv;
-	struct urp__reg *reg;
-
-	if (!io)
-		return -EINVAL;
-	urp__debug_io_usable(io, bits & URP__CMD_CLOSE ? "urp_deregister_close" : "urp_deregister");
-	drv = urp__owner_of(io);
-	reg = urp__reg_of(io);
-	if (!drv || reg->magic != URP__REG_MAGIC)
-		return -EINVAL;
-	if (forked(drv))
-		return -ECHILD;
-	urp__debug_io_given_up(io, "urp_deregister");
-	/* Always through the queue, even on the turning thread: a waker may deregister the very
-	 * entry being dispatched, so entries change state only between completions. */
-	push_cmd(drv, reg, bits);
-	if (!on_driver_thread(drv))
-		urp_driver_unpark(drv);
-	return 0;
-}
-
-int urp_deregister(struct urp_io *io)
-{
-	return deregister(io, URP__CMD_REMOVE);
-}
-
-int urp_deregister_close(struct urp_io *io)
-{
-	return deregister(io, URP__CMD_REMOVE | URP__CMD_CLOSE);
+	urp__run_commands(drv);
+	urp__shutdown_entries(drv);
 }
 
 /* ---- lifetime and stats ---- */
@@ -799,33 +531,24 @@ out_free:
 	return ret;
 }
 
-/* In urp_driver_free(): every queued entry becomes live (or gone), nothing is armed. */
-static void adopt_command(struct urp_driver *drv, struct urp__reg *reg, uint32_t bits)
-{
-	if (bits & URP__CMD_ARM)
-		go_live(drv, reg);
-	if (bits & URP__CMD_CLOSE)
-		reg->state |= URP__REG_CLOSE;
-}
-
 void urp_driver_free(struct urp_driver *drv)
 {
 	bool child;
 
 	if (!drv)
 		return;
-	child = forked(drv);
+	child = urp__driver_forked(drv);
 	urp__xchg_acq_rel(&drv->shutdown, 1);
-	take_commands(drv, adopt_command);
+	urp__adopt_commands(drv);
 	/* A child holds copies of the parent's entries: free them, wake nobody. */
 	if (!child)
-		shutdown_entries(drv);
+		urp__shutdown_entries(drv);
 	/* Exiting the ring cancels every poll; no completion can name an entry after this. In
 	 * a child it only unmaps the child's view and closes its copy of the fd. */
 	urp__ring_queue_exit(&drv->ring);
 	while (!urp__list_empty(&drv->live))
-		free_entry(drv, urp__container_of(drv->live.next, struct urp__reg, io.link));
-	free_dead(drv);
+		urp__free_entry(drv, urp__container_of(drv->live.next, struct urp__reg, io.link));
+	urp__free_dead(drv);
 	free(drv->ready);
 	urp__bufring_free(drv);
 	urp__slab_destroy(&drv->slab);
@@ -845,7 +568,7 @@ int urp_driver_stats(struct urp_driver *drv, struct urp_stats *st)
 {
 	if (!drv || !st)
 		return -EINVAL;
-	if (forked(drv))
+	if (urp__driver_forked(drv))
 		return -ECHILD;
 	memset(st, 0, sizeof(*st));
 	st->turns = urp__count_read(&drv->st.turns);

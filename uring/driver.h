@@ -235,18 +235,36 @@ struct urp_driver {
 	struct urp__driver_counts st;	/* driver thread writes, anyone reads */
 };
 
-/* driver.c: the counters' release of registrations (their slot goes back to the slab). */
-void urp__reg_release(struct urp_io *io);
+/* driver.c */
 /* An SQE, submitting what is queued when the SQ is full (four tries), or NULL. */
 struct io_uring_sqe *urp__get_sqe(struct urp_driver *drv);
+/* Arm reg's request (its poll, or in ring mode its recv), on the turning thread. */
+void urp__arm(struct urp_driver *drv, struct urp__reg *reg);
 /* The entry's request failed for good (err) or could not be armed: ERROR, shut down. */
 void urp__poll_failed(struct urp_driver *drv, struct urp__reg *reg, int err);
-/* One of reg's requests ended (its count already dropped): a deregistered entry whose last
- * request ended goes. */
-void urp__reg_request_ended(struct urp_driver *drv, struct urp__reg *reg);
+/* This process is a child of the one that created drv (fork()). */
+bool urp__driver_forked(const struct urp_driver *drv);
+
+/* entries.c */
+/* The counters' release of registrations (their slot goes back to the slab). */
+void urp__reg_release(struct urp_io *io);
 /* urp_register() and urp_register_ring(). */
 int urp__register(struct urp_driver *drv, int fd, unsigned interest, bool ring,
 		  struct urp_io **out);
+/* Run the commands other threads queued (registrations to arm, deregistrations). */
+void urp__run_commands(struct urp_driver *drv);
+/* In urp_driver_free(): queued entries become live (or gone), nothing is armed. */
+void urp__adopt_commands(struct urp_driver *drv);
+/* One of reg's requests ended (its count already dropped): a deregistered entry whose last
+ * request ended goes. */
+void urp__reg_request_ended(struct urp_driver *drv, struct urp__reg *reg);
+/* reg's requests all ended after its deregistration: free it at the end of the turn. */
+void urp__retire(struct urp_driver *drv, struct urp__reg *reg);
+/* Shut every live entry down and wake its waiters (urp_driver_shutdown()). */
+void urp__shutdown_entries(struct urp_driver *drv);
+/* Free an entry / every entry whose requests all ended. */
+void urp__free_entry(struct urp_driver *drv, struct urp__reg *reg);
+void urp__free_dead(struct urp_driver *drv);
 
 /* The driver an entry is registered with, or NULL for a detached entry: the counters it
  * counts into are its owner's. */
