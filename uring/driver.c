@@ -7,9 +7,8 @@
  * waiters, with no syscall per event beyond the one io_uring_enter per turn. Other threads
  * talk to the turning thread through a lock-free command queue and an eventfd unpark.
  *
- * Entry lifetime: an entry is freed only when the user deregistered it AND the final CQE (one
- * without IORING_CQE_F_MORE) of every poll carrying its address has been reaped. close(fd)
- * does not cancel an armed poll, so nothing else would be safe.
+ * Registration, the command queue and the entries' lifetime are uring/entries.c's; ring mode's
+ * requests (recv, send) uring/ring_mode.c's: dispatch() hands their completions over.
  */
 #include <errno.h>
 #include <poll.h>
