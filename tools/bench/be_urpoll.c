@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * urpoll-bench backends urpoll and urpoll-ring: one urp_driver, turned by the benchmark's thread.
+ * urpoll-bench backends urpoll and urpoll-ring: one urp_driver, turned by the benchmark's
+ * thread.
  *
  * The loop idiom: the driver keeps the list of entries made ready (URP_DRIVER_READY_LIST), and
  * urp_driver_poll() hands them out after each turn with a snapshot of the word, as epoll_wait()
@@ -108,10 +109,11 @@ static unsigned pow2_at_least(unsigned n, unsigned min, unsigned max)
  * Ring mode's sizes for a loop of max_fds sockets (the library's defaults: 512 buffers of
  * 16 KiB, 8 queued per entry at most, a 64 KiB send mark).
  *   buf_count: one buffer per socket (at least 64), a power of two. In the workloads here a
- *     connection has one message in flight: a buffer at its server end (taken, then sent back
- *     as it is and in the ring again once sent) or at its client end (taken, released), and a
- *     released buffer reaches the kernel when the next turn starts; so the ring never runs dry
- *     (enobufs stays 0), where 512 would at N = 4096.
+ *     connection has one message in flight and holds at most two buffers (the request until
+ *     its echo, sent back as it is, has gone out; the echo until the client releases it), and
+ *     a released buffer reaches the kernel when the next turn starts; so the ring never runs
+ *     dry (enobufs stays 0). With 512 at N = 4096, recvs end with -ENOBUFS and are re-armed
+ *     some 23 times per buffer received (docs/benchmarks.md, "Ring mode").
  *   buf_size 4096: one page; a 64 B or 1 KiB message lands in one buffer, and the ring's memory
  *     is a page per socket (32 MiB at N = 4096) instead of 16 KiB per socket.
  *   buf_cap, send_hwm: the library's. A peer with one message in flight never reaches them.
