@@ -7,8 +7,10 @@
 # every workload listed by --help has a cell per parameter and backend, each ok or n/a because
 # the workload does not apply (never failed, never "not linked": the Makefile links every
 # peer), counts are > 0, ratios finite, syscalls counted (when root), and for notify and
-# pingpong the urpoll and epoll cells processed the same number of units and bytes. Then one
-# --callgrind smoke run must report instructions per unit. Records bench_smoke pass|fail.
+# pingpong the urpoll and epoll cells processed the same number of units and bytes. urpoll-ring
+# (ring mode) must run pingpong-* and churn-conn (moving the same bytes as epoll in pingpong)
+# and be n/a elsewhere. Then --callgrind smoke runs (notify; pingpong-tcp-64 in ring mode)
+# must report instructions per unit. Records bench_smoke pass|fail.
 set -u
 build=${1:-build}
 bench=$build/tools/urpoll-bench
@@ -36,10 +38,14 @@ echo "== bench_smoke: urpoll-bench --callgrind --smoke notify"
 "$bench" --callgrind --smoke --backends urpoll,epoll --json "$tmp/cg.json" notify \
 	>"$tmp/cg.out" 2>&1 || { cat "$tmp/cg.out"; fail "--callgrind run failed"; }
 
-python3 - "$tmp/smoke.json" "$tmp/names" "$tmp/cg.json" "$(id -u)" <<'EOF' ||
-import json, math, sys
+echo "== bench_smoke: urpoll-bench --callgrind --smoke --backends urpoll-ring pingpong-tcp-64"
+"$bench" --callgrind --smoke --backends urpoll-ring --json "$tmp/cg-ring.json" pingpong-tcp-64 \
+	>"$tmp/cg-ring.out" 2>&1 || { cat "$tmp/cg-ring.out"; fail "--callgrind ring run failed"; }
 
-smoke_path, names_path, cg_path, uid = sys.argv[1:5]
+python3 - "$tmp/smoke.json" "$tmp/names" "$tmp/cg.json" "$(id -u)" "$tmp/cg-ring.json" <<'EOF' ||
+import json, math, platform, re, sys
+
+smoke_path, names_path, cg_path, uid, cg_ring_path = sys.argv[1:6]
 errors = []
 def check(ok, what):
     if not ok:
@@ -48,7 +54,11 @@ def check(ok, what):
 d = json.load(open(smoke_path))
 names = [l.strip() for l in open(names_path) if l.strip()]
 backends = d["backends"]
-check(backends == ["urpoll", "epoll", "libev", "libevent", "libuv"], "backends: %s" % backends)
+check(backends == ["urpoll", "urpoll-ring", "epoll", "libev", "libevent", "libuv"],
+      "backends: %s" % backends)
+# Ring mode needs buffer rings (5.19) and multishot recv (6.0); an older kernel shows n/a.
+kernel = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", platform.release()).groups())
+ring_runs = lambda name: name.startswith("pingpong-") or name == "churn-conn"
 if uid == "0":
     check(d["syscalls_counted"], "syscalls not counted although running as root")
 cells = {(c["workload"], c["param"], c["backend"]): c for c in d["cells"]}
@@ -67,6 +77,10 @@ for name in names:
             if c is None:
                 continue
             check(c["status"] in ("ok", "n/a"), "%s: status %s" % (where, c["status"]))
+            if be == "urpoll-ring" and ring_runs(name) and kernel >= (6, 0):
+                check(c["status"] == "ok", "%s: ring mode did not run" % where)
+            elif be == "urpoll-ring" and not ring_runs(name):
+                check(c["status"] == "n/a", "%s: ran a workload without stream I/O" % where)
             # The Makefile links every peer: n/a may only mean the workload does not apply.
             check(c.get("reason") != "not linked", "%s: backend not linked" % where)
             if c["status"] != "ok":
@@ -88,20 +102,28 @@ for name in names:
             else:
                 check(r is None, "%s: ratio %s without an epoll cell" % (where, r))
         if name == "notify" or name.startswith("pingpong"):
-            u, e = cells.get((name, p, "urpoll")), cells.get((name, p, "epoll"))
-            if u and e and u["status"] == e["status"] == "ok":
-                for key in ("events", "bytes"):
-                    a, b = u["runs"][0][key], e["runs"][0][key]
-                    check(a == b and a > 0, "%s %d: urpoll %s %d, epoll %d" % (name, p, key, a, b))
-            else:
-                check(False, "%s %d: urpoll or epoll cell missing" % (name, p))
+            mine = ["urpoll"] + (["urpoll-ring"] if name.startswith("pingpong") else [])
+            for be in mine:
+                u, e = cells.get((name, p, be)), cells.get((name, p, "epoll"))
+                if be == "urpoll-ring" and u and u["status"] == "n/a" and kernel < (6, 0):
+                    continue
+                if u and e and u["status"] == e["status"] == "ok":
+                    for key in ("events", "bytes"):
+                        a, b = u["runs"][0][key], e["runs"][0][key]
+                        check(a == b and a > 0,
+                              "%s %d: %s %s %d, epoll %d" % (name, p, be, key, a, b))
+                else:
+                    check(False, "%s %d: %s or epoll cell missing" % (name, p, be))
 
-cg = json.load(open(cg_path))
-check(cg["callgrind"], "--callgrind JSON does not say callgrind")
-for c in cg["cells"]:
-    ir = c.get("summary", {}).get("instructions_per_unit")
-    check(c["status"] == "ok" and ir is not None and ir > 0,
-          "callgrind %s %d %s: Ir/unit %s" % (c["workload"], c["param"], c["backend"], ir))
+for path in (cg_path, cg_ring_path):
+    cg = json.load(open(path))
+    check(cg["callgrind"], "--callgrind JSON does not say callgrind")
+    for c in cg["cells"]:
+        if c["backend"] == "urpoll-ring" and c["status"] == "n/a" and kernel < (6, 0):
+            continue
+        ir = c.get("summary", {}).get("instructions_per_unit")
+        check(c["status"] == "ok" and ir is not None and ir > 0,
+              "callgrind %s %d %s: Ir/unit %s" % (c["workload"], c["param"], c["backend"], ir))
 
 for e in errors:
     print("bench_smoke: " + e)

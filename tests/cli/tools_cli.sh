@@ -253,6 +253,22 @@ usage_error bench_missing_argument_names_option "--runs" urpoll-bench --runs
 usage_error bench_unknown_backend_names_option "--backends: unknown backend 'foo'" \
 	urpoll-bench --backends foo
 usage_error bench_empty_backends_is_refused "--backends: " urpoll-bench --backends ,
+# Every backend --help lists is a name --backends takes: urpoll-ring (ring mode) among them.
+name=bench_help_lists_the_ring_backend
+checks=$((checks + 1))
+run urpoll-bench --help
+grep -q '^Backends:.* urpoll-ring\b' "$tmp/out" || bad "--help's Backends: lacks urpoll-ring"
+name=bench_ring_backend_alone_runs_pingpong
+checks=$((checks + 1))
+run urpoll-bench --smoke --no-syscalls --backends urpoll-ring --json "$tmp/ring.json" \
+	pingpong-unix-64
+if [ "$status" -ne 0 ]; then
+	bad "exit status $status, want 0"
+elif ! python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
+sys.exit(d["backends"] != ["urpoll-ring"] or any(c["status"] != "ok" for c in d["cells"]))' \
+	"$tmp/ring.json"; then
+	bad "the JSON does not hold urpoll-ring alone, every cell ok"
+fi
 usage_error bench_flag_with_value_names_option "--smoke" urpoll-bench --smoke=1
 usage_error bench_unknown_workload_exits_2 "unknown workload 'nosuch'" urpoll-bench nosuch
 # --callgrind starts valgrind on itself: a stand-in that only leaves a mark tells whether the

@@ -11,6 +11,7 @@ extern const struct bench_backend be_libuv __attribute__((weak));
 
 const struct bench_backend *const bench_backends[BE_COUNT] = {
 	[BE_URPOLL] = &be_urpoll,
+	[BE_URPOLL_RING] = &be_urpoll_ring,
 	[BE_EPOLL] = &be_epoll,
 	[BE_LIBEV] = &be_libev,
 	[BE_LIBEVENT] = &be_libevent,
@@ -19,6 +20,7 @@ const struct bench_backend *const bench_backends[BE_COUNT] = {
 
 const char *const bench_backend_names[BE_COUNT] = {
 	[BE_URPOLL] = "urpoll",
+	[BE_URPOLL_RING] = "urpoll-ring",
 	[BE_EPOLL] = "epoll",
 	[BE_LIBEV] = "libev",
 	[BE_LIBEVENT] = "libevent",

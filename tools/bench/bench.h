@@ -14,6 +14,13 @@
  * then simply finds the fd not ready; urpoll clears readiness with the tick it took before the
  * callback (a Set that landed meanwhile makes that clear stale, so the fd is called again);
  * epoll uses EPOLLET.
+ *
+ * A backend may also do the I/O itself (urpoll-ring: io_uring receives into buffers of its own
+ * and sends from per-socket queues): it then has a struct bench_stream, and a workload that
+ * moves bytes over connected sockets adds them with BENCH_STREAM and takes and sends through it
+ * instead of read(2) and write(2), the server logic otherwise the same. Workloads that do not
+ * move bytes that way answer -EOPNOTSUPP for such a backend (n/a): its readiness loop is
+ * urpoll's, measured already.
  */
 #ifndef URPOLL_BENCH_H
 #define URPOLL_BENCH_H
@@ -25,18 +32,50 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-enum backend { BE_URPOLL, BE_EPOLL, BE_LIBEV, BE_LIBEVENT, BE_LIBUV, BE_COUNT };
+enum backend { BE_URPOLL, BE_URPOLL_RING, BE_EPOLL, BE_LIBEV, BE_LIBEVENT, BE_LIBUV, BE_COUNT };
 
 /* ---- backends: readiness loops ---- */
 
 #define BENCH_IN  0x1u
 #define BENCH_OUT 0x2u
+/* add() only, on a backend with a stream: it does the I/O of this connected stream socket.
+ * BENCH_IN then means "a buffer (or the EOF, or an error) waits for take()", BENCH_OUT "the
+ * send queue emptied or fell below its mark". */
+#define BENCH_STREAM 0x4u
 
 /* Called when fd is ready for some of the watched events (BENCH_IN/BENCH_OUT in `events`). */
 typedef void (*bench_cb)(void *arg, unsigned events);
 
 struct bench_loop;  /* one per backend instance, opaque */
 struct bench_watch; /* one per watched fd, opaque */
+
+/* A buffer received by a backend that does the I/O: data and len are the workload's to read
+ * until it gives the buffer back (release) or sends it on (send_rx); buf is the backend's. */
+struct bench_rx {
+	const char *data;
+	size_t len;
+	void *buf;
+};
+
+/* The I/O of a backend that does it itself, on watches added with BENCH_STREAM; called on the
+ * loop's thread (from callbacks, or between run_once() calls). */
+struct bench_stream {
+	/* The oldest buffer received on w, without a syscall: 1 with *rx, 0 at the peer's EOF,
+	 * -EAGAIN when none is left (readiness cleared, tick-checked: the callback comes again
+	 * with the next one; the edge-triggered contract's "until EAGAIN"), or -errno. */
+	int (*take)(struct bench_watch *w, struct bench_rx *rx);
+	/* Give a taken buffer back. */
+	void (*release)(struct bench_rx *rx);
+	/* Queue len bytes (copied) to be sent on w, in order after what is queued; they go out
+	 * with the next run_once(). 0, or -EAGAIN (queue full: wait for BENCH_OUT), -errno. */
+	int (*send)(struct bench_watch *w, const void *data, size_t len);
+	/* Queue a taken buffer (rx->len bytes of it, received on any watch of the loop) to be
+	 * sent on w as it is, without a copy: it is the backend's from then on. Returns as
+	 * send(); on an error the buffer is still the workload's. */
+	int (*send_rx)(struct bench_watch *w, struct bench_rx *rx);
+	/* Bytes queued on w and not sent yet (0: everything went out). */
+	size_t (*queued)(struct bench_watch *w);
+};
 
 struct bench_backend {
 	const char *name;
@@ -55,13 +94,16 @@ struct bench_backend {
 	/* Wait syscalls made so far (io_uring_enter, epoll_wait; the peers' epoll_wait). */
 	uint64_t (*waits)(struct bench_loop *lp);
 	void (*close)(struct bench_loop *lp);
+	/* NULL for a readiness backend: the workload reads and writes its fds itself. */
+	const struct bench_stream *stream;
 };
 
 /* NULL when the backend is not compiled in. */
 extern const struct bench_backend *const bench_backends[BE_COUNT];
 /* The backends themselves (be_<name>.c); the table refers to the peers weakly, so a build
  * without one shows it as n/a. */
-extern const struct bench_backend be_urpoll, be_epoll, be_libev, be_libevent, be_libuv;
+extern const struct bench_backend be_urpoll, be_urpoll_ring, be_epoll, be_libev, be_libevent,
+	be_libuv;
 extern const char *const bench_backend_names[BE_COUNT];
 
 /* ---- one timed run ---- */

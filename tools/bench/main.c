@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * urpoll-bench: side-by-side benchmarks of urpoll, raw epoll, libev, libevent and libuv.
+ * urpoll-bench: side-by-side benchmarks of urpoll (poll mode and ring mode), raw epoll, libev,
+ * libevent and libuv.
  *
  * Each workload runs on each backend in the same invocation, interleaved (A B C D E A B ...),
  * one untimed warm-up each, then the timed runs; the table gives the median, the min-max
@@ -295,16 +296,22 @@ static int usage(int status)
 		"usage: %s [--quick|--smoke] [--runs N] [--backends LIST] [--json FILE]\n"
 		"       [--svg FILE] [--callgrind] [--no-syscalls] [-h] [WORKLOAD...]\n\n"
 		"Runs each workload on each backend in the same invocation, interleaved (urpoll\n"
-		"epoll libev libevent libuv urpoll ...), one untimed warm-up each, then N timed runs\n"
-		"(default 5), and prints the median, the min-max spread and the ratio against raw\n"
-		"epoll (edge-triggered, batched epoll_wait, one epoll_ctl per add or delete).\n"
-		"The server logic is the same code for every backend; only the readiness mechanism\n"
-		"differs. In pingpong the client and server ends are served by the same loop on the\n"
-		"same thread, for every backend alike.\n\n"
+		"urpoll-ring epoll libev libevent libuv urpoll ...), one untimed warm-up each,\n"
+		"then N timed runs (default 5), and prints the median, the min-max spread and the\n"
+		"ratio against raw epoll (edge-triggered, batched epoll_wait, one epoll_ctl per add\n"
+		"or delete). The server logic is the same code for every backend; only the\n"
+		"readiness mechanism differs. In pingpong the client and server ends are served by\n"
+		"the same loop on the same thread, for every backend alike.\n\n"
+		"urpoll-ring is urpoll's loop in ring mode (urp_register_ring()): io_uring receives\n"
+		"into the driver's buffers and sends from per-socket queues, one io_uring_enter per\n"
+		"turn, and the workload takes buffers and queues sends instead of read(2) and\n"
+		"write(2) (the server echoes a received buffer as it is, without a copy). It runs\n"
+		"pingpong-* and churn-conn, which move bytes; elsewhere it is n/a.\n\n"
 		"  --quick          a tenth (notify) or a twentieth (pingpong) of the events per run\n"
 		"  --smoke          a few events, one run, no warm-up: checks that everything runs\n"
 		"  --runs N         timed runs per cell (1..%d)\n"
-		"  --backends LIST  comma-separated, default all: urpoll,epoll,libev,libevent,libuv\n"
+		"  --backends LIST  comma-separated, default all:\n"
+		"                   urpoll,urpoll-ring,epoll,libev,libevent,libuv\n"
 		"  --json FILE      every cell, its per-run values and its summary (FILE is\n"
 		"                   opened before the first run, written after the last)\n"
 		"  --svg FILE       a plot of the medians with their spread, one panel per workload\n"
@@ -355,10 +362,11 @@ static int usage(int status)
 		"    %s --smoke                         # does everything run?\n"
 		"    %s --runs 9 --json r.json --svg r.svg pingpong\n"
 		"    %s --backends urpoll,epoll --callgrind notify\n"
+		"    %s --backends urpoll,urpoll-ring,epoll pingpong-tcp-64\n"
 		"\n"
 		"Exit status: 0, 1 on a runtime error (a run failed, an output file cannot be\n"
 		"written, no io_uring), 2 on bad usage.\n",
-		bench_prog, bench_prog, bench_prog, bench_prog);
+		bench_prog, bench_prog, bench_prog, bench_prog, bench_prog);
 	return status;
 }
 

@@ -83,7 +83,7 @@ static void print_header(const struct workload *wl, const struct columns *col)
 	metric_label(wl, label, sizeof(label));
 	printf("\n%s: %s (%s is better); x epoll = backend / epoll\n", wl->name, label,
 	       wl->metric == METRIC_UNITS_PER_S ? "higher" : "lower");
-	printf("%6s %-8s %11s %23s %7s %10s %7s %7s %7s", wl->param_name, "backend", label,
+	printf("%6s %-11s %11s %23s %7s %10s %7s %7s %7s", wl->param_name, "backend", label,
 	       "spread min-max", "x epoll", "cpu ns/u", "x epoll", "sys/u", "wait/u");
 	if (col->lat)
 		printf(" %9s %9s %9s", "p50", "p99", "p99.9");
@@ -102,7 +102,7 @@ static void print_row(const struct cell *c, const struct summary *sm, const stru
 {
 	char m[32], lo[32], hi[32], spread[64], cpu[32], sys[32], wt[32], a[32], b[32], x[64];
 
-	printf("%6u %-8s", c->param, bench_backend_names[c->be]);
+	printf("%6u %-11s", c->param, bench_backend_names[c->be]);
 	if (c->status != CELL_OK) {
 		printf(" %11s   (%s)\n", "n/a", c->why);
 		return;

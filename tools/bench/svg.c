@@ -32,13 +32,21 @@
 
 /* Okabe-Ito colours: distinguishable with the common colour-vision deficiencies. */
 static const char *const be_colour[BE_COUNT] = {
-	[BE_URPOLL] = "#D55E00", [BE_EPOLL] = "#0072B2", [BE_LIBEV] = "#009E73",
-	[BE_LIBEVENT] = "#E69F00", [BE_LIBUV] = "#CC79A7",
+	[BE_URPOLL] = "#D55E00",
+	[BE_URPOLL_RING] = "#000000",
+	[BE_EPOLL] = "#0072B2",
+	[BE_LIBEV] = "#009E73",
+	[BE_LIBEVENT] = "#E69F00",
+	[BE_LIBUV] = "#CC79A7",
 };
 
 static const char *const be_label[BE_COUNT] = {
-	[BE_URPOLL] = "urpoll", [BE_EPOLL] = "epoll", [BE_LIBEV] = "libev",
-	[BE_LIBEVENT] = "libevent", [BE_LIBUV] = "libuv",
+	[BE_URPOLL] = "urpoll",
+	[BE_URPOLL_RING] = "urpoll-ring",
+	[BE_EPOLL] = "epoll",
+	[BE_LIBEV] = "libev",
+	[BE_LIBEVENT] = "libevent",
+	[BE_LIBUV] = "libuv",
 };
 
 /* The points of one panel: same workload and metric. */

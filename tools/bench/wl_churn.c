@@ -20,12 +20,15 @@
  * (server_cpu_ns, the serving thread's own) holds no client work. Unit: one connection served.
  * The latency is the client's, from connect() to the whole reply read. The client counts the
  * syscalls it makes and they are taken out of the count, which is then the server's (the
- * client thread's start and end, a handful per run, stay in).
+ * client thread's start and end, a handful per run, stay in). On a backend that does the I/O
+ * (urpoll-ring) the server takes the request and queues the reply instead of reading and
+ * writing, and closes once the reply is out.
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -61,7 +64,8 @@ static int churn_reg(enum backend be, unsigned batch, uint64_t events, struct ru
 	unsigned j;
 	int ret;
 
-	if (!b)
+	/* A backend that does the I/O: its readiness loop is another's (bench.h). */
+	if (!b || b->stream)
 		return -EOPNOTSUPP;
 	for (j = 0; j < CHURN_FDS; j++)
 		fds[j] = -1;
@@ -124,6 +128,7 @@ struct conn {
 	struct bench_watch *w;
 	int fd;
 	unsigned got;
+	bool replied; /* a backend that does the I/O: the reply is queued */
 	char buf[CONN_MSG];
 };
 
@@ -169,6 +174,56 @@ static void conn_cb(void *arg, unsigned events)
 	conn_close(c);
 }
 
+/*
+ * conn_cb() on a backend that does the I/O: take the request (a buffer that holds all of it is
+ * the reply, sent back as it is, without a copy), then close once the reply is out: BENCH_OUT
+ * comes when the send queue empties, and a close drops what is still queued.
+ */
+static void conn_stream_cb(void *arg, unsigned events)
+{
+	struct conn *c = arg;
+	struct conn_server *srv = c->srv;
+	const struct bench_stream *io = srv->b->stream;
+	struct bench_rx rx;
+	int ret;
+
+	while (!c->replied) {
+		ret = io->take(c->w, &rx);
+		if (ret == -EAGAIN)
+			return;
+		if (ret <= 0) {
+			srv->err = bench_fail(ret ? ret : -ECONNRESET, "churn-conn: request take");
+			conn_close(c);
+			return;
+		}
+		if (c->got == 0 && rx.len == sizeof(c->buf)) {
+			ret = io->send_rx(c->w, &rx);
+			if (ret < 0)
+				io->release(&rx);
+		} else if (rx.len > sizeof(c->buf) - c->got) {
+			io->release(&rx);
+			ret = -EPROTO;
+		} else {
+			memcpy(c->buf + c->got, rx.data, rx.len);
+			c->got += (unsigned)rx.len;
+			io->release(&rx);
+			if (c->got < sizeof(c->buf))
+				continue;
+			ret = io->send(c->w, c->buf, sizeof(c->buf));
+		}
+		if (ret < 0) {
+			srv->err = bench_fail(ret, "churn-conn: reply send");
+			conn_close(c);
+			return;
+		}
+		c->replied = true;
+	}
+	if (io->queued(c->w) == 0) {
+		srv->served++;
+		conn_close(c);
+	}
+}
+
 static void listen_cb(void *arg, unsigned events)
 {
 	struct conn_server *srv = arg;
@@ -193,7 +248,11 @@ static void listen_cb(void *arg, unsigned events)
 		}
 		c->srv = srv;
 		c->fd = fd;
-		ret = srv->b->add(srv->lp, fd, BENCH_IN, conn_cb, c, &c->w);
+		if (srv->b->stream)
+			ret = srv->b->add(srv->lp, fd, BENCH_IN | BENCH_OUT | BENCH_STREAM,
+					  conn_stream_cb, c, &c->w);
+		else
+			ret = srv->b->add(srv->lp, fd, BENCH_IN, conn_cb, c, &c->w);
 		if (ret < 0) {
 			close(fd);
 			free(c);

@@ -5,6 +5,9 @@
  * served by the same loop on the same thread, for every backend alike. The client stamps each
  * request with the time it was sent; the latency is taken when the echo is back in full.
  * Unit: one request (request read by the server, echoed, echo read by the client).
+ *
+ * On a backend that does the I/O (urpoll-ring) both ends take received buffers instead of
+ * reading and queue their sends instead of writing; the messages are the same.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@ struct pp_end {
 };
 
 struct pp_run {
+	const struct bench_stream *stream; /* the backend's I/O, or NULL: read(2), write(2) */
 	size_t size;
 	uint64_t issued, done, target, bytes;
 	struct hist *lat;
@@ -34,31 +38,41 @@ struct pp_run {
 	struct pp_end *ends; /* ends[2i] client, ends[2i + 1] server */
 };
 
+/* Send one whole message on e: write(2), or queued on a backend that does the I/O. */
+static int pp_write(struct pp_run *pr, struct pp_end *e, const char *msg, const char *what)
+{
+	ssize_t n;
+	int ret;
+
+	if (pr->stream) {
+		ret = pr->stream->send(e->w, msg, pr->size);
+		return ret < 0 ? bench_fail(ret, what) : 0;
+	}
+	n = write(e->fd, msg, pr->size);
+	/* One message in flight per connection never fills a socket buffer. */
+	return n == (ssize_t)pr->size ? 0 : bench_fail(n < 0 ? -errno : -EIO, what);
+}
+
 static int pp_send(struct pp_run *pr, struct pp_end *e)
 {
 	uint64_t t = now_ns();
-	ssize_t n;
+	int ret;
 
 	memcpy(pr->sendbuf, &t, sizeof(t));
-	n = write(e->fd, pr->sendbuf, pr->size);
-	/* One message in flight per connection never fills a socket buffer. */
-	if (n != (ssize_t)pr->size)
-		return bench_fail(n < 0 ? -errno : -EIO, "request write");
-	pr->issued++;
-	return 0;
+	ret = pp_write(pr, e, pr->sendbuf, "request write");
+	if (ret == 0)
+		pr->issued++;
+	return ret;
 }
 
-/* A whole message is in e->buf. */
-static int pp_message(struct pp_run *pr, struct pp_end *e)
+/* A whole message has come to e: msg, in e->buf or where a backend received it. */
+static int pp_message(struct pp_run *pr, struct pp_end *e, const char *msg)
 {
 	uint64_t sent;
-	ssize_t n;
 
-	if (!e->client) {
-		n = write(e->fd, e->buf, pr->size);
-		return n == (ssize_t)pr->size ? 0 : bench_fail(n < 0 ? -errno : -EIO, "echo write");
-	}
-	memcpy(&sent, e->buf, sizeof(sent));
+	if (!e->client)
+		return pp_write(pr, e, msg, "echo write");
+	memcpy(&sent, msg, sizeof(sent));
 	if (pr->lat)
 		hist_add(pr->lat, now_ns() - sent);
 	e->served++;
@@ -86,7 +100,61 @@ static void pp_cb(void *arg, unsigned events)
 		e->off += (unsigned)n;
 		if (e->off == pr->size) {
 			e->off = 0;
-			pr->err = pp_message(pr, e);
+			pr->err = pp_message(pr, e, e->buf);
+		}
+	}
+}
+
+/*
+ * pp_cb() on a backend that does the I/O: take buffers until -EAGAIN. A buffer that holds a
+ * whole message (the rule here: one message in flight per connection, and loopback delivers
+ * it in one piece) is used where it lies: the server sends it back as it is, without a copy
+ * (it is the backend's again once sent), the client reads its stamp. Pieces are gathered in
+ * e->buf as read(2)'s are.
+ */
+static void pp_stream_cb(void *arg, unsigned events)
+{
+	struct pp_end *e = arg;
+	struct pp_run *pr = e->run;
+	const struct bench_stream *io = pr->stream;
+	struct bench_rx rx;
+	int ret;
+
+	while (!pr->err) {
+		ret = io->take(e->w, &rx);
+		if (ret <= 0) {
+			if (ret == 0)
+				pr->err = bench_fail(-EPIPE, "take: peer closed");
+			else if (ret != -EAGAIN)
+				pr->err = bench_fail(ret, "take");
+			return;
+		}
+		pr->bytes += rx.len;
+		if (e->off == 0 && rx.len == pr->size && !e->client) {
+			ret = io->send_rx(e->w, &rx);
+			if (ret < 0) {
+				io->release(&rx);
+				pr->err = bench_fail(ret, "echo send");
+			}
+			continue;
+		}
+		if (e->off == 0 && rx.len == pr->size) {
+			pr->err = pp_message(pr, e, rx.data);
+			io->release(&rx);
+			continue;
+		}
+		/* More than the message in flight: the peer broke the protocol. */
+		if (rx.len > pr->size - e->off) {
+			io->release(&rx);
+			pr->err = bench_fail(-EPROTO, "take: more than one message");
+			return;
+		}
+		memcpy(e->buf + e->off, rx.data, rx.len);
+		e->off += (unsigned)rx.len;
+		io->release(&rx);
+		if (e->off == pr->size) {
+			e->off = 0;
+			pr->err = pp_message(pr, e, e->buf);
 		}
 	}
 }
@@ -130,6 +198,8 @@ static int pp_run(enum backend be, bool tcp, size_t size, unsigned conns, uint64
 {
 	const struct bench_backend *b = bench_backends[be];
 	struct pp_run pr = { .size = size, .lat = res->lat };
+	unsigned watched = BENCH_IN;
+	bench_cb cb = pp_cb;
 	unsigned nends = 2 * conns, added = 0;
 	struct bench_loop *lp;
 	struct run_clock clk;
@@ -137,6 +207,11 @@ static int pp_run(enum backend be, bool tcp, size_t size, unsigned conns, uint64
 
 	if (!b)
 		return -EOPNOTSUPP;
+	if (b->stream) {
+		pr.stream = b->stream;
+		watched |= BENCH_STREAM;
+		cb = pp_stream_cb;
+	}
 	/* Every connection carries at least its first request. */
 	pr.target = events < conns ? conns : events;
 	fds = calloc(nends, sizeof(*fds));
@@ -159,7 +234,7 @@ static int pp_run(enum backend be, bool tcp, size_t size, unsigned conns, uint64
 
 		*e = (struct pp_end){ .run = &pr, .fd = fds[added], .client = added % 2 == 0,
 				      .buf = pr.sendbuf + (added + 1) * size };
-		ret = b->add(lp, e->fd, BENCH_IN, pp_cb, e, &e->w);
+		ret = b->add(lp, e->fd, watched, cb, e, &e->w);
 		if (ret < 0) {
 			bench_fail(ret, "add");
 			goto out_del;
