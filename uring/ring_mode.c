@@ -18,6 +18,14 @@
  * that ends with -ENOBUFS (the ring is empty) waits on the starved list and is re-armed, oldest
  * first, once buffers came back.
  *
+ * The SQEs that name an entry's fd (its recv, its sends) are prepared only at the start of a
+ * turn, after the turn's deregistrations were applied, never when they are asked for: the fd
+ * may be closed as soon as urp_deregister() returns and its number reused at once, and the
+ * kernel looks the number up when it is submitted. An SQE prepared before the deregistration
+ * would go out with the next turn's enter on whatever file the number names then (a send's
+ * bytes to another connection, a recv taking its data). Until then the entry waits on the
+ * flush list; the submission is the same enter as before.
+ *
  * Everything here runs on the turning thread: the ring's SQEs need it (SINGLE_ISSUER), and so
  * the queues need no lock.
  */
@@ -231,11 +239,31 @@ static struct urp__rbuf *buf_of(struct urp_driver *drv, unsigned bid)
 	return &drv->bufring.bufs[bid];
 }
 
-void urp__ring_arm(struct urp_driver *drv, struct urp__reg *reg)
+/* Its SQEs (recv, send) are due: prepared at the next turn's start (see the head comment). */
+static void flush_due(struct urp_driver *drv, struct urp__ring_reg *rr)
 {
-	struct urp__ring_reg *rr = urp__ring_reg_of(reg);
+	if (rr->rstate & URP__RING_FLUSH)
+		return;
+	rr->rstate |= URP__RING_FLUSH;
+	rr->flush_next = drv->flush;
+	drv->flush = rr;
+}
+
+/* A recv is to run and is not armed: neither ended (FIN, error), nor waiting for buffers, nor
+ * paused at the cap, nor deregistered. */
+static bool recv_wanted(const struct urp_driver *drv, const struct urp__ring_reg *rr)
+{
+	return !(rr->rstate & (URP__RECV_ARMED | URP__RECV_STARVED | URP__RECV_DONE |
+			       URP__RECV_PAUSED)) &&
+	       !(rr->reg.state & URP__REG_GONE) && rr->rq_count < drv->bufring.cap;
+}
+
+/* Prepare the multishot recv's SQE (at a turn's start). */
+static void recv_prep(struct urp_driver *drv, struct urp__ring_reg *rr)
+{
 	struct io_uring_sqe *sqe = urp__get_sqe(drv);
 	struct urp__bufring *ring = &drv->bufring;
+	struct urp__reg *reg = &rr->reg;
 
 	if (!sqe) {
 		urp__poll_failed(drv, reg, -EBUSY);
@@ -256,6 +284,11 @@ void urp__ring_arm(struct urp_driver *drv, struct urp__reg *reg)
 	reg->polls_armed++;
 	rr->rstate |= URP__RECV_ARMED;
 	urp__tsan_release(reg);
+}
+
+void urp__ring_arm(struct urp_driver *drv, struct urp__reg *reg)
+{
+	flush_due(drv, urp__ring_reg_of(reg));
 }
 
 /* Stop the recv of an entry that holds buf_cap buffers: its final CQE (-ECANCELED) comes
@@ -302,7 +335,7 @@ static void recv_resume(struct urp_driver *drv, struct urp__ring_reg *rr)
 		return;
 	}
 	rr->rstate &= (uint8_t)~URP__RECV_PAUSED;
-	urp__ring_arm(drv, &rr->reg);
+	flush_due(drv, rr);
 	urp__count_local(&drv->st.rearms, 1);
 }
 
@@ -374,25 +407,24 @@ static bool on_turning_thread(struct urp_driver *drv)
 	return urp__driver_on_thread(drv);
 }
 
-/* Prepare the queue head's next SQE (what is left of a send, or the shutdown). */
+/* The queue head's next SQE (what is left of a send, or the shutdown) is due. */
 static void send_submit(struct urp_driver *drv, struct urp__ring_reg *rr)
+{
+	if (rr->sq_head && !(rr->rstate & URP__SEND_BUSY))
+		flush_due(drv, rr);
+}
+
+/* Prepare it (at a turn's start); false when no SQE could be had. */
+static bool send_prep(struct urp_driver *drv, struct urp__ring_reg *rr)
 {
 	struct urp__send *s = rr->sq_head;
 	struct io_uring_sqe *sqe;
 
-	if (!s || (rr->rstate & URP__SEND_BUSY))
-		return;
+	if (!s || (rr->rstate & URP__SEND_BUSY) || rr->send_err)
+		return true;
 	sqe = urp__get_sqe(drv);
-	if (!sqe) {
-		/* Next turn, before the enter. */
-		if (!(rr->rstate & URP__RING_FLUSH)) {
-			rr->rstate |= URP__RING_FLUSH;
-			rr->flush_next = drv->flush;
-			drv->flush = rr;
-		}
-		drv->put_off = true;
-		return;
-	}
+	if (!sqe)
+		return false;
 	if (s->fin)
 		io_uring_prep_shutdown(sqe, rr->reg.fd, SHUT_WR);
 	else
@@ -401,6 +433,7 @@ static void send_submit(struct urp_driver *drv, struct urp__ring_reg *rr)
 	rr->reg.polls_armed++;
 	rr->rstate |= URP__SEND_BUSY;
 	urp__tsan_release(&rr->reg);
+	return true;
 }
 
 static void send_free(struct urp_driver *drv, struct urp__send *s)
@@ -455,6 +488,17 @@ void urp__ring_free_reg(struct urp_driver *drv, struct urp__reg *reg)
 			break;
 		}
 		rr->rstate &= (uint8_t)~URP__RECV_STARVED;
+	}
+	/* Gone before a turn started: off the flush list (a shutdown's take of the commands from
+	 * a waker can retire it between two turns' starts). */
+	if (rr->rstate & URP__RING_FLUSH) {
+		struct urp__ring_reg **pp = &drv->flush;
+
+		while (*pp && *pp != rr)
+			pp = &(*pp)->flush_next;
+		if (*pp)
+			*pp = rr->flush_next;
+		rr->rstate &= (uint8_t)~URP__RING_FLUSH;
 	}
 	send_drop(drv, rr, true);
 }
@@ -526,7 +570,7 @@ int urp__ring_dispatch(struct urp_driver *drv, struct urp__reg *reg, unsigned ki
 void urp__ring_turn_start(struct urp_driver *drv)
 {
 	struct urp__bufring *ring = &drv->bufring;
-	struct urp__ring_reg *rr;
+	struct urp__ring_reg *rr, *due;
 
 	if (!ring->br)
 		return;
@@ -546,11 +590,22 @@ void urp__ring_turn_start(struct urp_driver *drv)
 			recv_resume(drv, rr);
 		}
 	}
-	while ((rr = drv->flush)) {
-		drv->flush = rr->flush_next;
+	/* The SQEs due, now that this turn's deregistrations were applied: none for an entry
+	 * gone. One that finds no SQE goes back on the list for the next turn, which must then
+	 * not block (the list is taken whole first, so it is not met again in this walk). */
+	due = drv->flush;
+	drv->flush = NULL;
+	while ((rr = due)) {
+		due = rr->flush_next;
 		rr->rstate &= (uint8_t)~URP__RING_FLUSH;
-		if (!(rr->reg.state & URP__REG_GONE))
-			send_submit(drv, rr);
+		if (rr->reg.state & URP__REG_GONE)
+			continue;
+		if (recv_wanted(drv, rr))
+			recv_prep(drv, rr);
+		if (!send_prep(drv, rr)) {
+			flush_due(drv, rr);
+			drv->put_off = true;
+		}
 	}
 }
 

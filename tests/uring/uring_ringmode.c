@@ -448,6 +448,62 @@ Test(uring_ringmode, deregister_with_buffers_held_gives_them_back)
 	free(all);
 }
 
+/*
+ * urp_deregister() lets the caller close the fd at once and the number be reused. A send queued
+ * before it must not go out on the next turn to whatever file the number names then (found by
+ * tests/fuzz/ring_ops: the bytes reached the next connection's peer).
+ */
+Test(uring_ringmode, send_queued_then_deregistered_never_reaches_a_reused_fd)
+{
+	struct urp_driver_opts o = ring_opts(8, 1024, 0, 0);
+	struct urp_io *io;
+	char got[16];
+	int sv[2], next[2];
+
+	io = ring_pair(&o, sv);
+	cr_assert_eq(urp_io_send(io, "stale", 5), 0);
+	cr_assert_eq(urp_deregister(io), 0);
+	close(sv[0]);
+	close(sv[1]);
+	unix_pair(next);
+	cr_assert(next[0] == sv[0] || next[1] == sv[0], "the fd number was not reused");
+	cr_assert_eq(turn_until_live(drv, 0), 0);
+	settle(drv);
+	cr_assert_eq(read(next[0], got, sizeof(got)), -1, "the old entry's send reached a new file");
+	cr_assert_eq(read(next[1], got, sizeof(got)), -1, "the old entry's send reached a new file");
+	close(next[0]);
+	close(next[1]);
+}
+
+/* The same for the recv armed at registration: deregistered before a turn, it must not take
+ * the data of the file that reuses the number. */
+Test(uring_ringmode, recv_armed_then_deregistered_never_takes_a_reused_fds_data)
+{
+	struct urp_driver_opts o = ring_opts(8, 1024, 0, 0);
+	struct urp_io *io;
+	char got[16];
+	int sv[2], next[2];
+
+	drv = driver_new(&o);
+	turn(drv, 0);
+	unix_pair(sv);
+	io = ring_reg(sv[0]);
+	cr_assert_eq(urp_deregister(io), 0);
+	close(sv[0]);
+	close(sv[1]);
+	unix_pair(next);
+	cr_assert(next[0] == sv[0] || next[1] == sv[0], "the fd number was not reused");
+	write_all(next[0], "mine", 4);
+	write_all(next[1], "mine", 4);
+	cr_assert_eq(turn_until_live(drv, 0), 0);
+	settle(drv);
+	cr_assert_eq(read(next[0], got, sizeof(got)), 4, "the old entry's recv took new data");
+	cr_assert_eq(read(next[1], got, sizeof(got)), 4, "the old entry's recv took new data");
+	cr_assert_eq(driver_stats(drv).bufs_out, 0);
+	close(next[0]);
+	close(next[1]);
+}
+
 /* driver_free with entries live, buffers queued and sends queued: nothing leaks (ASan) and
  * the descriptors are the caller's again. */
 Test(uring_ringmode, driver_free_with_everything_in_flight_leaks_nothing)
