@@ -53,9 +53,9 @@
 #define BUF_CAP	    3
 #define SEND_HWM    512
 #define MAX_HELD    (BUF_COUNT / 2) /* the rest keeps the entries receiving */
-#define SMALL_BUF   4096	    /* SO_SNDBUF / SO_RCVBUF of a "small" pair */
+#define SMALL_BUF   4096	    /* SO_SNDBUF of a "small" pair */
 #define QUICK_TURNS 8
-#define SLOW_TURNS  100
+#define SLOW_TURNS  500 /* at least 1 s: a TCP window may open only on a probe */
 #define SLOW_MS	    2
 
 /* Any result but a success: an entry whose peer reset may answer any error. */
@@ -568,16 +568,27 @@ static void do_register(struct entry *e, uint8_t kind)
 				   0,
 			   "socketpair: %s", strerror(errno));
 	}
-	/* Small buffers: the kernel parks our sends, and the peer's writes stop early. */
+	/* Small send buffers: the kernel parks our sends, and the peer's writes stop early. Not
+	 * small receive buffers: a TCP receiver that drained a tiny window may leave its sender
+	 * waiting for the zero-window probe (200 ms and more), which is TCP, not the library. */
 	if (kind & 2) {
-		for (int i = 0; i < 2; i++) {
-			setopt(sv[i], SOL_SOCKET, SO_SNDBUF, SMALL_BUF);
-			setopt(sv[i], SOL_SOCKET, SO_RCVBUF, SMALL_BUF);
-		}
+		setopt(sv[0], SOL_SOCKET, SO_SNDBUF, SMALL_BUF);
+		setopt(sv[1], SOL_SOCKET, SO_SNDBUF, SMALL_BUF);
 	}
 	ret = urp_register_ring(m.drv, sv[0], &e->io);
-	if (m.shut) {
-		FUZZ_CHECK(ret == -ESHUTDOWN, "register after the shutdown: %d", ret);
+	if (m.shut || ret == -ENOSPC) {
+		if (m.shut) {
+			FUZZ_CHECK(ret == -ESHUTDOWN, "register after the shutdown: %d", ret);
+		} else {
+			/* Entries deregistered and not yet freed count: refused only at the
+			 * limit. */
+			struct urp_driver_info info;
+
+			FUZZ_CHECK(urp_driver_info(m.drv, &info) == 0, "info");
+			FUZZ_CHECK(stats().live >= info.max_registrations,
+				   "-ENOSPC with %lu of %u registrations", (unsigned long)stats().live,
+				   info.max_registrations);
+		}
 		close(sv[0]);
 		close(sv[1]);
 		return;
@@ -705,8 +716,28 @@ static void settle(void)
 			if (m.ents[i].live)
 				m.ents[i].out.len = m.ents[i].out.read = 0;
 	}
-	FUZZ_CHECK(ok, "entry %u: %s (stats: live %lu, bufs_out %lu, held %u)", which, why,
-		   (unsigned long)stats().live, (unsigned long)stats().bufs_out, m.nheld);
+	if (!ok) {
+		struct urp_stats st = stats();
+
+		if (which < ENTRIES) {
+			struct entry *e = &m.ents[which];
+
+			fprintf(stderr,
+				"entry %u (%s): word %#x, taken %lu of %lu written, peer read %zu of "
+				"%zu, %zu queued to send, FIN %d, peer shut %d, end %d\n",
+				which, e->tcp ? "tcp" : "unix", (unsigned)urp_io_word(e->io),
+				(unsigned long)e->taken, (unsigned long)e->written, e->out.read,
+				e->out.len, urp_io_send_queued(e->io), e->fin, e->peer_shut, e->end);
+		}
+		fprintf(stderr,
+			"stats: live %lu, bufs_out %lu (held %u), recv_bufs %lu, recv_bytes %lu, "
+			"enobufs %lu, paused %lu, rearms %lu, sends %lu, cq_overflows %lu\n",
+			(unsigned long)st.live, (unsigned long)st.bufs_out, m.nheld,
+			(unsigned long)st.recv_bufs, (unsigned long)st.recv_bytes,
+			(unsigned long)st.enobufs, (unsigned long)st.paused, (unsigned long)st.rearms,
+			(unsigned long)st.sends, (unsigned long)st.cq_overflows);
+	}
+	FUZZ_CHECK(ok, "entry %u: %s", which, why);
 }
 
 /* ---- one input ---- */
