@@ -138,6 +138,7 @@ struct urp__send {
 	struct urp__rbuf *buf;	 /* a received buffer forwarded (back to the ring once sent), or
 				    NULL: data was copied into this allocation */
 	bool fin;		 /* shutdown(SHUT_WR), after everything before it */
+	int fin_res;		 /* a FIN: what shutdown() returned (a NOP's CQE completes it) */
 };
 
 /* urp__ring_reg.rstate, driver thread only */

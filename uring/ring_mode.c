@@ -425,9 +425,15 @@ static bool send_prep(struct urp_driver *drv, struct urp__ring_reg *rr)
 	sqe = urp__get_sqe(drv);
 	if (!sqe)
 		return false;
-	if (s->fin)
-		io_uring_prep_shutdown(sqe, rr->reg.fd, SHUT_WR);
-	else
+	/* Not IORING_OP_SHUTDOWN: it runs in an io-wq worker, which looks the fd number up
+	 * when it gets to it (REQ_F_FORCE_ASYNC, kernel 6.18), after the caller may have
+	 * deregistered and closed it and the number named another socket. Here, at a turn's
+	 * start, the fd is the entry's; a NOP under the send's token completes the FIN as the
+	 * shutdown's own CQE would, with its result. */
+	if (s->fin) {
+		s->fin_res = shutdown(rr->reg.fd, SHUT_WR) < 0 ? -errno : 0;
+		io_uring_prep_nop(sqe);
+	} else
 		io_uring_prep_send(sqe, rr->reg.fd, s->data + s->off, s->len - s->off, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&rr->reg | URP__KIND_SEND);
 	rr->reg.polls_armed++;
@@ -510,7 +516,7 @@ static int send_cqe(struct urp_driver *drv, struct urp__ring_reg *rr,
 	struct urp__reg *reg = &rr->reg;
 	unsigned hwm = drv->bufring.send_hwm;
 	uint32_t before = rr->sq_bytes;
-	int events = 0;
+	int events = 0, res;
 
 	reg->polls_armed--;
 	rr->rstate &= (uint8_t)~URP__SEND_BUSY;
@@ -519,28 +525,30 @@ static int send_cqe(struct urp_driver *drv, struct urp__ring_reg *rr,
 		urp__reg_request_ended(drv, reg);
 		return 0;
 	}
-	if (cqe->res >= 0 && !s->fin) {
-		s->off += (uint32_t)cqe->res;
-		rr->sq_bytes -= (uint32_t)cqe->res;
+	/* A FIN's CQE is its NOP's: the shutdown's result was kept (send_prep()). */
+	res = s->fin ? s->fin_res : cqe->res;
+	if (res >= 0 && !s->fin) {
+		s->off += (uint32_t)res;
+		rr->sq_bytes -= (uint32_t)res;
 		urp__count_local(&drv->st.sends, 1);
-		urp__count_local(&drv->st.send_bytes, (uint64_t)cqe->res);
+		urp__count_local(&drv->st.send_bytes, (uint64_t)res);
 	}
-	if (cqe->res < 0 && cqe->res != -ECANCELED && !rr->send_err) {
-		rr->send_err = (uint8_t)-cqe->res;
+	if (res < 0 && res != -ECANCELED && !rr->send_err) {
+		rr->send_err = (uint8_t)-res;
 		if (!(reg->state & URP__REG_GONE)) {
 			urp__io_set_readiness(&reg->io, URP_ERROR | URP_WRITE_CLOSED);
 			urp__ready_add(drv, reg);
 			events = 1;
 		}
 	}
-	if (cqe->res < 0 || s->fin || s->off == s->len) {
+	if (res < 0 || s->fin || s->off == s->len) {
 		/* Done (or failed: what follows it cannot go out in order any more). */
 		rr->sq_bytes -= s->len - s->off;
 		rr->sq_head = s->next;
 		if (!rr->sq_head)
 			rr->sq_tail = NULL;
 		send_free(drv, s);
-		if (cqe->res < 0)
+		if (res < 0)
 			send_drop(drv, rr, false);
 	}
 	/* A short send's remainder, or the next one. */
