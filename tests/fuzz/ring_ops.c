@@ -4,13 +4,13 @@
  * it) over the real io_uring driver and real stream sockets, against a model of every byte
  * stream.
  *
- * One driver per process, turned by the fuzzer's thread and reused across inputs; it is freed
- * and made anew only after an input shut it down. Its ring is small on purpose (8 buffers of
- * 256 bytes, 3 per entry before the recv pauses, a send mark of 512 bytes, an 8-entry SQ and a
- * 16-entry CQ), so pauses, -ENOBUFS, -EAGAIN, parked sends and CQ overflows are common. Up to 4
- * entries, each an AF_UNIX socketpair or a TCP loopback pair (optionally with small socket
- * buffers) whose one end is registered in ring mode; the other end is the peer the target
- * plays.
+ * Drivers turned by the fuzzer's thread and reused across inputs, freed and made anew only
+ * after an input shut one down; the input's first byte picks one of two: an 8-entry SQ and a
+ * 16-entry CQ, or 4 and 4 with URP_DRIVER_OVERCOMMIT so the CQ overflows. Their rings are small
+ * on purpose (8 buffers of 256 bytes, 3 per entry before the recv pauses, a send mark of 512
+ * bytes), so pauses, -ENOBUFS, -EAGAIN and parked sends are common. Up to 4 entries, each an
+ * AF_UNIX socketpair or a TCP loopback pair (optionally with small send buffers) whose one end
+ * is registered in ring mode; the other end is the peer the target plays.
  *
  * Ops: the peer writes (a pattern: byte i of stream s is pattern(s, i)), reads (checked
  * against the model's copy of what was queued for sending), shuts down its write side, or
@@ -34,12 +34,18 @@
  * ended (EOF or an error) with nothing queued; every deregistered entry was freed; the only
  * buffers out of the ring are the ones held. At the end of each input (everything released and
  * deregistered): live 0, bufs_out 0, unknown_tokens 0, poll_errors 0, no fd leaked;
- * ASan/LSan check the memory.
+ * ASan/LSan check the memory. After urp_driver_shutdown(): every entry has the shutdown bit,
+ * registrations get -ESHUTDOWN, and a settle only checks the bytes that still come (a buffer
+ * already queued may still be taken; the library owes no more progress).
+ *
+ * RING_OPS_TRACE=1 prints each input's ops and what it reached (pauses, -ENOBUFS, overflows,
+ * -EAGAIN sends, forwards) on stderr.
  */
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -110,14 +116,23 @@ struct held_buf {
 	unsigned stream; /* whose bytes, for messages */
 };
 
+/* The two drivers an input may run on (its first byte chooses), each reused across inputs. */
+enum config { CONF_SMALL, CONF_OVERFLOW, CONF_COUNT };
+
 static struct {
-	struct urp_driver *drv;
+	struct urp_driver *drvs[CONF_COUNT];
+	struct urp_driver *drv; /* this input's */
+	enum config conf;
 	struct entry ents[ENTRIES];
 	struct held_buf held[MAX_HELD];
 	unsigned nheld;
 	unsigned streams; /* pattern ids handed out in this input */
 	bool shut;	  /* urp_driver_shutdown() in this input */
 	int fds_before;
+	int trace; /* RING_OPS_TRACE=1: ops and outcomes on stderr, to read an input */
+	/* What the input reached, for the trace: sends refused at the mark, forwards, copies,
+	 * takes that ended in an error. */
+	unsigned eagain, forwards, copies, take_errors;
 } m;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -191,21 +206,28 @@ static void linger0(int fd)
 static void tcp_pair(int sv[2])
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct pollfd pfd = { .events = POLLOUT };
 	socklen_t alen = sizeof(a);
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ret;
 
 	FUZZ_CHECK(l >= 0, "socket: %s", strerror(errno));
 	FUZZ_CHECK(bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 1) == 0 &&
 			   getsockname(l, (struct sockaddr *)&a, &alen) == 0,
 		   "listener: %s", strerror(errno));
-	sv[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking, and EINTR retried: libFuzzer's SIGALRM interrupts blocking calls. */
+	sv[1] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	FUZZ_CHECK(sv[1] >= 0, "socket: %s", strerror(errno));
-	FUZZ_CHECK(connect(sv[1], (struct sockaddr *)&a, alen) == 0, "connect: %s",
-		   strerror(errno));
-	sv[0] = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	FUZZ_CHECK(connect(sv[1], (struct sockaddr *)&a, alen) == 0 || errno == EINPROGRESS,
+		   "connect: %s", strerror(errno));
+	do
+		sv[0] = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	while (sv[0] < 0 && errno == EINTR);
 	FUZZ_CHECK(sv[0] >= 0, "accept4: %s", strerror(errno));
 	close(l);
-	FUZZ_CHECK(fcntl(sv[1], F_SETFL, O_NONBLOCK) == 0, "O_NONBLOCK");
+	pfd.fd = sv[1];
+	while ((ret = poll(&pfd, 1, 5000)) < 0 && errno == EINTR)
+		;
+	FUZZ_CHECK(ret == 1, "connect did not complete");
 	setopt(sv[0], IPPROTO_TCP, TCP_NODELAY, 1);
 	setopt(sv[1], IPPROTO_TCP, TCP_NODELAY, 1);
 	linger0(sv[0]);
@@ -327,6 +349,7 @@ static int take(struct entry *e, struct urp_buf **buf)
 				   e->peer_shut);
 	} else {
 		FUZZ_CHECK(e->reset, "take failed with %d without a reset", ret);
+		m.take_errors++;
 		FUZZ_CHECK(before & URP_ERROR, "take failed with %d without ERROR (%#x)", ret,
 			   before);
 	}
@@ -366,8 +389,9 @@ static void check_send(const struct entry *t, int want, bool any, int ret, const
 			FUZZ_CHECK(ret < 0, "%s after the FIN or a shutdown succeeded", call);
 		return;
 	}
-	FUZZ_CHECK(ret == want, "%s returned %d, expected %d (%zu bytes queued, mark %u)", call, ret,
-		   want, t->fin ? 0 : queued_bytes(t), SEND_HWM);
+	FUZZ_CHECK(ret == want, "%s returned %d, expected %d (%zu bytes queued, mark %u)", call,
+		   ret, want, t->fin ? 0 : queued_bytes(t), SEND_HWM);
+	m.eagain += ret == -EAGAIN;
 }
 
 static void do_send(struct entry *t, size_t len)
@@ -430,6 +454,7 @@ static bool use_buf(struct urp_buf *buf, unsigned stream, enum use use, uint8_t 
 		check_send(t, want, any, ret, "urp_io_send (a copy)");
 		if (ret == 0 && !t->reset)
 			out_append(&t->out, buf->data, buf->len);
+		m.copies += ret == 0;
 		urp_buf_release(buf);
 		return false;
 	case USE_FORWARD:
@@ -448,6 +473,7 @@ static bool use_buf(struct urp_buf *buf, unsigned stream, enum use use, uint8_t 
 		if (ret == 0) {
 			if (!t->reset)
 				out_append(&t->out, buf->data, buf->len);
+			m.forwards++;
 			return false;
 		}
 		/* Refused: still ours. */
@@ -586,8 +612,8 @@ static void do_register(struct entry *e, uint8_t kind)
 
 			FUZZ_CHECK(urp_driver_info(m.drv, &info) == 0, "info");
 			FUZZ_CHECK(stats().live >= info.max_registrations,
-				   "-ENOSPC with %lu of %u registrations", (unsigned long)stats().live,
-				   info.max_registrations);
+				   "-ENOSPC with %lu of %u registrations",
+				   (unsigned long)stats().live, info.max_registrations);
 		}
 		close(sv[0]);
 		close(sv[1]);
@@ -723,44 +749,60 @@ static void settle(void)
 			struct entry *e = &m.ents[which];
 
 			fprintf(stderr,
-				"entry %u (%s): word %#x, taken %lu of %lu written, peer read %zu of "
-				"%zu, %zu queued to send, FIN %d, peer shut %d, end %d\n",
+				"entry %u (%s): word %#x, taken %lu of %lu written, peer read "
+				"%zu of %zu, %zu queued to send, FIN %d, peer shut %d, end %d\n",
 				which, e->tcp ? "tcp" : "unix", (unsigned)urp_io_word(e->io),
 				(unsigned long)e->taken, (unsigned long)e->written, e->out.read,
-				e->out.len, urp_io_send_queued(e->io), e->fin, e->peer_shut, e->end);
+				e->out.len, urp_io_send_queued(e->io), e->fin, e->peer_shut,
+				e->end);
 		}
 		fprintf(stderr,
 			"stats: live %lu, bufs_out %lu (held %u), recv_bufs %lu, recv_bytes %lu, "
 			"enobufs %lu, paused %lu, rearms %lu, sends %lu, cq_overflows %lu\n",
 			(unsigned long)st.live, (unsigned long)st.bufs_out, m.nheld,
 			(unsigned long)st.recv_bufs, (unsigned long)st.recv_bytes,
-			(unsigned long)st.enobufs, (unsigned long)st.paused, (unsigned long)st.rearms,
-			(unsigned long)st.sends, (unsigned long)st.cq_overflows);
+			(unsigned long)st.enobufs, (unsigned long)st.paused,
+			(unsigned long)st.rearms, (unsigned long)st.sends,
+			(unsigned long)st.cq_overflows);
 	}
 	FUZZ_CHECK(ok, "entry %u: %s", which, why);
 }
 
 /* ---- one input ---- */
 
-static void begin(void)
+/*
+ * CONF_SMALL: an 8-entry SQ, a 16-entry CQ (7 registrations). CONF_OVERFLOW: 4 and 4 with
+ * URP_DRIVER_OVERCOMMIT, so the CQ overflows and the kernel ends multishot recvs whose CQEs
+ * did not fit; the driver must flush and re-arm them. Both drivers are made before the fds
+ * are counted, so the input that makes one does not count its descriptors as leaked.
+ */
+static void begin(uint8_t conf)
 {
-	if (!m.drv) {
+	for (unsigned c = 0; c < CONF_COUNT; c++) {
 		struct urp_driver_opts opts = {
-			.sq_entries = 8,
-			.cq_entries = 16,
+			.sq_entries = c == CONF_SMALL ? 8 : 4,
+			.cq_entries = c == CONF_SMALL ? 16 : 4,
+			.flags = c == CONF_SMALL ? 0 : URP_DRIVER_OVERCOMMIT,
 			.buf_count = BUF_COUNT,
 			.buf_size = BUF_SIZE,
 			.buf_cap = BUF_CAP,
 			.send_hwm = SEND_HWM,
 		};
-		int ret = urp_driver_new(&m.drv, &opts);
+		int ret;
 
+		if (m.drvs[c])
+			continue;
+		ret = urp_driver_new(&m.drvs[c], &opts);
 		FUZZ_CHECK(ret == 0, "urp_driver_new: %d (%s)", ret, urp_strerror(ret));
 		/* Claim it for this thread: ring-mode calls and shutdown are then synchronous. */
+		m.drv = m.drvs[c];
 		turn(0);
 	}
+	m.conf = (enum config)(conf % CONF_COUNT);
+	m.drv = m.drvs[m.conf];
 	m.fds_before = open_fds();
 	m.shut = false;
+	m.eagain = m.forwards = m.copies = m.take_errors = 0;
 	m.nheld = 0;
 	m.streams = 0;
 	for (unsigned i = 0; i < ENTRIES; i++)
@@ -794,9 +836,17 @@ static void finish(void)
 		   (unsigned long)st.poll_errors);
 	FUZZ_CHECK(open_fds() == m.fds_before, "%d fds open, %d before the input", open_fds(),
 		   m.fds_before);
+	if (m.trace)
+		fprintf(stderr,
+			"reached: recv_bufs %lu enobufs %lu paused %lu sends %lu cq_overflows %lu "
+			"stale %lu eagain %u forwards %u copies %u take_errors %u shut %d\n",
+			(unsigned long)st.recv_bufs, (unsigned long)st.enobufs,
+			(unsigned long)st.paused, (unsigned long)st.sends,
+			(unsigned long)st.cq_overflows, (unsigned long)st.stale_rejects, m.eagain,
+			m.forwards, m.copies, m.take_errors, m.shut);
 	if (m.shut) {
 		urp_driver_free(m.drv);
-		m.drv = NULL;
+		m.drvs[m.conf] = m.drv = NULL;
 	}
 }
 
@@ -807,14 +857,15 @@ static const char *const op_names[OP_COUNT] = {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int trace = -1;
+	static bool trace_read;
 	struct fuzz_in in = { data, size };
 	unsigned ops;
 
-	/* RING_OPS_TRACE=1: the ops of each input on stderr, to read a failing one. */
-	if (trace < 0)
-		trace = getenv("RING_OPS_TRACE") != NULL;
-	begin();
+	if (!trace_read) {
+		m.trace = getenv("RING_OPS_TRACE") != NULL;
+		trace_read = true;
+	}
+	begin(fuzz_u8(&in));
 	for (ops = 0; ops < MAX_OPS && fuzz_more(&in); ops++) {
 		enum op op = (enum op)(fuzz_u8(&in) % OP_COUNT);
 		unsigned slot = fuzz_u8(&in) % ENTRIES;
@@ -823,7 +874,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!e->live && op != OP_REGISTER && op != OP_HELD && op != OP_TURN &&
 		    op != OP_SHUTDOWN && op != OP_SETTLE)
 			continue;
-		if (trace)
+		if (m.trace)
 			fprintf(stderr, "op %u: %s %u (next bytes %02x %02x %02x %02x)\n", ops,
 				op_names[op], slot, in.n > 0 ? in.p[0] : 0, in.n > 1 ? in.p[1] : 0,
 				in.n > 2 ? in.p[2] : 0, in.n > 3 ? in.p[3] : 0);
