@@ -160,7 +160,7 @@ struct urp__ring_reg {
 	uint32_t sq_bytes;	/* bytes queued and not sent yet */
 	struct urp__send *sq_head, *sq_tail;
 	struct urp__ring_reg *starved_next;
-	struct urp__ring_reg *flush_next;
+	struct urp__ring_reg *flush_next, *flush_prev; /* on drv->flush (NULL-ended) */
 } __attribute__((aligned(URP__CACHE_PAIR)));
 
 _Static_assert(offsetof(struct urp__ring_reg, reg) == 0, "a ring registration is a registration");

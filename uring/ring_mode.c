@@ -245,7 +245,10 @@ static void flush_due(struct urp_driver *drv, struct urp__ring_reg *rr)
 	if (rr->rstate & URP__RING_FLUSH)
 		return;
 	rr->rstate |= URP__RING_FLUSH;
+	rr->flush_prev = NULL;
 	rr->flush_next = drv->flush;
+	if (drv->flush)
+		drv->flush->flush_prev = rr;
 	drv->flush = rr;
 }
 
@@ -495,15 +498,15 @@ void urp__ring_free_reg(struct urp_driver *drv, struct urp__reg *reg)
 		}
 		rr->rstate &= (uint8_t)~URP__RECV_STARVED;
 	}
-	/* Gone before a turn started: off the flush list (a shutdown's take of the commands from
-	 * a waker can retire it between two turns' starts). */
+	/* Freed while on the flush list (urp_driver_free(), or a shutdown's take of the commands
+	 * from a waker retired it between two turns' starts): off it. */
 	if (rr->rstate & URP__RING_FLUSH) {
-		struct urp__ring_reg **pp = &drv->flush;
-
-		while (*pp && *pp != rr)
-			pp = &(*pp)->flush_next;
-		if (*pp)
-			*pp = rr->flush_next;
+		if (rr->flush_prev)
+			rr->flush_prev->flush_next = rr->flush_next;
+		else
+			drv->flush = rr->flush_next;
+		if (rr->flush_next)
+			rr->flush_next->flush_prev = rr->flush_prev;
 		rr->rstate &= (uint8_t)~URP__RING_FLUSH;
 	}
 	send_drop(drv, rr, true);
@@ -604,6 +607,8 @@ void urp__ring_turn_start(struct urp_driver *drv)
 	due = drv->flush;
 	drv->flush = NULL;
 	while ((rr = due)) {
+		urp__debug_assert(rr->reg.magic == URP__REG_MAGIC, "urp_driver_turn",
+				  "a freed ring-mode entry on the flush list");
 		due = rr->flush_next;
 		rr->rstate &= (uint8_t)~URP__RING_FLUSH;
 		if (rr->reg.state & URP__REG_GONE)

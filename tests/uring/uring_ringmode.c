@@ -541,6 +541,50 @@ Test(uring_ringmode, fin_submitted_then_deregistered_never_shuts_a_reused_fd)
 	}
 }
 
+/*
+ * A waker that queues a send (the entry's SQE is due next turn), deregisters its entry and
+ * shuts the driver down, inside a turn: the entry is retired and freed at the end of that turn,
+ * and must be off the list of entries whose SQEs are due before the next turn walks it (debug
+ * builds assert it; ASan cannot see it, the slab keeps the memory).
+ */
+struct deregistering_waker {
+	struct urp_io *io;
+	int send;
+	bool ran;
+};
+
+static void send_deregister_shutdown(void *arg)
+{
+	struct deregistering_waker *w = arg;
+
+	w->send = urp_io_send(w->io, "x", 1);
+	cr_assert_eq(urp_deregister(w->io), 0);
+	urp_driver_shutdown(drv);
+	w->ran = true;
+}
+
+Test(uring_ringmode, entry_freed_with_a_send_due_leaves_the_flush_list)
+{
+	struct urp_driver_opts o = ring_opts(8, 1024, 0, 0);
+	struct deregistering_waker w = { 0 };
+	struct urp_event ev;
+	int sv[2];
+
+	w.io = ring_pair(&o, sv);
+	cr_assert_eq(urp_io_poll_ready(w.io, URP_DIR_READ,
+				       &(struct urp_waker){ send_deregister_shutdown, &w }, &ev),
+		     -EAGAIN);
+	/* The FIN ends the recv: the entry has no request left once the waker deregisters it. */
+	shutdown(sv[1], SHUT_WR);
+	for (int i = 0; i < TURN_TRIES && !w.ran; i++)
+		turn(drv, TURN_WAIT_MS / 10);
+	cr_assert(w.ran, "the waker never ran");
+	cr_assert_eq(w.send, 0);
+	cr_assert_eq(turn_until_live(drv, 0), 0);
+	settle(drv);
+	close(sv[1]);
+}
+
 /* driver_free with entries live, buffers queued and sends queued: nothing leaks (ASan) and
  * the descriptors are the caller's again. */
 Test(uring_ringmode, driver_free_with_everything_in_flight_leaks_nothing)
