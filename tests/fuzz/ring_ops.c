@@ -517,7 +517,7 @@ static void do_peer_write(struct entry *e, size_t len)
 	if (e->peer_shut || e->reset || !len)
 		return;
 	fill(bytes, len, e->stream, e->written);
-	n = write(e->peer, bytes, len);
+	n = send(e->peer, bytes, len, MSG_NOSIGNAL);
 	FUZZ_CHECK(n > 0 || errno == EAGAIN, "peer write: %s", strerror(errno));
 	if (n > 0)
 		e->written += (uint64_t)n;
@@ -640,6 +640,10 @@ static void do_deregister(struct entry *e, uint8_t how)
 			turn(0);
 		close_fd(&e->fd);
 	}
+	/* Data after the removal was asked for: a receive may complete on the entry gone, whose
+	 * buffer must go straight back. (Its socket may be closed already: no SIGPIPE.) */
+	if (how & 4 && e->peer >= 0 && !e->peer_shut)
+		(void)!send(e->peer, "late", 4, MSG_NOSIGNAL);
 	close_fd(&e->peer);
 	forget(e);
 }
