@@ -317,7 +317,7 @@ test-trace: lib $(TRACE_BIN) $(TRACE_TEST_BINS) $(BUILD)/tests/trace_workload
 # every seed file once (test-fuzz).
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := ready core_ops driver_ops driver_faults
+FUZZ_TARGETS := ready core_ops driver_ops driver_faults ring_ops
 FUZZ_OUT := build/fuzz
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_OUT)/%)
 FUZZ_CFLAGS := -g -O1 -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -DURP_DEBUG \
