@@ -317,7 +317,7 @@ test-trace: lib $(TRACE_BIN) $(TRACE_TEST_BINS) $(BUILD)/tests/trace_workload
 # every seed file once (test-fuzz).
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := ready core_ops driver_ops driver_faults
+FUZZ_TARGETS := ready core_ops driver_ops driver_faults ring_ops
 FUZZ_OUT := build/fuzz
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_OUT)/%)
 FUZZ_CFLAGS := -g -O1 -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -DURP_DEBUG \
@@ -357,6 +357,12 @@ $(FUZZ_OUT)/driver_faults: tests/fuzz/driver_faults.c $(FUZZ_DRIVER_SRCS) tests/
 	@$(if $(Q),echo "  FUZZCC  $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -DURP_FAULT -o $@ $< $(FUZZ_DRIVER_SRCS) tests/lib/fault.c \
 		$(URING_LIBS) -lpthread
+
+# ring_ops drives ring mode (uring/ring_mode.c) over real sockets with its own stream model.
+$(FUZZ_OUT)/ring_ops: tests/fuzz/ring_ops.c $(LIB_SRCS) $(FUZZ_DEPS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(URING_LIBS) -lpthread
 
 fuzz: $(FUZZ_BINS)
 	$(Q)for t in $(FUZZ_TARGETS); do \

@@ -116,6 +116,7 @@ struct urp__send {
 				    goes back to the ring once sent), or NULL: data was copied
 				    into this allocation */
 	bool fin;		 /* shutdown(SHUT_WR), after everything before it */
+	int fin_res;		 /* a FIN: what shutdown() returned (a NOP's CQE completes it) */
 };
 
 /* One buffer of the provided-buffer ring, by buffer id. */
@@ -149,7 +150,7 @@ struct urp__bufring {
 #define URP__RECV_DONE	  0x08u /* FIN or error: no more recvs */
 #define URP__SEND_BUSY	  0x10u /* a send or shutdown is in flight */
 #define URP__SEND_FIN	  0x20u /* a FIN is queued or sent: no more sends */
-#define URP__RING_FLUSH	  0x40u /* on the flush list: its next send waits for an SQE */
+#define URP__RING_FLUSH	  0x40u /* on the flush list: its recv or send is due next turn */
 
 /* A ring-mode registration: a registration and its queues, two cache pairs. */
 struct urp__ring_reg {
@@ -161,7 +162,7 @@ struct urp__ring_reg {
 	uint32_t sq_bytes;	/* bytes queued and not sent yet */
 	struct urp__send *sq_head, *sq_tail;
 	struct urp__ring_reg *starved_next;
-	struct urp__ring_reg *flush_next;
+	struct urp__ring_reg *flush_next, *flush_prev; /* on drv->flush (NULL-ended) */
 } __attribute__((aligned(URP__CACHE_PAIR)));
 
 _Static_assert(offsetof(struct urp__ring_reg, reg) == 0, "a ring registration is a registration");
@@ -180,13 +181,13 @@ void urp__bufring_free(struct urp_driver *drv);
 /* A completion of a ring-mode registration's recv or send. Returns 1 for a readiness event. */
 int urp__ring_dispatch(struct urp_driver *drv, struct urp__reg *reg, unsigned kind,
 		       const struct io_uring_cqe *cqe);
-/* At the start of a turn: buffers back into the kernel's view, starved recvs re-armed, sends
- * that found no SQE submitted. */
+/* At the start of a turn, after its commands: buffers back into the kernel's view, starved
+ * recvs re-armed, the SQEs of recvs and sends due prepared (none before: see ring_mode.c). */
 void urp__ring_turn_start(struct urp_driver *drv);
 /* A ring-mode registration is deregistered: cancel its requests, give its buffers back.
  * Returns how many cancels went out (0: none needed; -1: no SQE, retry next turn). */
 int urp__ring_remove(struct urp_driver *drv, struct urp__reg *reg);
-/* Arm a ring-mode registration's recv (on registration). */
+/* A ring-mode registration's recv is due (on registration): armed at the next turn's start. */
 void urp__ring_arm(struct urp_driver *drv, struct urp__reg *reg);
 /* Free what a ring-mode registration still holds as it is freed (its queued sends). */
 void urp__ring_free_reg(struct urp_driver *drv, struct urp__reg *reg);
@@ -229,7 +230,7 @@ struct urp_driver {
 	struct urp__slab slab;		/* the registrations' memory */
 	struct urp__slab ring_slab;	/* ring-mode registrations' memory */
 	struct urp__bufring bufring;	/* ring mode: the provided-buffer ring (none: .br NULL) */
-	struct urp__ring_reg *flush;	/* ring-mode entries whose next send waits for an SQE */
+	struct urp__ring_reg *flush;	/* ring-mode entries whose recv or send SQE is due */
 	int ring_mode;			/* 0: not set up yet; 1: ready; -EOPNOTSUPP: unavailable */
 	struct urp_driver_opts ring_opts; /* the buffers asked for, set up at first use */
 	struct urp__driver_counts st;	/* driver thread writes, anyone reads */

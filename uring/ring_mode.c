@@ -18,6 +18,14 @@
  * that ends with -ENOBUFS (the ring is empty) waits on the starved list and is re-armed, oldest
  * first, once buffers came back.
  *
+ * The SQEs that name an entry's fd (its recv, its sends) are prepared only at the start of a
+ * turn, after the turn's deregistrations were applied, never when they are asked for: the fd
+ * may be closed as soon as urp_deregister() returns and its number reused at once, and the
+ * kernel looks the number up when it is submitted. An SQE prepared before the deregistration
+ * would go out with the next turn's enter on whatever file the number names then (a send's
+ * bytes to another connection, a recv taking its data). Until then the entry waits on the
+ * flush list; the submission is the same enter as before.
+ *
  * Everything here runs on the turning thread: the ring's SQEs need it (SINGLE_ISSUER), and so
  * the queues need no lock.
  */
@@ -232,11 +240,34 @@ static struct urp__rbuf *buf_of(struct urp_driver *drv, unsigned bid)
 	return &drv->bufring.bufs[bid];
 }
 
-void urp__ring_arm(struct urp_driver *drv, struct urp__reg *reg)
+/* Its SQEs (recv, send) are due: prepared at the next turn's start (see the head comment). */
+static void flush_due(struct urp_driver *drv, struct urp__ring_reg *rr)
 {
-	struct urp__ring_reg *rr = urp__ring_reg_of(reg);
+	if (rr->rstate & URP__RING_FLUSH)
+		return;
+	rr->rstate |= URP__RING_FLUSH;
+	rr->flush_prev = NULL;
+	rr->flush_next = drv->flush;
+	if (drv->flush)
+		drv->flush->flush_prev = rr;
+	drv->flush = rr;
+}
+
+/* A recv is to run and is not armed: neither ended (FIN, error), nor waiting for buffers, nor
+ * paused at the cap, nor deregistered. */
+static bool recv_wanted(const struct urp_driver *drv, const struct urp__ring_reg *rr)
+{
+	return !(rr->rstate & (URP__RECV_ARMED | URP__RECV_STARVED | URP__RECV_DONE |
+			       URP__RECV_PAUSED)) &&
+	       !(rr->reg.state & URP__REG_GONE) && rr->rq_count < drv->bufring.cap;
+}
+
+/* Prepare the multishot recv's SQE (at a turn's start). */
+static void recv_prep(struct urp_driver *drv, struct urp__ring_reg *rr)
+{
 	struct io_uring_sqe *sqe = urp__get_sqe(drv);
 	struct urp__bufring *ring = &drv->bufring;
+	struct urp__reg *reg = &rr->reg;
 
 	if (!sqe) {
 		urp__poll_failed(drv, reg, -EBUSY);
@@ -257,6 +288,11 @@ void urp__ring_arm(struct urp_driver *drv, struct urp__reg *reg)
 	reg->polls_armed++;
 	rr->rstate |= URP__RECV_ARMED;
 	urp__tsan_release(reg);
+}
+
+void urp__ring_arm(struct urp_driver *drv, struct urp__reg *reg)
+{
+	flush_due(drv, urp__ring_reg_of(reg));
 }
 
 /* Stop the recv of an entry that holds buf_cap buffers: its final CQE (-ECANCELED) comes
@@ -303,7 +339,7 @@ static void recv_resume(struct urp_driver *drv, struct urp__ring_reg *rr)
 		return;
 	}
 	rr->rstate &= (uint8_t)~URP__RECV_PAUSED;
-	urp__ring_arm(drv, &rr->reg);
+	flush_due(drv, rr);
 	urp__count_local(&drv->st.rearms, 1);
 }
 
@@ -375,33 +411,39 @@ static bool on_turning_thread(struct urp_driver *drv)
 	return urp__driver_on_thread(drv);
 }
 
-/* Prepare the queue head's next SQE (what is left of a send, or the shutdown). */
+/* The queue head's next SQE (what is left of a send, or the shutdown) is due. */
 static void send_submit(struct urp_driver *drv, struct urp__ring_reg *rr)
+{
+	if (rr->sq_head && !(rr->rstate & URP__SEND_BUSY))
+		flush_due(drv, rr);
+}
+
+/* Prepare it (at a turn's start); false when no SQE could be had. */
+static bool send_prep(struct urp_driver *drv, struct urp__ring_reg *rr)
 {
 	struct urp__send *s = rr->sq_head;
 	struct io_uring_sqe *sqe;
 
-	if (!s || (rr->rstate & URP__SEND_BUSY))
-		return;
+	if (!s || (rr->rstate & URP__SEND_BUSY) || rr->send_err)
+		return true;
 	sqe = urp__get_sqe(drv);
-	if (!sqe) {
-		/* Next turn, before the enter. */
-		if (!(rr->rstate & URP__RING_FLUSH)) {
-			rr->rstate |= URP__RING_FLUSH;
-			rr->flush_next = drv->flush;
-			drv->flush = rr;
-		}
-		drv->put_off = true;
-		return;
-	}
-	if (s->fin)
-		io_uring_prep_shutdown(sqe, rr->reg.fd, SHUT_WR);
-	else
+	if (!sqe)
+		return false;
+	/* Not IORING_OP_SHUTDOWN: it runs in an io-wq worker, which looks the fd number up
+	 * when it gets to it (REQ_F_FORCE_ASYNC, kernel 6.18), after the caller may have
+	 * deregistered and closed it and the number named another socket. Here, at a turn's
+	 * start, the fd is the entry's; a NOP under the send's token completes the FIN as the
+	 * shutdown's own CQE would, with its result. */
+	if (s->fin) {
+		s->fin_res = shutdown(rr->reg.fd, SHUT_WR) < 0 ? -errno : 0;
+		io_uring_prep_nop(sqe);
+	} else
 		io_uring_prep_send(sqe, rr->reg.fd, s->data + s->off, s->len - s->off, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&rr->reg | URP__KIND_SEND);
 	rr->reg.polls_armed++;
 	rr->rstate |= URP__SEND_BUSY;
 	urp__tsan_release(&rr->reg);
+	return true;
 }
 
 static void send_free(struct urp_driver *drv, struct urp__send *s)
@@ -458,6 +500,17 @@ void urp__ring_free_reg(struct urp_driver *drv, struct urp__reg *reg)
 		}
 		rr->rstate &= (uint8_t)~URP__RECV_STARVED;
 	}
+	/* Freed while on the flush list (urp_driver_free(), or a shutdown's take of the commands
+	 * from a waker retired it between two turns' starts): off it. */
+	if (rr->rstate & URP__RING_FLUSH) {
+		if (rr->flush_prev)
+			rr->flush_prev->flush_next = rr->flush_next;
+		else
+			drv->flush = rr->flush_next;
+		if (rr->flush_next)
+			rr->flush_next->flush_prev = rr->flush_prev;
+		rr->rstate &= (uint8_t)~URP__RING_FLUSH;
+	}
 	send_drop(drv, rr, true);
 }
 
@@ -468,7 +521,7 @@ static int send_cqe(struct urp_driver *drv, struct urp__ring_reg *rr,
 	struct urp__reg *reg = &rr->reg;
 	unsigned hwm = drv->bufring.send_hwm;
 	uint32_t before = rr->sq_bytes;
-	int events = 0;
+	int events = 0, res;
 
 	reg->polls_armed--;
 	rr->rstate &= (uint8_t)~URP__SEND_BUSY;
@@ -477,28 +530,30 @@ static int send_cqe(struct urp_driver *drv, struct urp__ring_reg *rr,
 		urp__reg_request_ended(drv, reg);
 		return 0;
 	}
-	if (cqe->res >= 0 && !s->fin) {
-		s->off += (uint32_t)cqe->res;
-		rr->sq_bytes -= (uint32_t)cqe->res;
+	/* A FIN's CQE is its NOP's: the shutdown's result was kept (send_prep()). */
+	res = s->fin ? s->fin_res : cqe->res;
+	if (res >= 0 && !s->fin) {
+		s->off += (uint32_t)res;
+		rr->sq_bytes -= (uint32_t)res;
 		urp__count_local(&drv->st.sends, 1);
-		urp__count_local(&drv->st.send_bytes, (uint64_t)cqe->res);
+		urp__count_local(&drv->st.send_bytes, (uint64_t)res);
 	}
-	if (cqe->res < 0 && cqe->res != -ECANCELED && !rr->send_err) {
-		rr->send_err = (uint8_t)-cqe->res;
+	if (res < 0 && res != -ECANCELED && !rr->send_err) {
+		rr->send_err = (uint8_t)-res;
 		if (!(reg->state & URP__REG_GONE)) {
 			urp__io_set_readiness(&reg->io, URP_ERROR | URP_WRITE_CLOSED);
 			urp__ready_add(drv, reg);
 			events = 1;
 		}
 	}
-	if (cqe->res < 0 || s->fin || s->off == s->len) {
+	if (res < 0 || s->fin || s->off == s->len) {
 		/* Done (or failed: what follows it cannot go out in order any more). */
 		rr->sq_bytes -= s->len - s->off;
 		rr->sq_head = s->next;
 		if (!rr->sq_head)
 			rr->sq_tail = NULL;
 		send_free(drv, s);
-		if (cqe->res < 0)
+		if (res < 0)
 			send_drop(drv, rr, false);
 	}
 	/* A short send's remainder, or the next one. */
@@ -528,7 +583,7 @@ int urp__ring_dispatch(struct urp_driver *drv, struct urp__reg *reg, unsigned ki
 void urp__ring_turn_start(struct urp_driver *drv)
 {
 	struct urp__bufring *ring = &drv->bufring;
-	struct urp__ring_reg *rr;
+	struct urp__ring_reg *rr, *due;
 
 	if (!ring->br)
 		return;
@@ -548,11 +603,24 @@ void urp__ring_turn_start(struct urp_driver *drv)
 			recv_resume(drv, rr);
 		}
 	}
-	while ((rr = drv->flush)) {
-		drv->flush = rr->flush_next;
+	/* The SQEs due, now that this turn's deregistrations were applied: none for an entry
+	 * gone. One that finds no SQE goes back on the list for the next turn, which must then
+	 * not block (the list is taken whole first, so it is not met again in this walk). */
+	due = drv->flush;
+	drv->flush = NULL;
+	while ((rr = due)) {
+		urp__debug_assert(rr->reg.magic == URP__REG_MAGIC, "urp_driver_turn",
+				  "a freed ring-mode entry on the flush list");
+		due = rr->flush_next;
 		rr->rstate &= (uint8_t)~URP__RING_FLUSH;
-		if (!(rr->reg.state & URP__REG_GONE))
-			send_submit(drv, rr);
+		if (rr->reg.state & URP__REG_GONE)
+			continue;
+		if (recv_wanted(drv, rr))
+			recv_prep(drv, rr);
+		if (!send_prep(drv, rr)) {
+			flush_due(drv, rr);
+			drv->put_off = true;
+		}
 	}
 }
 

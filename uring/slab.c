@@ -23,7 +23,9 @@ int urp__slab_alloc(struct urp__slab *slab, void **out)
 		slot = (char *)slab->free;
 		slab->free = slab->free->next;
 	} else {
-		if (slab->bump + slab->slot > slab->bump_end) {
+		/* Room measured by subtraction: bump + slot on the first call (bump NULL) or
+		 * past a chunk's end is undefined behaviour (UBSan's pointer-overflow). */
+		if (!slab->bump || (size_t)(slab->bump_end - slab->bump) < slab->slot) {
 			/* Pages of a new chunk are touched only as its slots are first used. */
 			chunk = aligned_alloc(URP__CACHE_PAIR, SLAB_CHUNK);
 			if (!chunk) {

@@ -146,8 +146,9 @@ Test(ring_fault, send_error_drops_the_queue_and_the_next_send_returns_it)
 	ring_close(io, sv[1]);
 }
 
-/* No SQE for a send (the SQ stays full through the driver's submits): the send waits for the
- * next turn, and what is queued behind it goes out after it, in order. */
+/* No SQE for a send (the SQ stays full through the driver's submits) at the turn's start, where
+ * its SQE is prepared: the send waits for the next turn, and what is queued behind it goes out
+ * after it, in order. */
 Test(ring_fault, send_without_an_sqe_goes_out_next_turn_in_order)
 {
 	struct urp_driver_opts o = ring_opts(8, 4096, 0, 0);
@@ -157,8 +158,9 @@ Test(ring_fault, send_without_an_sqe_goes_out_next_turn_in_order)
 	int sv[2];
 
 	io = ring_pair(&o, sv);
-	urp__fault_fail(URP__FAULT_SQE, 0, 4, -EBUSY);
 	cr_assert_eq(urp_io_send(io, "first ", 6), 0);
+	urp__fault_fail(URP__FAULT_SQE, 0, 4, -EBUSY);
+	turn(drv, 0);
 	cr_assert_eq(urp__fault_failed(URP__FAULT_SQE), 4);
 	cr_assert_eq(urp_io_send(io, "second", 6), 0);
 	for (int t = 0; t < TURN_TRIES && n < 12; t++) {
@@ -174,8 +176,9 @@ Test(ring_fault, send_without_an_sqe_goes_out_next_turn_in_order)
 	ring_close(io, sv[1]);
 }
 
-/* No SQE for the recv at registration: the entry fails as a poll-mode one does (ERROR,
- * shut down, the reason kept), instead of looking armed while nothing receives. */
+/* No SQE for the recv at registration (prepared at the next turn's start): the entry fails as
+ * a poll-mode one does (ERROR, shut down, the reason kept), instead of looking armed while
+ * nothing receives. */
 Test(ring_fault, recv_without_an_sqe_fails_the_entry)
 {
 	struct urp_driver_opts o = ring_opts(8, 4096, 0, 0);
@@ -186,8 +189,9 @@ Test(ring_fault, recv_without_an_sqe_fails_the_entry)
 	drv = driver_new(&o);
 	turn(drv, 0);
 	unix_pair(sv);
-	urp__fault_fail(URP__FAULT_SQE, 0, 4, -EBUSY);
 	io = ring_reg(sv[0]);
+	urp__fault_fail(URP__FAULT_SQE, 0, 4, -EBUSY);
+	turn(drv, 0);
 	cr_assert_eq(driver_stats(drv).poll_errors, 1);
 	assert_ready(io, URP_ERROR, 0);
 	cr_assert(urp_word_shutdown(urp_io_word(io)));
