@@ -361,9 +361,10 @@ void urp_buf_release(struct urp_buf *buf);
  * -ENOMEM, -EEXIST.
  */
 int urp_io_send(struct urp_io *io, const void *data, size_t len);
-/* Queue a taken buffer (buf->data, buf->len: received on any entry of the same driver) to be
- * sent on io without a copy; it goes back to the ring once sent. Returns as urp_io_send(); on
- * an error the buffer is still the caller's. */
+/* Queue a taken buffer (buf->data, buf->len: received on any entry of the same driver; it may
+ * be trimmed, not moved outside its ring buffer: -EINVAL) to be sent on io without a copy; it
+ * goes back to the ring once sent. Returns as urp_io_send(); on an error the buffer is still
+ * the caller's. */
 int urp_io_send_buf(struct urp_io *io, struct urp_buf *buf);
 /* After what is queued has been sent, shut the socket down for writing (the peer reads EOF).
  * Returns 0, or the errors of urp_io_send() but -EAGAIN. */

@@ -592,16 +592,15 @@ void urp__ring_turn_start(struct urp_driver *drv)
 		ring->returned = 0;
 	}
 	/* The ring holds buffers (some came back, or all had come back before the -ENOBUFS was
-	 * reaped): the recvs that ran dry go again, oldest first. One that finds the ring empty
-	 * again ends with -ENOBUFS and queues up behind. */
-	if (ring->out < ring->count) {
-		while ((rr = ring->starved)) {
-			ring->starved = rr->starved_next;
-			if (!ring->starved)
-				ring->starved_last = NULL;
-			rr->rstate &= (uint8_t)~URP__RECV_STARVED;
-			recv_resume(drv, rr);
-		}
+	 * reaped): the recvs that ran dry go again, oldest first, as many as there are buffers
+	 * (each takes one at least); the rest wait for the next turn rather than all end with
+	 * -ENOBUFS again. One that finds the ring empty queues up behind. */
+	for (uint64_t avail = ring->count - ring->out; avail && (rr = ring->starved); avail--) {
+		ring->starved = rr->starved_next;
+		if (!ring->starved)
+			ring->starved_last = NULL;
+		rr->rstate &= (uint8_t)~URP__RECV_STARVED;
+		recv_resume(drv, rr);
 	}
 	/* The SQEs due, now that this turn's deregistrations were applied: none for an entry
 	 * gone. One that finds no SQE goes back on the list for the next turn, which must then
@@ -822,13 +821,19 @@ int urp_io_send(struct urp_io *io, const void *data, size_t len)
 int urp_io_send_buf(struct urp_io *io, struct urp_buf *buf)
 {
 	struct urp__rbuf *b;
+	char *start;
 	struct urp__send *s;
 	int ret;
 
 	if (!io || !buf)
 		return -EINVAL;
 	b = urp__container_of(buf, struct urp__rbuf, pub);
-	if (b->drv != urp__owner_of(io) || buf->len > b->drv->bufring.size)
+	if (b->drv != urp__owner_of(io))
+		return -EINVAL;
+	/* What is sent must lie in the buffer: data may have moved forward, len shrunk. */
+	start = buf_addr(&b->drv->bufring, b->bid);
+	if ((char *)buf->data < start || buf->len > b->drv->bufring.size ||
+	    (size_t)((char *)buf->data - start) > b->drv->bufring.size - buf->len)
 		return -EINVAL;
 	urp__debug_assert(b->out && !b->send.buf, "urp_io_send_buf",
 			  "a buffer sent twice, or sent after its release");

@@ -233,6 +233,42 @@ Test(uring_ringmode, full_send_queue_is_eagain_and_writable_comes_back)
 
 /* A buffer received on one entry goes out on another as it is, and is back in the ring once
  * sent: a ring of 4 buffers carries 64 messages. */
+/* A forwarded buffer may be trimmed (data moved forward, len shrunk) but must stay inside the
+ * ring buffer it came from: a range past its end is -EINVAL and the buffer stays the caller's. */
+Test(uring_ringmode, forwarded_buffer_trimmed_inside_sends_the_rest_outside_is_einval)
+{
+	struct urp_driver_opts o = ring_opts(4, 64, 0, 0);
+	struct urp_buf *buf = NULL;
+	char got[16] = { 0 };
+	struct urp_io *io;
+	int ret = -EAGAIN, sv[2];
+	ssize_t n = -1;
+
+	io = ring_pair(&o, sv);
+	write_all(sv[1], "skip:keep", 9);
+	for (int t = 0; t < TURN_TRIES && ret == -EAGAIN; t++) {
+		turn(drv, TURN_WAIT_MS / 10);
+		ret = urp_io_take(io, &buf);
+	}
+	cr_assert_eq(ret, 1);
+	cr_assert_eq(buf->len, 9);
+	buf->data = (char *)buf->data + 60;
+	buf->len = 9; /* 60 + 9 > 64: past the buffer's end */
+	cr_assert_eq(urp_io_send_buf(io, buf), -EINVAL);
+	buf->data = (char *)buf->data - 55; /* "keep", 4 bytes from 5 */
+	buf->len = 4;
+	cr_assert_eq(urp_io_send_buf(io, buf), 0);
+	for (int t = 0; t < TURN_TRIES && n <= 0; t++) {
+		turn(drv, TURN_WAIT_MS / 10);
+		n = read(sv[1], got, sizeof(got) - 1);
+	}
+	cr_assert_str_eq(got, "keep");
+	settle(drv);
+	cr_assert_eq(urp_deregister_close(io), 0);
+	cr_assert_eq(turn_until_live(drv, 0), 0);
+	close(sv[1]);
+}
+
 Test(uring_ringmode, received_buffer_forwarded_without_a_copy_and_returned)
 {
 	struct urp_driver_opts o = ring_opts(4, 4096, 0, 0);
