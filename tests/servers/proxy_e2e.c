@@ -12,7 +12,7 @@ TestSuite(proxy_e2e, .init = suite_init, .fini = cleanup, .timeout = 120);
 
 /* ---- redis ---- */
 
-Test(proxy_e2e, redis_benchmark_through_the_proxy_has_no_errors)
+PROXY_TEST(proxy_e2e, redis_benchmark_through_the_proxy_has_no_errors)
 {
 	char out[OUT_SIZE], *two_threads[] = { "--threads", "2", NULL };
 	unsigned redis;
@@ -40,7 +40,7 @@ Test(proxy_e2e, redis_benchmark_through_the_proxy_has_no_errors)
 	cr_assert_geq(proxy_counter("conns"), 50ull);
 }
 
-Test(proxy_e2e, redis_cli_round_trips_a_1mib_value_byte_exact)
+PROXY_TEST(proxy_e2e, redis_cli_round_trips_a_1mib_value_byte_exact)
 {
 	char value[PATH_MAX], got[PATH_MAX], out[4096];
 	unsigned redis;
@@ -69,7 +69,7 @@ Test(proxy_e2e, redis_cli_round_trips_a_1mib_value_byte_exact)
 
 /* ---- nginx ---- */
 
-Test(proxy_e2e, wrk_through_the_proxy_sees_no_socket_errors_and_no_non_2xx)
+PROXY_TEST(proxy_e2e, wrk_through_the_proxy_sees_no_socket_errors_and_no_non_2xx)
 {
 	char out[OUT_SIZE], page[PATH_MAX];
 	unsigned nginx;
@@ -94,7 +94,7 @@ Test(proxy_e2e, wrk_through_the_proxy_sees_no_socket_errors_and_no_non_2xx)
 	cr_assert_eq(proxy_counter("connect_errors"), 0ull);
 }
 
-Test(proxy_e2e, curl_gets_a_10mib_file_with_the_right_checksum)
+PROXY_TEST(proxy_e2e, curl_gets_a_10mib_file_with_the_right_checksum)
 {
 	char out[OUT_SIZE], file[PATH_MAX], got[PATH_MAX];
 	unsigned nginx;
@@ -137,7 +137,7 @@ static void expect_startup_error(char *const *extra, const unsigned *backends,
 
 /* A backend that is down is no start-up error any more (proxy_backends); a name that does
  * not resolve is. */
-Test(proxy_e2e, bad_input_is_one_line_and_a_nonzero_exit)
+PROXY_TEST(proxy_e2e, bad_input_is_one_line_and_a_nonzero_exit)
 {
 	char taken[32], *bad_listen[] = { "--listen", "127.0.0.1:http", NULL },
 			*no_port[] = { "--listen", "127.0.0.1:0", "--backend", "localhost", NULL },

@@ -80,7 +80,7 @@ static long vm_rss_kib(pid_t pid)
 
 /* ---- half-close, back-pressure, timeouts ---- */
 
-Test(proxy_streams, a_client_half_close_still_gets_the_full_response)
+PROXY_TEST(proxy_streams, a_client_half_close_still_gets_the_full_response)
 {
 	static unsigned char reply[ONE_MIB + 64];
 	char request[100000];
@@ -110,7 +110,7 @@ Test(proxy_streams, a_client_half_close_still_gets_the_full_response)
 	cr_assert_eq(proxy_counter("io_errors"), 0ull);
 }
 
-Test(proxy_streams, slow_clients_of_a_fast_backend_keep_the_proxy_rss_bounded)
+PROXY_TEST(proxy_streams, slow_clients_of_a_fast_backend_keep_the_proxy_rss_bounded)
 {
 	const uint64_t flood = 256ull * ONE_MIB;
 	static unsigned char buf[65536];
@@ -150,7 +150,7 @@ Test(proxy_streams, slow_clients_of_a_fast_backend_keep_the_proxy_rss_bounded)
 
 /* The idle timer is restarted by every transfer: a connection busy longer than the timeout
  * lives on, then goes once it is quiet. */
-Test(proxy_streams, traffic_keeps_a_connection_past_the_idle_timeout)
+PROXY_TEST(proxy_streams, traffic_keeps_a_connection_past_the_idle_timeout)
 {
 	char *extra[] = { "--idle-timeout", "1", NULL };
 	struct pollfd p;
@@ -173,7 +173,7 @@ Test(proxy_streams, traffic_keeps_a_connection_past_the_idle_timeout)
 	cr_assert_eq(proxy_counter("timeouts"), 1ull);
 }
 
-Test(proxy_streams, an_idle_connection_is_closed_after_the_idle_timeout)
+PROXY_TEST(proxy_streams, an_idle_connection_is_closed_after_the_idle_timeout)
 {
 	char *extra[] = { "--idle-timeout", "1", NULL };
 	unsigned redis;
