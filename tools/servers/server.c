@@ -232,8 +232,10 @@ int server_loops_new(struct server *s, unsigned n, const struct urp_driver_opts 
 	return 0;
 }
 
-/* Set drv's provided-buffer ring up: a socket registered in ring mode, then let go (its
- * deregistration and close wait for the loop's first turn). Returns 0 or -errno. */
+/* Set drv's provided-buffer ring up: a socket registered in ring mode, then let go (the
+ * deregistration waits for the loop's first turn; the descriptor goes now, which
+ * urp_deregister() allows, so that the server's descriptors are back to their count at
+ * once). Returns 0 or -errno. */
 static int ring_probe(struct urp_driver *drv)
 {
 	struct urp_io *io;
@@ -243,9 +245,8 @@ static int ring_probe(struct urp_driver *drv)
 		return -errno;
 	ret = urp_register_ring(drv, sv[0], &io);
 	if (ret == 0)
-		urp_deregister_close(io);
-	else
-		close(sv[0]);
+		urp_deregister(io);
+	close(sv[0]);
 	close(sv[1]);
 	return ret;
 }
