@@ -475,8 +475,9 @@ again:
 			continue;
 		}
 		/* Nothing to do: if the driver's poll on an end failed (it counts poll_errors),
-		 * its slots would report ready for ever; socket errors came back above. */
-		ret = conn_poll_failed(c);
+		 * its slots would report ready for ever; socket errors came back above. (Ring
+		 * mode: a failed arm shuts the entry down, which the next take says.) */
+		ret = prx.io == SERVER_IO_READINESS ? conn_poll_failed(c) : 0;
 		if (ret < 0)
 			return conn_finish(c, END_POLL_ERROR, ret);
 		/* Each slot has one user: the client's reader feeds up, its writer drains down,

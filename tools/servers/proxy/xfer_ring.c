@@ -29,6 +29,20 @@
 /* The first allocation for kept bytes: a request line and its headers, usually. */
 #define KEEP_FIRST 512
 
+/*
+ * Whether a take on e could find anything: a buffer, the FIN, an error or the shutdown. A
+ * buffer queued keeps READABLE set (each receive Sets it, and only a take that found the queue
+ * empty clears it), so without READABLE, READ_CLOSED, ERROR or the shutdown bit the take would
+ * answer -EAGAIN: the load saves its call and its clear, most passes of a task.
+ */
+static bool end_may_take(const struct end *e)
+{
+	uint32_t word = urp_io_word(e->io);
+
+	return (urp_word_ready(word) & (URP_READABLE | URP_READ_CLOSED | URP_ERROR)) ||
+	       urp_word_shutdown(word);
+}
+
 /* Whether the send queue of e is at its mark: the direction into it takes no more. */
 static bool end_full(const struct end *e)
 {
@@ -93,6 +107,8 @@ int xfer_ring_step(struct xfer *x, struct end *src, struct end *dst, _Atomic uin
 
 	while (!x->eof) {
 		if (!x->pending) {
+			if (!end_may_take(src))
+				break;
 			ret = urp_io_take(src->io, &buf);
 			if (ret == 0) {
 				x->eof = true;
