@@ -119,6 +119,35 @@ PROXY_TEST(proxy_e2e, curl_gets_a_10mib_file_with_the_right_checksum)
 		     0, "the checksums differ");
 }
 
+/* ---- the I/O modes ---- */
+
+/* Without --io the proxy moves bytes in ring mode (its buffers counted in recv_bufs); with
+ * --io readiness it does not. */
+Test(proxy_e2e, ring_mode_is_the_default)
+{
+	char *readiness[] = { "--io", "readiness", NULL };
+	unsigned redis;
+	int fd;
+
+	skip_without_io_uring();
+	redis = redis_start();
+	proxy_start(&redis, 1, NULL);
+	fd = connect_port(t.proxy_port);
+	cr_assert_geq(fd, 0);
+	cr_assert(ping(fd));
+	close(fd);
+	/* The PING and the +PONG: a buffer each at least. */
+	cr_assert_geq(proxy_counter("recv_bufs"), 2ull, "%s", t.proxy->text);
+	cr_assert_null(strstr(t.proxy->text, "ring mode unavailable"), "%s", t.proxy->text);
+	proc_kill(t.proxy);
+	proxy_start(&redis, 1, readiness);
+	fd = connect_port(t.proxy_port);
+	cr_assert_geq(fd, 0);
+	cr_assert(ping(fd));
+	close(fd);
+	cr_assert_eq(proxy_counter("recv_bufs"), 0ull, "%s", t.proxy->text);
+}
+
 /* ---- bad input ---- */
 
 static void expect_startup_error(char *const *extra, const unsigned *backends,

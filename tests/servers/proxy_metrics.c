@@ -135,6 +135,20 @@ PROXY_TEST(proxy_metrics, metrics_pass_promtool_and_count_what_went_through)
 	cr_assert_geq(sample(body, "urpoll_wakes_total"),
 		      sample(body, "urpoll_wake_batches_total"), "%s", body);
 	cr_assert_geq(sample(body, "urpoll_stale_rejects_total"), 0, "%s", body);
+	has_help_and_type(body, "urpoll_ring_recv_buffers_total", "counter");
+	has_help_and_type(body, "urpoll_ring_enobufs_total", "counter");
+	has_help_and_type(body, "urpoll_ring_paused_total", "counter");
+	/* Ring mode received the 130 bytes in buffers of the ring (and the sends went out on it);
+	 * readiness mode none. */
+	if (!strcmp(t.io, "ring")) {
+		cr_assert_geq(sample(body, "urpoll_ring_recv_buffers_total"), 20, "%s", body);
+		cr_assert_eq(sample(body, "urpoll_ring_recv_bytes_total"), 130, "%s", body);
+		cr_assert_geq(sample(body, "urpoll_ring_sends_total"), 20, "%s", body);
+	} else {
+		cr_assert_eq(sample(body, "urpoll_ring_recv_buffers_total"), 0, "%s", body);
+		cr_assert_eq(sample(body, "urpoll_ring_sends_total"), 0, "%s", body);
+	}
+	cr_assert_eq(sample(body, "urpoll_ring_enobufs_total"), 0, "%s", body);
 }
 
 PROXY_TEST(proxy_metrics, anything_but_get_metrics_is_404)

@@ -81,7 +81,8 @@ static void print_stats(const char *when)
 	log_line(stdout,
 		 "%s: conns %llu open %llu refused %llu shed %llu bytes_up %llu bytes_down %llu "
 		 "connect_errors %llu timeouts %llu io_errors %llu no_backend %llu retries %llu "
-		 "events %llu stale_rejects %llu wake_batches %llu enobufs %llu paused %llu",
+		 "events %llu stale_rejects %llu wake_batches %llu recv_bufs %llu enobufs %llu "
+		 "paused %llu",
 		 when, (unsigned long long)t.accepted, (unsigned long long)(t.accepted - t.closed),
 		 (unsigned long long)t.refused, (unsigned long long)t.shed,
 		 (unsigned long long)t.bytes_up, (unsigned long long)t.bytes_down,
@@ -89,7 +90,8 @@ static void print_stats(const char *when)
 		 (unsigned long long)t.io_errors, (unsigned long long)t.no_backend,
 		 (unsigned long long)t.retries, (unsigned long long)t.lib.events,
 		 (unsigned long long)t.lib.stale_rejects, (unsigned long long)t.lib.wake_batches,
-		 (unsigned long long)t.lib.enobufs, (unsigned long long)t.lib.paused);
+		 (unsigned long long)t.lib.recv_bufs, (unsigned long long)t.lib.enobufs,
+		 (unsigned long long)t.lib.paused);
 	server_stats_check(&prx.server, &t.lib);
 }
 
