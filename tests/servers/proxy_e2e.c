@@ -67,6 +67,94 @@ PROXY_TEST(proxy_e2e, redis_cli_round_trips_a_1mib_value_byte_exact)
 	cr_assert_eq(run(out, sizeof(out), "cmp %s %s", value, got), 0, "%s", out);
 }
 
+/* Pipelined: 16 requests in flight per connection, 256-byte values (LRANGE_100: 25 KiB
+ * replies, several buffers each); and what the proxy passes back is what redis holds, byte
+ * for byte. */
+PROXY_TEST(proxy_e2e, redis_benchmark_pipelined_through_the_proxy_has_no_errors)
+{
+	char out[OUT_SIZE], direct[PATH_MAX], proxied[PATH_MAX];
+	unsigned redis;
+	int status;
+
+	skip_without_io_uring();
+	need_program("redis-benchmark");
+	redis = redis_start();
+	proxy_start(&redis, 1, NULL);
+	status = run(out, sizeof(out),
+		     "redis-benchmark -h 127.0.0.1 -p %u -t set,get,lpush,lrange_100 -n 5000 "
+		     "-c 20 -P 16 -d 256 --csv 2>&1",
+		     t.proxy_port);
+	cr_assert_eq(status, 0, "redis-benchmark failed (%d): %s", status, out);
+	for (const char *test = "SET\0GET\0LPUSH\0LRANGE_100 (first 100 elements)\0"; *test;
+	     test += strlen(test) + 1) {
+		char key[64];
+
+		snprintf(key, sizeof(key), "\"%s\",\"", test);
+		cr_assert_not_null(strstr(out, key), "no %s result in: %s", test, out);
+	}
+	cr_assert_null(strstr(out, "rror"), "errors in: %s", out);
+	path_in_dir(direct, sizeof(direct), "direct");
+	path_in_dir(proxied, sizeof(proxied), "proxied");
+	cr_assert_eq(run(out, sizeof(out), "redis-cli -p %u LRANGE mylist 0 99 > %s && "
+			 "redis-cli -p %u LRANGE mylist 0 99 > %s && cmp %s %s && test -s %s",
+			 redis, direct, t.proxy_port, proxied, direct, proxied, direct),
+		     0, "%s", out);
+	cr_assert_eq(proxy_counter("io_errors"), 0ull);
+	cr_assert_eq(proxy_counter("connect_errors"), 0ull);
+}
+
+/* A printable value of len bytes for key i, no newline (redis-cli --raw ends each with one). */
+static void value_of(unsigned i, size_t len, FILE *f)
+{
+	for (size_t k = 0; k < len; k++)
+		fputc('!' + stream_byte(i * 65536ull + k) % 90, f);
+}
+
+/* redis-cli --pipe writes 5,000 SETs (up to 12 KiB each, 30 MiB in all) as fast as the proxy
+ * takes them, reading the replies as they come; every value read back through the proxy is
+ * the one written. */
+PROXY_TEST(proxy_e2e, redis_cli_pipe_mass_insert_reads_back_byte_exact)
+{
+	char cmds[PATH_MAX], gets[PATH_MAX], want[PATH_MAX], got[PATH_MAX], out[4096];
+	FILE *fc, *fg, *fw;
+	unsigned redis;
+
+	skip_without_io_uring();
+	need_program("redis-cli");
+	redis = redis_start();
+	proxy_start(&redis, 1, NULL);
+	path_in_dir(cmds, sizeof(cmds), "cmds");
+	path_in_dir(gets, sizeof(gets), "gets");
+	path_in_dir(want, sizeof(want), "want");
+	path_in_dir(got, sizeof(got), "got");
+	fc = fopen(cmds, "w");
+	fg = fopen(gets, "w");
+	fw = fopen(want, "w");
+	cr_assert(fc && fg && fw);
+	for (unsigned i = 0; i < 5000; i++) {
+		size_t len = 1 + (i * 7919u) % 12288;
+		char key[32];
+
+		snprintf(key, sizeof(key), "k%u", i);
+		fprintf(fc, "*3\r\n$3\r\nSET\r\n$%zu\r\n%s\r\n$%zu\r\n", strlen(key), key,
+			len);
+		value_of(i, len, fc);
+		fputs("\r\n", fc);
+		fprintf(fg, "GET %s\n", key);
+		value_of(i, len, fw);
+		fputc('\n', fw);
+	}
+	fclose(fc);
+	fclose(fg);
+	fclose(fw);
+	cr_assert_eq(run(out, sizeof(out), "redis-cli -p %u --pipe < %s 2>&1", t.proxy_port, cmds),
+		     0, "%s", out);
+	cr_assert_not_null(strstr(out, "errors: 0, replies: 5000"), "%s", out);
+	cr_assert_eq(run(out, sizeof(out), "redis-cli -p %u --raw < %s > %s && cmp %s %s 2>&1",
+			 t.proxy_port, gets, got, want, got),
+		     0, "%s", out);
+}
+
 /* ---- nginx ---- */
 
 PROXY_TEST(proxy_e2e, wrk_through_the_proxy_sees_no_socket_errors_and_no_non_2xx)
