@@ -65,8 +65,12 @@ static void conn_log(struct conn *c, enum conn_end why, int err)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (now.tv_sec - c->start.tv_sec) * 1000LL + (now.tv_nsec - c->start.tv_nsec) / 1000000;
-	if (c->peer.sa.sa_family == AF_INET || c->peer.sa.sa_family == AF_INET6)
-		net_addr_str(&c->peer, peer, sizeof(peer));
+	if (c->peer.sa.sa_family == AF_INET || c->peer.sa.sa_family == AF_INET6) {
+		union sockaddr_any addr = { 0 };
+
+		memcpy(&addr, &c->peer, sizeof(c->peer));
+		net_addr_str(&addr, peer, sizeof(peer));
+	}
 	if (err && why != END_IDLE_TIMEOUT && why != END_NO_BACKEND && why != END_STOPPED)
 		snprintf(how, sizeof(how), "%s:%s", ends[why], log_errno(-err, num, sizeof(num)));
 	else
@@ -496,7 +500,7 @@ again:
 void conn_start(struct acceptor *a, int fd, void *arg)
 {
 	struct worker *w = arg;
-	socklen_t len = sizeof(union sockaddr_any);
+	socklen_t len = sizeof(union sockaddr_ip);
 	/* Readiness mode: the two buffers; ring mode has none of its own (a replay's, for a
 	 * while, allocated as it goes). */
 	struct conn *c = malloc(sizeof(*c) + (prx.io == SERVER_IO_READINESS ? 2 * XFER_BUF : 0));

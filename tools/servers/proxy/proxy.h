@@ -75,6 +75,14 @@ struct xfer {
 	bool keep;   /* kept for a replay: readiness data[0..head), ring data[0..tail) */
 };
 
+/* A client's address: IPv4 or IPv6 (28 bytes, where union sockaddr_any takes 128: an idle
+ * connection's memory is mostly its struct). */
+union sockaddr_ip {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
 struct end {
 	int fd;
 	struct urp_io *io;
@@ -96,7 +104,7 @@ struct conn {
 	unsigned retries;	 /* failed backend connects for this client */
 	uint64_t tried;		 /* bit i: backend i was tried for this client */
 	struct timespec start;	 /* --log: when accepted (CLOCK_MONOTONIC) */
-	union sockaddr_any peer; /* --log: the client */
+	union sockaddr_ip peer;	 /* --log: the client */
 	struct xfer up;		 /* client -> backend */
 	struct xfer down;	 /* backend -> client */
 	char buf[][XFER_BUF];	 /* readiness mode: up's and down's; ring mode: none */
