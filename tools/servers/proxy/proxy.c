@@ -196,7 +196,7 @@ static int usage(int status)
 		"                              io_uring and SO_REUSEPORT listener (default 1)\n"
 		"      --io ring|readiness     how bytes move. ring (the default): io_uring\n"
 		"                              receives into a ring of %d KiB buffers shared by\n"
-		"                              a loop's connections (%d KiB per loop) and sends\n"
+		"                              a loop's connections (%d MiB per loop) and sends\n"
 		"                              them on as they are, no copy, no socket syscall\n"
 		"                              per request; an idle connection holds no buffer.\n"
 		"                              readiness: recv() and send() when the readiness\n"
@@ -243,7 +243,8 @@ static int usage(int status)
 		"\n"
 		"Exit status: 0 after a signal, 1 on a runtime error (port in use, a backend\n"
 		"name that does not resolve, no io_uring), 2 on bad usage.\n",
-		MAX_BACKENDS, RING_BUF_SIZE / 1024, RING_BUF_COUNT * (RING_BUF_SIZE / 1024), DRAIN_S);
+		MAX_BACKENDS, RING_BUF_SIZE / 1024, RING_BUF_COUNT * (RING_BUF_SIZE / 1024) / 1024,
+		DRAIN_S);
 	return status;
 }
 

@@ -41,17 +41,23 @@
 #define MAX_ADDRS    8
 
 /*
- * Ring mode's driver options (urp_driver_opts; docs/proxy.md, "Ring mode", says why these).
- * The buffers are shared by every connection of a loop: an idle connection holds none, and a
- * busy one holds what is in flight. A direction holds at most RING_BUF_CAP buffers queued on
- * its source (then its recv pauses and the kernel's socket and the TCP window push back) and
- * one being sent: its sink's queue is "full" at RING_SEND_HWM bytes, a single send, so that a
- * stalled reader keeps the fewest buffers out of the ring. The ring's pages are touched only
- * when the kernel writes into them, but buffers cycle through it FIFO, so the whole of it
- * (RING_BUF_COUNT * RING_BUF_SIZE, 2 MiB per loop) is resident once traffic has gone round it.
+ * Ring mode's driver options (urp_driver_opts; docs/proxy.md, "Ring mode", has the
+ * measurements). The buffers are shared by every connection of a loop: an idle connection
+ * holds none, a busy one what is in flight. A direction holds at most RING_BUF_CAP buffers
+ * queued on its source (then the driver pauses its recv, and the kernel's socket and the TCP
+ * window push back), one taken and one being sent: its sink's queue is "full" at
+ * RING_SEND_HWM bytes, a single send. So a stalled direction holds RING_BUF_CAP + 2 = 4
+ * buffers, and RING_BUF_COUNT / 4 = 32 stalled directions run a loop's ring dry.
+ *
+ * The size: the driver sends one buffer per socket per io_uring_enter(), so bulk throughput
+ * goes with it (iperf3 through the proxy: 5 Gbit/s with 8 KiB, 8 with 16 KiB, 12 with 32 KiB;
+ * HAProxy 10). The count: the ring's pages are touched only when the kernel writes into them,
+ * but buffers cycle through it FIFO, so what traffic has touched stays resident: 128 pages
+ * (512 KiB) for small messages, which touch a buffer's first page only, the whole 4 MiB once
+ * bulk has gone round it.
  */
-#define RING_BUF_COUNT 256
-#define RING_BUF_SIZE  8192
+#define RING_BUF_COUNT 128
+#define RING_BUF_SIZE  32768
 #define RING_BUF_CAP   2
 #define RING_SEND_HWM  1
 
