@@ -168,10 +168,17 @@ iperf_port=$(free_port)
 taskset -c "$load_cpu" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
 	--appendonly no --maxclients 10000 --dir "$tmp" >"$tmp/redis.log" 2>&1 &
 pids+=($!)
-taskset -c "$load_cpu" iperf3 -s -p "$iperf_port" -B 127.0.0.1 >"$tmp/iperf.log" 2>&1 &
-pids+=($!)
+# iperf3 -s has been seen to exit in mid-run (once in about fifteen runs): started again before
+# each bulk run when it is gone, its log kept.
+iperf_server() {
+	taskset -c "$load_cpu" iperf3 -s -p "$iperf_port" -B 127.0.0.1 >>"$out/iperf-server.log" 2>&1 &
+	iperf_pid=$!
+	pids+=($iperf_pid)
+	wait_port "$iperf_port"
+}
+: >"$out/iperf-server.log"
+iperf_server
 wait_port "$redis_port"
-wait_port "$iperf_port"
 
 # HAProxy's configuration: TCP mode, one thread, the timeouts urpoll-proxy defaults to, a
 # frontend per backend given as NAME:FRONTEND_PORT:BACKEND_PORT. The benchmark's is written to
@@ -306,9 +313,10 @@ for run in $(seq "$runs"); do
 			record "rps_P$pipeline $tg $rps $p50 $p99 $us"
 		done
 		record "lat $tg $(taskset -c "$load_cpu" "$tmp/lat" "${rport[$tg]}" "$lat_n")"
+		kill -0 "$iperf_pid" 2>/dev/null || { echo "bench-proxy: iperf3 -s exited; again" >&2; iperf_server; }
 		gbit=$(taskset -c "$load_cpu" iperf3 -c 127.0.0.1 -p "${iport[$tg]}" -t "$iperf_s" \
-			-f g 2>/dev/null | awk '/receiver/ { print $(NF - 2) }')
-		record "bulk $tg $gbit"
+			-f g 2>/dev/null | awk '/receiver/ { print $(NF - 2) }' || true)
+		[ -z "$gbit" ] || record "bulk $tg $gbit"
 	done
 	if [ "$idle" -gt 0 ]; then
 		for kind in "${order[@]}"; do
