@@ -149,6 +149,9 @@ usage_error echo_bad_listen_names_option "--listen: bad address 'localhost'" \
 usage_error echo_unix_path_too_long_is_usage "--unix: " urpoll-echo --unix "$tmp/$(printf 'x%.0s' {1..120})"
 usage_error echo_extra_operand_exits_2 "unexpected argument 'extra'" urpoll-echo extra
 usage_error echo_flag_with_value_names_option "--quiet takes no argument" urpoll-echo --quiet=1
+usage_error echo_bad_io_mode_names_option \
+	"urpoll-echo: --io: 'uring' is not an I/O mode (ring or readiness)" urpoll-echo --io uring
+usage_error echo_io_without_mode_names_option "--io needs an argument" urpoll-echo --io
 
 echo "== tools_cli: urpoll-proxy"
 usage_error proxy_connect_timeout_zero_names_option \
@@ -183,6 +186,11 @@ usage_error proxy_missing_argument_names_option "--backend" urpoll-proxy --liste
 usage_error proxy_without_backend_says_what_is_needed "--backend" urpoll-proxy \
 	--listen 127.0.0.1:0
 usage_error proxy_unknown_option_exits_2 "unknown option '-x'" urpoll-proxy -x
+usage_error proxy_bad_io_mode_names_option \
+	"urpoll-proxy: --io: 'epoll' is not an I/O mode (ring or readiness)" urpoll-proxy \
+	--listen 127.0.0.1:0 --backend 127.0.0.1:1 --io epoll
+usage_error proxy_attached_bad_io_mode_names_option "--io: '' is not an I/O mode" \
+	urpoll-proxy --io= --listen 127.0.0.1:0 --backend 127.0.0.1:1
 usage_error proxy_extra_operand_exits_2 "unexpected argument 'extra'" urpoll-proxy \
 	--listen 127.0.0.1:0 --backend 127.0.0.1:1 extra
 # A backend that is down is no error (it is checked again until it comes back); a name that

@@ -9,6 +9,10 @@
  * member reaped) in .fini whatever happened (server_kill(); the test process is a child
  * subreaper, suite_init()), and dies with the test process (PR_SET_PDEATHSIG) should that crash.
  *
+ * The server's two I/O modes (--io ring, the default, and --io readiness): a test written with
+ * ECHO_TEST() is two tests, NAME_ring and NAME_readiness, one body, the mode in srv.io, which
+ * server_spawn() passes on. A plain Test() runs the default alone (srv.io NULL: no --io).
+ *
  * Each suite: TestSuite(echo_NAME, .init = suite_init, .fini = server_kill, .timeout = 60).
  */
 #ifndef URP_TESTS_ECHO_UTIL_H
@@ -45,7 +49,26 @@ static struct {
 	bool has_tcp, has_unix;
 	int baseline_fds; /* descriptors of the idle server, right after it printed its address */
 	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *io; /* --io of the server; NULL: the default */
 } srv = { .pid = -1, .out = -1, .err = -1 };
+
+/*
+ * A test of both I/O modes: NAME_ring and NAME_readiness in the suite, with Test()'s options,
+ * running the body that follows with srv.io set.
+ */
+#define ECHO_TEST(suite, name, ...)                                                       \
+	static void suite##_##name##_body(void);                                            \
+	Test(suite, name##_ring, ##__VA_ARGS__)                                             \
+	{                                                                                   \
+		srv.io = "ring";                                                            \
+		suite##_##name##_body();                                                    \
+	}                                                                                   \
+	Test(suite, name##_readiness, ##__VA_ARGS__)                                        \
+	{                                                                                   \
+		srv.io = "readiness";                                                       \
+		suite##_##name##_body();                                                    \
+	}                                                                                   \
+	static void suite##_##name##_body(void)
 
 static inline uint64_t splitmix64(uint64_t *state)
 {
@@ -106,14 +129,18 @@ static inline void server_read_rest(void)
  * descriptor limits, soft and hard. Returns the pid; stdout (and stderr if asked) go to pipes. */
 static inline pid_t server_spawn(const char *const *args, rlim_t nofile, bool capture_err)
 {
-	const char *argv[MAX_ARGS + 2] = { tool_binary("echo") };
+	const char *argv[MAX_ARGS + 4] = { tool_binary("echo") };
 	pid_t parent = getpid(), pid;
 	int out[2], err[2] = { -1, -1 };
-	size_t i;
+	size_t i, argc = 1;
 
+	if (srv.io) {
+		argv[argc++] = "--io";
+		argv[argc++] = srv.io;
+	}
 	for (i = 0; args[i]; i++) {
 		cr_assert_lt(i, MAX_ARGS);
-		argv[i + 1] = args[i];
+		argv[argc++] = args[i];
 	}
 	cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
 	if (capture_err)

@@ -16,6 +16,11 @@
  * after the other (struct hammer), the proxy's timestamped lines (proxy_line(),
  * line_has_time()) and a plain HTTP client for its /metrics (http_request()).
  *
+ * The proxy's two I/O modes (--io ring, the default, and --io readiness): a test written with
+ * PROXY_TEST() is two tests, NAME_ring and NAME_readiness, one body, the mode in t.io, which
+ * every proxy started passes on (proxy_spawn(), proxy_start_args(), proxy_argv()). A plain
+ * Test() runs the default alone (t.io NULL: no --io).
+ *
  * Each suite: TestSuite(proxy_NAME, .init = suite_init, .fini = cleanup, .timeout = 120).
  */
 #ifndef URP_TESTS_PROXY_UTIL_H
@@ -49,7 +54,26 @@ static struct {
 	char dir[64]; /* the test's temporary directory */
 	struct proc *proxy;
 	unsigned proxy_port;
+	const char *io; /* --io of every proxy the test starts; NULL: the default */
 } t;
+
+/*
+ * A test of both I/O modes: NAME_ring and NAME_readiness in the suite, with Test()'s options
+ * (.timeout, ...), running the body that follows with t.io set.
+ */
+#define PROXY_TEST(suite, name, ...)                                                      \
+	static void suite##_##name##_body(void);                                            \
+	Test(suite, name##_ring, ##__VA_ARGS__)                                             \
+	{                                                                                   \
+		t.io = "ring";                                                              \
+		suite##_##name##_body();                                                    \
+	}                                                                                   \
+	Test(suite, name##_readiness, ##__VA_ARGS__)                                        \
+	{                                                                                   \
+		t.io = "readiness";                                                         \
+		suite##_##name##_body();                                                    \
+	}                                                                                   \
+	static void suite##_##name##_body(void)
 
 /* ---- processes and the temporary directory ---- */
 
@@ -347,6 +371,20 @@ static inline unsigned nginx_start(void)
 	return port;
 }
 
+/* The start of a proxy's command line, into argv: the binary of this build, and --io t.io when
+ * the test has one. Returns how many words that is. */
+static inline unsigned proxy_argv(char **argv)
+{
+	unsigned argc = 0;
+
+	argv[argc++] = tool_binary("proxy");
+	if (t.io) {
+		argv[argc++] = "--io";
+		argv[argc++] = (char *)t.io;
+	}
+	return argc;
+}
+
 /* The proxy of this build with before (NULL-terminated), a --backend per port given, then after;
  * its output captured. */
 static inline struct proc *proxy_spawn(char *const *before, const unsigned *backends,
@@ -354,10 +392,10 @@ static inline struct proc *proxy_spawn(char *const *before, const unsigned *back
 {
 	static char ports[8][32];
 	char *argv[40];
-	unsigned argc = 0;
+	unsigned argc;
 
 	cr_assert_leq(nbackends, 8u);
-	argv[argc++] = tool_binary("proxy");
+	argc = proxy_argv(argv);
 	while (before && *before)
 		argv[argc++] = *before++;
 	for (unsigned i = 0; i < nbackends; i++) {
@@ -407,9 +445,8 @@ static inline void proxy_start(const unsigned *backends, unsigned nbackends, cha
 static inline void proxy_start_args(char *const *args)
 {
 	char *argv[40];
-	unsigned argc = 0;
+	unsigned argc = proxy_argv(argv);
 
-	argv[argc++] = tool_binary("proxy");
 	while (*args) {
 		cr_assert_lt(argc, 39u);
 		argv[argc++] = *args++;

@@ -45,7 +45,7 @@ static void fill_stream(unsigned char *buf, uint64_t off, size_t len)
  * and must get every byte back in order. While it does not read, the server must have stopped
  * reading too (its receive queue holds data): it buffers 16 KiB per connection, not the flood.
  */
-Test(echo_backpressure, unread_flood_is_held_back_and_echoed_in_full)
+ECHO_TEST(echo_backpressure, unread_flood_is_held_back_and_echoed_in_full)
 {
 	static unsigned char out[65536], in[65536], want[65536];
 	union sockaddr_any me;
@@ -151,7 +151,7 @@ Test(echo_backpressure, unread_flood_is_held_back_and_echoed_in_full)
  * client's FIN while it still holds bytes to write back; it must write them all, then its own
  * FIN. Over Unix sockets (fixed buffers, no window: small, quick bursts) and TCP.
  */
-Test(echo_backpressure, slow_readers_get_everything_after_their_half_close)
+ECHO_TEST(echo_backpressure, slow_readers_get_everything_after_their_half_close)
 {
 	static const struct client_plan slow = {
 		.min_len = 256 * 1024,

@@ -9,7 +9,7 @@
 
 TestSuite(echo_e2e, .init = suite_init, .fini = server_kill, .timeout = 60);
 
-Test(echo_e2e, thousand_tcp_connections_echo_byte_for_byte)
+ECHO_TEST(echo_e2e, thousand_tcp_connections_echo_byte_for_byte)
 {
 	server_start((const char *const[]){ "--listen", "127.0.0.1:0", NULL });
 	expect_all_echoed(&srv.tcp, 1000, 1);
@@ -19,7 +19,7 @@ Test(echo_e2e, thousand_tcp_connections_echo_byte_for_byte)
 	server_stop_ok();
 }
 
-Test(echo_e2e, hundred_unix_connections_echo_byte_for_byte)
+ECHO_TEST(echo_e2e, hundred_unix_connections_echo_byte_for_byte)
 {
 	make_unix_path();
 	server_start((const char *const[]){ "--unix", srv.unix_path, NULL });
@@ -44,7 +44,7 @@ static int count_loop_threads(pid_t pid)
 }
 
 /* Two loops: one SO_REUSEPORT listener each on the TCP port, one Unix socket shared by both. */
-Test(echo_e2e, two_threads_serve_tcp_and_unix)
+ECHO_TEST(echo_e2e, two_threads_serve_tcp_and_unix)
 {
 	int loops;
 
@@ -60,7 +60,7 @@ Test(echo_e2e, two_threads_serve_tcp_and_unix)
 	server_stop_ok();
 }
 
-Test(echo_e2e, sigterm_exits_0_with_a_summary)
+ECHO_TEST(echo_e2e, sigterm_exits_0_with_a_summary)
 {
 	unsigned long long conns, bytes, shed;
 	struct client_stats cs;
@@ -79,7 +79,7 @@ Test(echo_e2e, sigterm_exits_0_with_a_summary)
 		  "summary: %s", srv.text);
 }
 
-Test(echo_e2e, ipv6_loopback)
+ECHO_TEST(echo_e2e, ipv6_loopback)
 {
 	struct sockaddr_in6 probe = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -117,7 +117,7 @@ static void expect_startup_error(const char *const *args, int want_status, const
 	srv.out = srv.err = -1;
 }
 
-Test(echo_e2e, startup_errors_are_one_line_and_nonzero)
+ECHO_TEST(echo_e2e, startup_errors_are_one_line_and_nonzero)
 {
 	struct sockaddr_in a;
 	char spec[64];

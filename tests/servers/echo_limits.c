@@ -13,7 +13,7 @@ TestSuite(echo_limits, .init = suite_init, .fini = server_kill, .timeout = 60);
  * Every way a connection can end gives its descriptor back: half-close, full close without
  * reading, reset with data unread on either side, connect-and-go.
  */
-Test(echo_limits, descriptors_return_to_idle_after_every_kind_of_close)
+ECHO_TEST(echo_limits, descriptors_return_to_idle_after_every_kind_of_close)
 {
 	static char junk[256 * 1024];
 	int fds[300];
@@ -44,7 +44,7 @@ Test(echo_limits, descriptors_return_to_idle_after_every_kind_of_close)
  * Beyond --max-conns, clients wait in the backlog until a connection closes. Two loops: the
  * count is the process's, and a close on one loop resumes a listener paused on the other.
  */
-Test(echo_limits, max_conns_holds_the_rest_in_the_backlog)
+ECHO_TEST(echo_limits, max_conns_holds_the_rest_in_the_backlog)
 {
 	int held[3], waiting[3], most = 0;
 	char buf[8];
@@ -91,7 +91,7 @@ Test(echo_limits, max_conns_holds_the_rest_in_the_backlog)
  * (those clients see the connection closed at once), serves what it holds, does not spin, and
  * serves new clients once descriptors are free again.
  */
-Test(echo_limits, emfile_sheds_without_spinning_and_recovers)
+ECHO_TEST(echo_limits, emfile_sheds_without_spinning_and_recovers)
 {
 	enum { N = 40 };
 	int fds[N], served = 0, shed = 0;

@@ -57,7 +57,7 @@ static size_t wait_backend_line(size_t from, unsigned port, const char *state, d
 	return (size_t)(at - t.proxy->text) + strlen(needle);
 }
 
-Test(proxy_backends, a_backend_down_at_start_is_one_timestamped_line_and_gets_no_client)
+PROXY_TEST(proxy_backends, a_backend_down_at_start_is_one_timestamped_line_and_gets_no_client)
 {
 	unsigned ports[2];
 	char needle[64];
@@ -84,7 +84,7 @@ Test(proxy_backends, a_backend_down_at_start_is_one_timestamped_line_and_gets_no
  * other), each change of state is one line with the time, and a revived backend gets clients
  * again.
  */
-Test(proxy_backends, killing_and_reviving_backends_fails_no_client)
+PROXY_TEST(proxy_backends, killing_and_reviving_backends_fails_no_client)
 {
 	char *extra[] = { "--check-interval", "1", NULL };
 	struct proc *redis[2];
@@ -133,7 +133,7 @@ Test(proxy_backends, killing_and_reviving_backends_fails_no_client)
  * request in flight on a backend that dies is lost with it: proxy_limits): with --threads 2,
  * both loops find it down, and it is said once.
  */
-Test(proxy_backends, new_clients_keep_being_served_while_a_backend_dies)
+PROXY_TEST(proxy_backends, new_clients_keep_being_served_while_a_backend_dies)
 {
 	char *extra[] = { "--threads", "2", "--check-interval", "1", NULL };
 	struct hammer h = { .port = 0 };
@@ -167,7 +167,7 @@ Test(proxy_backends, new_clients_keep_being_served_while_a_backend_dies)
 	cr_assert_geq(proxy_counter("retries"), 1ull, "no client was sent to the stopped one");
 }
 
-Test(proxy_backends, with_every_backend_down_a_new_client_reads_a_fin_and_is_counted)
+PROXY_TEST(proxy_backends, with_every_backend_down_a_new_client_reads_a_fin_and_is_counted)
 {
 	char *extra[] = { "--check-interval", "1", NULL };
 	unsigned dead = free_port();
@@ -196,7 +196,7 @@ Test(proxy_backends, with_every_backend_down_a_new_client_reads_a_fin_and_is_cou
  * A listener whose accept queue is full drops SYNs: a connect to it times out. The test fills
  * the queue of a backlog-0 listener once the proxy's first check has passed.
  */
-Test(proxy_backends, a_connect_timeout_marks_the_backend_down_and_the_client_is_retried)
+PROXY_TEST(proxy_backends, a_connect_timeout_marks_the_backend_down_and_the_client_is_retried)
 {
 	char *extra[] = { "--connect-timeout", "1", "--check-interval", "60", NULL };
 	struct sockaddr_in a;
@@ -256,7 +256,7 @@ static bool readable_within(int fd, double seconds)
  * for the next backend's connect: nothing woke it until the connect timer fired (60 s here),
  * so the answer must come well before.
  */
-Test(proxy_backends, a_reset_before_any_data_is_retried_with_the_request_replayed)
+PROXY_TEST(proxy_backends, a_reset_before_any_data_is_retried_with_the_request_replayed)
 {
 	char *extra[] = { "--check-interval", "60", "--connect-timeout", "60", NULL };
 	unsigned ports[2];
@@ -285,7 +285,7 @@ Test(proxy_backends, a_reset_before_any_data_is_retried_with_the_request_replaye
 }
 
 /* --backend localhost:PORT and [::1]:PORT: resolved at start-up, both served. */
-Test(proxy_backends, localhost_and_ipv6_literals_resolve)
+PROXY_TEST(proxy_backends, localhost_and_ipv6_literals_resolve)
 {
 	char by_name[32], v6[32], *args[] = { "--listen", "127.0.0.1:0", "--backend", by_name,
 					      "--backend", v6, NULL };

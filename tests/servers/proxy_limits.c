@@ -23,7 +23,7 @@ static int wait_fds(int want, double seconds)
 	return n;
 }
 
-Test(proxy_limits, five_thousand_idle_connections_and_traffic_then_every_fd_is_released)
+PROXY_TEST(proxy_limits, five_thousand_idle_connections_and_traffic_then_every_fd_is_released)
 {
 	static int fds[IDLE_CONNS];
 	char out[OUT_SIZE];
@@ -97,7 +97,7 @@ static long long output_counter(size_t from, const char *name)
  * is set on the running proxy (prlimit) to its idle descriptors + 2 per held client + 1, so
  * that each further client is accepted into the last slot and finds none for its backend.
  */
-Test(proxy_limits, at_the_fd_limit_clients_are_shed_with_a_fin_and_one_warning)
+PROXY_TEST(proxy_limits, at_the_fd_limit_clients_are_shed_with_a_fin_and_one_warning)
 {
 	enum { HELD = 4, SHED = 5 };
 	const char *warning = "out of descriptors creating a backend socket";
@@ -167,7 +167,7 @@ Test(proxy_limits, at_the_fd_limit_clients_are_shed_with_a_fin_and_one_warning)
 			   t.proxy->text);
 }
 
-Test(proxy_limits, max_conns_refuses_the_next_without_harming_the_others)
+PROXY_TEST(proxy_limits, max_conns_refuses_the_next_without_harming_the_others)
 {
 	char *extra[] = { "--max-conns", "10", NULL };
 	unsigned redis;
@@ -200,7 +200,7 @@ Test(proxy_limits, max_conns_refuses_the_next_without_harming_the_others)
 		close(fds[i]);
 }
 
-Test(proxy_limits, a_backend_that_dies_closes_only_its_clients)
+PROXY_TEST(proxy_limits, a_backend_that_dies_closes_only_its_clients)
 {
 	unsigned redis[2], port[2];
 	char reply[4096], byte;

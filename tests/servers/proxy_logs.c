@@ -30,7 +30,7 @@ static void close_line(const char *client, char *line, size_t size)
 	cr_assert(line_has_time(line), "no time: %s", line);
 }
 
-Test(proxy_logs, log_is_one_line_per_closed_connection)
+PROXY_TEST(proxy_logs, log_is_one_line_per_closed_connection)
 {
 	char *extra[] = { "--log", "--idle-timeout", "1", NULL };
 	char client[3][32], line[512], want[128], byte;
@@ -84,7 +84,7 @@ Test(proxy_logs, log_is_one_line_per_closed_connection)
 	}
 }
 
-Test(proxy_logs, a_client_turned_away_is_logged_as_no_backend)
+PROXY_TEST(proxy_logs, a_client_turned_away_is_logged_as_no_backend)
 {
 	char *extra[] = { "--log", NULL }, client[32], line[512], byte;
 	unsigned dead = free_port();
@@ -102,7 +102,7 @@ Test(proxy_logs, a_client_turned_away_is_logged_as_no_backend)
 	cr_assert_not_null(strstr(line, " end no-backend"), "%s", line);
 }
 
-Test(proxy_logs, stats_lines_carry_an_iso_8601_utc_time)
+PROXY_TEST(proxy_logs, stats_lines_carry_an_iso_8601_utc_time)
 {
 	char *extra[] = { "--stats-interval", "1", NULL }, line[512];
 	unsigned redis;
@@ -129,7 +129,7 @@ Test(proxy_logs, stats_lines_carry_an_iso_8601_utc_time)
 	cr_assert_eq(proc_wait_exit(t.proxy, START_S), 0);
 }
 
-Test(proxy_logs, sighup_is_one_line_and_no_harm)
+PROXY_TEST(proxy_logs, sighup_is_one_line_and_no_harm)
 {
 	char line[512];
 	unsigned redis;

@@ -70,7 +70,7 @@ static void has_help_and_type(const char *body, const char *name, const char *ty
 	cr_assert_not_null(strstr(body, type_line), "no TYPE %s for %s", type, name);
 }
 
-Test(proxy_metrics, metrics_pass_promtool_and_count_what_went_through)
+PROXY_TEST(proxy_metrics, metrics_pass_promtool_and_count_what_went_through)
 {
 	static char out[65536];
 	char path[PATH_MAX], cmd_out[4096], name[128], *body;
@@ -135,9 +135,23 @@ Test(proxy_metrics, metrics_pass_promtool_and_count_what_went_through)
 	cr_assert_geq(sample(body, "urpoll_wakes_total"),
 		      sample(body, "urpoll_wake_batches_total"), "%s", body);
 	cr_assert_geq(sample(body, "urpoll_stale_rejects_total"), 0, "%s", body);
+	has_help_and_type(body, "urpoll_ring_recv_buffers_total", "counter");
+	has_help_and_type(body, "urpoll_ring_enobufs_total", "counter");
+	has_help_and_type(body, "urpoll_ring_paused_total", "counter");
+	/* Ring mode received the 130 bytes in buffers of the ring (and the sends went out on it);
+	 * readiness mode none. */
+	if (!strcmp(t.io, "ring")) {
+		cr_assert_geq(sample(body, "urpoll_ring_recv_buffers_total"), 20, "%s", body);
+		cr_assert_eq(sample(body, "urpoll_ring_recv_bytes_total"), 130, "%s", body);
+		cr_assert_geq(sample(body, "urpoll_ring_sends_total"), 20, "%s", body);
+	} else {
+		cr_assert_eq(sample(body, "urpoll_ring_recv_buffers_total"), 0, "%s", body);
+		cr_assert_eq(sample(body, "urpoll_ring_sends_total"), 0, "%s", body);
+	}
+	cr_assert_eq(sample(body, "urpoll_ring_enobufs_total"), 0, "%s", body);
 }
 
-Test(proxy_metrics, anything_but_get_metrics_is_404)
+PROXY_TEST(proxy_metrics, anything_but_get_metrics_is_404)
 {
 	static const char *const requests[] = {
 		"GET / HTTP/1.1\r\n\r\n",
@@ -166,7 +180,7 @@ Test(proxy_metrics, anything_but_get_metrics_is_404)
 	cr_assert_eq(sample(body, "urpoll_proxy_connections_total"), 0, "%s", body);
 }
 
-Test(proxy_metrics, a_request_too_long_gets_431_and_the_responder_goes_on)
+PROXY_TEST(proxy_metrics, a_request_too_long_gets_431_and_the_responder_goes_on)
 {
 	static char request[8192], out[65536];
 	char *body;
@@ -189,7 +203,7 @@ Test(proxy_metrics, a_request_too_long_gets_431_and_the_responder_goes_on)
 }
 
 /* --metrics takes what --listen takes: a name, or :PORT for every IPv4 address. */
-Test(proxy_metrics, metrics_listen_on_a_name_or_on_every_address)
+PROXY_TEST(proxy_metrics, metrics_listen_on_a_name_or_on_every_address)
 {
 	char out[65536], *body;
 	unsigned redis;

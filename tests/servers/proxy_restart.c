@@ -117,7 +117,7 @@ static void restart_loses_no_client(bool quiet_sigterm)
 	close(fd);
 }
 
-Test(proxy_restart, a_restart_through_reuseport_refuses_no_client)
+PROXY_TEST(proxy_restart, a_restart_through_reuseport_refuses_no_client)
 {
 	skip_without_io_uring();
 	private_network(true);
@@ -133,14 +133,14 @@ Test(proxy_restart, a_restart_through_reuseport_refuses_no_client)
  * until exit, while another loop drained, before urp_loop_run() took a last turn when stopped:
  * a client sent there waited, then was reset.
  */
-Test(proxy_restart, a_restarted_listener_leaves_the_port_group_at_once)
+PROXY_TEST(proxy_restart, a_restarted_listener_leaves_the_port_group_at_once)
 {
 	skip_without_io_uring();
 	private_network(false);
 	restart_loses_no_client(true);
 }
 
-Test(proxy_restart, without_reuseport_a_second_instance_is_refused_the_port)
+PROXY_TEST(proxy_restart, without_reuseport_a_second_instance_is_refused_the_port)
 {
 	char listen[32], backend[32], *args[10];
 	struct proc *second;
@@ -155,10 +155,12 @@ Test(proxy_restart, without_reuseport_a_second_instance_is_refused_the_port)
 	/* --reuseport on the first instance only: the second must not slip in. */
 	instance_args(args, listen, backend, port, redis, false);
 	{
-		char *argv[12] = { tool_binary("proxy") };
+		char *argv[16];
+		unsigned argc = proxy_argv(argv);
 
 		for (unsigned i = 0; args[i]; i++)
-			argv[i + 1] = args[i];
+			argv[argc++] = args[i];
+		argv[argc] = NULL;
 		second = spawn(argv, true, SIGKILL);
 	}
 	status = proc_wait_exit(second, START_S);
@@ -167,7 +169,7 @@ Test(proxy_restart, without_reuseport_a_second_instance_is_refused_the_port)
 	cr_assert_not_null(strstr(second->text, "Address already in use"), "%s", second->text);
 }
 
-Test(proxy_restart, reuseport_says_when_the_kernel_would_drop_queued_clients)
+PROXY_TEST(proxy_restart, reuseport_says_when_the_kernel_would_drop_queued_clients)
 {
 	char listen[32], backend[32], *args[10], line[512];
 	unsigned redis, port;

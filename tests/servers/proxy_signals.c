@@ -13,7 +13,7 @@ TestSuite(proxy_signals, .init = suite_init, .fini = cleanup, .timeout = 120);
 
 /* ---- SIGTERM ---- */
 
-Test(proxy_signals, sigterm_drains_open_connections_then_exits_0)
+PROXY_TEST(proxy_signals, sigterm_drains_open_connections_then_exits_0)
 {
 	unsigned redis, raced = 0;
 	char line[512], *at;
@@ -168,7 +168,7 @@ static int drain_on_loop_1_only(void)
 	return fd;
 }
 
-Test(proxy_signals, a_second_sigterm_stops_the_proxy_while_loop_1_drains)
+PROXY_TEST(proxy_signals, a_second_sigterm_stops_the_proxy_while_loop_1_drains)
 {
 	int fd;
 
@@ -181,7 +181,7 @@ Test(proxy_signals, a_second_sigterm_stops_the_proxy_while_loop_1_drains)
 	close(fd);
 }
 
-Test(proxy_signals, sigusr1_prints_the_stats_while_loop_1_drains)
+PROXY_TEST(proxy_signals, sigusr1_prints_the_stats_while_loop_1_drains)
 {
 	size_t before;
 	int fd;

@@ -80,7 +80,7 @@ static long vm_rss_kib(pid_t pid)
 
 /* ---- half-close, back-pressure, timeouts ---- */
 
-Test(proxy_streams, a_client_half_close_still_gets_the_full_response)
+PROXY_TEST(proxy_streams, a_client_half_close_still_gets_the_full_response)
 {
 	static unsigned char reply[ONE_MIB + 64];
 	char request[100000];
@@ -110,7 +110,7 @@ Test(proxy_streams, a_client_half_close_still_gets_the_full_response)
 	cr_assert_eq(proxy_counter("io_errors"), 0ull);
 }
 
-Test(proxy_streams, slow_clients_of_a_fast_backend_keep_the_proxy_rss_bounded)
+PROXY_TEST(proxy_streams, slow_clients_of_a_fast_backend_keep_the_proxy_rss_bounded)
 {
 	const uint64_t flood = 256ull * ONE_MIB;
 	static unsigned char buf[65536];
@@ -132,6 +132,10 @@ Test(proxy_streams, slow_clients_of_a_fast_backend_keep_the_proxy_rss_bounded)
 	/* Unbounded buffering would hold most of the 256 MiB; 32 KiB per connection is the
 	 * design, the rest is slack for malloc and the rings. */
 	cr_assert_lt(rss1 - rss0, 8192, "RSS grew from %ld to %ld KiB", rss0, rss1);
+	/* Ring mode: the direction stopped taking, and the driver paused the backend's recv
+	 * once its share of buffers was queued. */
+	if (!strcmp(t.io, "ring"))
+		cr_assert_geq(proxy_counter("paused"), 1ull, "the flood was never paused");
 	/* Then the first client reads it all, byte for byte. */
 	for (uint64_t off = 0; off < flood;) {
 		size_t want = flood - off < sizeof(buf) ? flood - off : sizeof(buf);
@@ -148,9 +152,100 @@ Test(proxy_streams, slow_clients_of_a_fast_backend_keep_the_proxy_rss_bounded)
 		close(fds[i]);
 }
 
+#define BIG_FILE (8u << 20)
+#define STALLED	 16
+
+/* A client of nginx through the proxy that asks for /big and reads nothing yet: a receive
+ * buffer of 4 KiB, so that the proxy's sends to it stall within a few buffers. */
+static int stalled_reader(void)
+{
+	static const char req[] = "GET /big HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)t.proxy_port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), small = 4096;
+
+	cr_assert_geq(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "%s", strerror(errno));
+	cr_assert(write_all(fd, req, sizeof(req) - 1));
+	return fd;
+}
+
+/* The answer on fd, read to its end: a 200 whose body is the BIG_FILE bytes of the stream. */
+static void expect_big_file(int fd, unsigned which)
+{
+	static unsigned char buf[65536];
+	char head[1024];
+	size_t len = 0, off = 0;
+	char *end = NULL;
+	ssize_t n;
+
+	while (!end && len < sizeof(head) - 1 && (n = read(fd, head + len, 1)) == 1) {
+		head[++len] = '\0';
+		end = strstr(head, "\r\n\r\n");
+	}
+	cr_assert_not_null(end, "reader %u: no HTTP head: %s", which, head);
+	cr_assert_eq(strncmp(head, "HTTP/1.1 200", 12), 0, "reader %u: %s", which, head);
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			cr_assert_eq(buf[i], stream_byte(off + (size_t)i), "reader %u: byte %zu", which,
+				     off + (size_t)i);
+		off += (size_t)n;
+	}
+	cr_assert_eq(n, 0, "reader %u: %s", which, strerror(errno));
+	cr_assert_eq(off, (size_t)BIG_FILE, "reader %u: %zu bytes", which, off);
+}
+
+/*
+ * Readers that stall beside fast ones: 16 clients ask nginx for an 8 MiB file and read nothing
+ * (the proxy's sends to them stall, and it stops reading their answers), while curl fetches the
+ * same file four times through the proxy, checksummed. Then the stalled ones read theirs, every
+ * byte in order. In ring mode the stalled directions paused their receives and held their few
+ * buffers, not the ring: it never ran dry.
+ */
+PROXY_TEST(proxy_streams, slow_readers_beside_fast_ones_all_get_every_byte)
+{
+	char file[PATH_MAX], got[PATH_MAX], out[OUT_SIZE];
+	int fds[STALLED], big = 1 << 20;
+	unsigned nginx;
+	FILE *f;
+
+	skip_without_io_uring();
+	need_program("curl");
+	nginx = nginx_start();
+	path_in_dir(file, sizeof(file), "www/big");
+	path_in_dir(got, sizeof(got), "big.got");
+	f = fopen(file, "w");
+	cr_assert_not_null(f);
+	for (uint64_t i = 0; i < BIG_FILE; i++)
+		fputc(stream_byte(i), f);
+	fclose(f);
+	proxy_start(&nginx, 1, NULL);
+	for (unsigned i = 0; i < STALLED; i++)
+		fds[i] = stalled_reader();
+	sleep_ms(300); /* nginx sends; the proxy's sends to the readers stall */
+	for (unsigned i = 0; i < 4; i++)
+		cr_assert_eq(run(out, sizeof(out),
+				 "curl -sSf --max-time 30 -o %s http://127.0.0.1:%u/big && "
+				 "test \"$(sha256sum < %s)\" = \"$(sha256sum < %s)\"",
+				 got, t.proxy_port, file, got),
+			     0, "fetch %u beside the stalled readers: %s", i, out);
+	if (!strcmp(t.io, "ring")) {
+		cr_assert_geq(proxy_counter("paused"), (unsigned long long)STALLED,
+			      "the stalled readers' backends were not paused");
+		cr_assert_eq(proxy_counter("enobufs"), 0ull, "the stalled readers took the ring");
+	}
+	for (unsigned i = 0; i < STALLED; i++) {
+		setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+		expect_big_file(fds[i], i);
+		close(fds[i]);
+	}
+	cr_assert_eq(proxy_counter("io_errors"), 0ull);
+}
+
 /* The idle timer is restarted by every transfer: a connection busy longer than the timeout
  * lives on, then goes once it is quiet. */
-Test(proxy_streams, traffic_keeps_a_connection_past_the_idle_timeout)
+PROXY_TEST(proxy_streams, traffic_keeps_a_connection_past_the_idle_timeout)
 {
 	char *extra[] = { "--idle-timeout", "1", NULL };
 	struct pollfd p;
@@ -173,7 +268,7 @@ Test(proxy_streams, traffic_keeps_a_connection_past_the_idle_timeout)
 	cr_assert_eq(proxy_counter("timeouts"), 1ull);
 }
 
-Test(proxy_streams, an_idle_connection_is_closed_after_the_idle_timeout)
+PROXY_TEST(proxy_streams, an_idle_connection_is_closed_after_the_idle_timeout)
 {
 	char *extra[] = { "--idle-timeout", "1", NULL };
 	unsigned redis;

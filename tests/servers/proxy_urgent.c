@@ -111,7 +111,7 @@ static const char *const urgent_splits[][2] = {
  * them until the client sends more. The urgent byte itself is dropped (SO_OOBINLINE is off),
  * so redis sees PING, not PI!NG.
  */
-Test(proxy_urgent, an_urgent_byte_from_the_client_strands_no_bytes_behind_it)
+PROXY_TEST(proxy_urgent, an_urgent_byte_from_the_client_strands_no_bytes_behind_it)
 {
 	unsigned redis;
 	char reply[8];
@@ -208,7 +208,7 @@ static void read_status(int fd, void *buf, size_t len)
 	cr_assert_eq(read_within(fd, buf, len, START_S), len, "the test backend said nothing");
 }
 
-Test(proxy_urgent, an_urgent_byte_from_the_backend_strands_no_bytes_behind_it)
+PROXY_TEST(proxy_urgent, an_urgent_byte_from_the_backend_strands_no_bytes_behind_it)
 {
 	unsigned backend, port;
 	int control, status;

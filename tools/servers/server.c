@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "server.h"
@@ -79,6 +80,25 @@ bool server_opt_count(const char *prog, int opt, char **argv, unsigned min, unsi
 				 "'%s' is not a number (%u to %u%s%s)", optarg, min, max,
 				 *unit ? " " : "", unit);
 	return false;
+}
+
+bool server_opt_io(const char *prog, int opt, char **argv, enum server_io *io)
+{
+	if (!strcmp(optarg, "ring"))
+		*io = SERVER_IO_RING;
+	else if (!strcmp(optarg, "readiness"))
+		*io = SERVER_IO_READINESS;
+	else {
+		server_opt_error(prog, server_opt_name(opt, argv),
+				 "'%s' is not an I/O mode (ring or readiness)", optarg);
+		return false;
+	}
+	return true;
+}
+
+const char *server_io_name(enum server_io io)
+{
+	return io == SERVER_IO_READINESS ? "readiness" : "ring";
 }
 
 static bool takes_no_argument(const struct option *options, int val)
@@ -212,6 +232,49 @@ int server_loops_new(struct server *s, unsigned n, const struct urp_driver_opts 
 	return 0;
 }
 
+/* Set drv's provided-buffer ring up: a socket registered in ring mode, then let go (the
+ * deregistration waits for the loop's first turn; the descriptor goes now, which
+ * urp_deregister() allows, so that the server's descriptors are back to their count at
+ * once). Returns 0 or -errno. */
+static int ring_probe(struct urp_driver *drv)
+{
+	struct urp_io *io;
+	int sv[2], ret;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	ret = urp_register_ring(drv, sv[0], &io);
+	if (ret == 0)
+		urp_deregister(io);
+	close(sv[0]);
+	close(sv[1]);
+	return ret;
+}
+
+int server_io_setup(struct server *s, enum server_io *io)
+{
+	int ret = 0;
+
+	if (*io == SERVER_IO_READINESS)
+		return 0;
+	for (unsigned i = 0; i < s->nloops && ret == 0; i++)
+		ret = ring_probe(urp_loop_driver(s->loops[i].loop));
+	if (ret == 0) {
+		*io = SERVER_IO_RING;
+		return 0;
+	}
+	if (*io == SERVER_IO_RING) {
+		fprintf(stderr, "%s: --io ring: %s\n", s->prog, urp_strerror(ret));
+		return ret;
+	}
+	/* Loops that did set their ring up keep it, unused: its pages are never touched. */
+	if (!s->quiet)
+		fprintf(stderr, "%s: ring mode unavailable (%s): --io readiness\n", s->prog,
+			urp_strerror(ret));
+	*io = SERVER_IO_READINESS;
+	return 0;
+}
+
 void server_loops_free(struct server *s)
 {
 	for (unsigned i = 0; i < s->nloops; i++)
@@ -318,6 +381,12 @@ void server_stats(struct server *s, struct urp_stats *sum)
 		sum->wake_batches += st.wake_batches;
 		sum->wakes += st.wakes;
 		sum->unknown_tokens += st.unknown_tokens;
+		sum->recv_bufs += st.recv_bufs;
+		sum->recv_bytes += st.recv_bytes;
+		sum->enobufs += st.enobufs;
+		sum->paused += st.paused;
+		sum->sends += st.sends;
+		sum->send_bytes += st.send_bytes;
 	}
 }
 

@@ -124,6 +124,27 @@ int server_opt_error(const char *prog, const char *opt_name, const char *fmt, ..
 bool server_opt_count(const char *prog, int opt, char **argv, unsigned min, unsigned max,
 		      const char *unit, unsigned *out);
 /*
+ * How a server moves bytes (--io): SERVER_IO_RING, io_uring's own recv and send (ring mode:
+ * urp_register_ring(), buffers from the driver's provided-buffer ring, sends queued on the
+ * ring), or SERVER_IO_READINESS, recv() and send() when the readiness word says so (a
+ * multishot poll per socket). SERVER_IO_DEFAULT: ring where the kernel has it.
+ */
+enum server_io { SERVER_IO_DEFAULT, SERVER_IO_RING, SERVER_IO_READINESS };
+
+/* --io's optarg ("ring" or "readiness") into *io; otherwise "prog: --io: ..." and false. */
+bool server_opt_io(const char *prog, int opt, char **argv, enum server_io *io);
+/* "ring" or "readiness". */
+const char *server_io_name(enum server_io io);
+/*
+ * Before the loops run: settle *io on every loop of s. Ring mode (asked for, or the default)
+ * sets each driver's provided-buffer ring up now, with a socket registered in ring mode and
+ * deregistered at once, so that a kernel without it fails here rather than at the first
+ * client: asked for, that is "prog: --io ring: REASON" and its -errno; the default falls back
+ * to readiness, said in one line unless quiet. Returns 0 or -errno.
+ */
+int server_io_setup(struct server *s, enum server_io *io);
+
+/*
  * Whether the driver stopped watching io because the poll on its descriptor failed
  * (urp_io_poll_error(): the entry is shut down and reports ERROR): then prints "prog: the poll
  * on WHAT failed: REASON" on stderr and returns the poll's -errno. Otherwise 0: io is live, or
@@ -133,7 +154,7 @@ bool server_opt_count(const char *prog, int opt, char **argv, unsigned min, unsi
 int server_poll_failed(const char *prog, const struct urp_io *io, const char *what);
 /* Stop every loop (any thread); a nonzero status becomes the exit status of server_run(). */
 void server_stop(struct server *s, int status);
-/* The driver statistics of all loops, summed. */
+/* The driver statistics of all loops, summed (the counters the servers print). */
 void server_stats(struct server *s, struct urp_stats *sum);
 /* Report on stderr completions for no live registration in sum: a bug in urpoll. */
 void server_stats_check(const struct server *s, const struct urp_stats *sum);

@@ -5,10 +5,15 @@
  * One task per connection, one listener task per listening socket and loop, and N loops, one
  * per thread, each with its own ring and (for TCP) its own SO_REUSEPORT listener: the
  * thread-per-core layout of docs/threads.md. A connection task waits with the reader and writer
- * slots (urp_io_poll_ready), a listener with a readiness future (urp_readiness); both move bytes
- * with urp_io_try_io() until EAGAIN, which clears the readiness they acted on.
+ * slots (urp_io_poll_ready), a listener with a readiness future (urp_readiness). With --io ring
+ * (the default) a connection is registered in ring mode: each buffer the driver received is
+ * taken and queued back as it is (urp_io_send_buf(), no copy), one at a time, so a client that
+ * does not read stops the server's reading of it. With --io readiness it moves bytes with
+ * urp_io_try_io() until EAGAIN, which clears the readiness it acted on, through a 16 KiB buffer
+ * of its own. The listeners use readiness either way (accept() has no ring mode).
  *
- *   urpoll-echo [--listen ADDR:PORT] [--unix PATH] [--threads N] [--max-conns N] [--pin] [-q]
+ *   urpoll-echo [--listen ADDR:PORT] [--unix PATH] [--threads N] [--io ring|readiness]
+ *               [--max-conns N] [--pin] [-q]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,8 +41,17 @@
 
 #define PROG "urpoll-echo"
 
-/* Bytes a connection holds between reading and writing back: the most it ever buffers. */
+/* Readiness mode: bytes a connection holds between reading and writing back, the most it ever
+ * buffers. */
 #define CONN_BUF      16384
+/* Ring mode's driver options (see urpoll-proxy's, tools/servers/proxy/proxy.h): a connection
+ * holds at most RING_BUF_CAP buffers received and two more (one being sent, one waiting for
+ * that send), and an idle one none; 256 of 8 KiB (2 MiB a loop) let 64 clients stop reading
+ * at once before the others wait for buffers. */
+#define RING_BUF_COUNT 256
+#define RING_BUF_SIZE  8192
+#define RING_BUF_CAP   2
+#define RING_SEND_HWM  1
 /* Rounds of a task before it lets the others run (it is queued again behind them). */
 #define CONN_BUDGET   64
 #define MAX_THREADS   256
@@ -52,8 +66,10 @@ struct conn {
 	struct urp_io *io;
 	int fd;
 	bool eof;	   /* the peer half-closed: nothing more to read */
-	size_t head, tail; /* buffered, not yet written back: buf[head..tail) */
-	char buf[CONN_BUF];
+	bool fin;	   /* ring mode: our FIN is queued */
+	size_t head, tail; /* readiness mode: buffered, not yet written back: buf[head..tail) */
+	struct urp_buf *pending; /* ring mode: taken, waiting for the send before it */
+	char buf[];	   /* readiness mode: CONN_BUF bytes */
 };
 
 /* One loop on one thread. Its counters are written by that thread only and read after join. */
@@ -68,6 +84,7 @@ struct worker {
 static struct {
 	struct server server;
 	struct acceptor_group group;
+	enum server_io io;
 	struct worker *workers;
 	unsigned nworkers;
 } srv;
@@ -119,6 +136,8 @@ static int conn_finish(struct conn *c, ssize_t err)
 		server_poll_failed(PROG, c->io, "a connection");
 	if (err)
 		w->errors++;
+	if (c->pending)
+		urp_buf_release(c->pending);
 	urp_io_clear_wakers(c->io);
 	urp_deregister(c->io);
 	close(c->fd);
@@ -200,10 +219,89 @@ static int conn_run(struct urp_task *task, void *arg)
 	}
 }
 
+/*
+ * Ring mode: take what the driver received and queue it back as it is, while the send queue
+ * is below its mark (one send); a buffer taken meanwhile waits for it, and the reading stops
+ * (the driver pauses the recv once RING_BUF_CAP more are queued: the rest waits in the
+ * kernel). After the peer's FIN, our FIN goes behind the data, and the connection ends once
+ * both went out (a deregistration would drop them).
+ */
+static int conn_run_ring(struct urp_task *task, void *arg)
+{
+	struct urp_waker waker = urp_task_waker(task);
+	struct conn *c = arg;
+	unsigned budget = CONN_BUDGET;
+	struct urp_event ev;
+	int ret;
+
+	for (;;) {
+		if (!budget--) {
+			urp_task_wake(task);
+			return 0;
+		}
+		if (!c->eof && !c->pending) {
+			ret = urp_io_take(c->io, &c->pending);
+			if (ret == 0)
+				c->eof = true;
+			else if (ret < 0 && ret != -EAGAIN)
+				return conn_finish(c, ret);
+		}
+		if (c->pending && urp_io_send_queued(c->io) < RING_SEND_HWM) {
+			size_t len = c->pending->len;
+
+			ret = urp_io_send_buf(c->io, c->pending);
+			if (ret < 0)
+				return conn_finish(c, ret);
+			c->pending = NULL;
+			c->worker->bytes += len;
+			continue;
+		}
+		if (c->eof && !c->fin) {
+			ret = urp_io_send_fin(c->io);
+			if (ret < 0)
+				return conn_finish(c, ret);
+			c->fin = true;
+		}
+		if (c->fin) {
+			ev.ready = urp_word_ready(urp_io_word(c->io));
+			if (ev.ready & URP_ERROR)
+				return conn_finish(c, urp_io_send(c->io, NULL, 0));
+			if (!urp_io_send_queued(c->io))
+				return conn_finish(c, 0);
+			/* A FIN alone is 0 bytes, below the mark: WRITABLE may still stand.
+			 * Cleared, the slot waits for the Set of the completion that empties the
+			 * queue (completions are reaped on this thread: none comes between). */
+			urp_io_ready_event(c->io, URP_WRITABLE, &ev);
+			if (ev.ready & URP_WRITABLE)
+				urp_io_clear_readiness(c->io, &ev);
+		}
+		ret = server_poll_failed(PROG, c->io, "a connection");
+		if (ret < 0)
+			return conn_finish(c, ret);
+		/* A buffer waits for the send queue, or the take found nothing. */
+		if (c->pending || c->fin)
+			ret = urp_io_poll_ready(c->io, URP_DIR_WRITE, &waker, &ev);
+		else
+			ret = urp_io_poll_ready(c->io, URP_DIR_READ, &waker, &ev);
+		if (ret < 0)
+			return 0;
+		if (ev.shutdown)
+			return conn_finish(c, -ESHUTDOWN);
+		/* Ready while the queue is still full: WRITE_CLOSED, an error whose send is still
+		 * in flight. Its completion empties the queue on a later turn: look then. */
+		if ((c->pending || c->fin) && !(ev.ready & URP_WRITABLE) &&
+		    urp_io_send_queued(c->io) >= RING_SEND_HWM) {
+			urp_task_wake(task);
+			return 0;
+		}
+	}
+}
+
 static void conn_start(struct acceptor *a, int fd, void *arg)
 {
 	struct worker *w = arg;
-	struct conn *c = malloc(sizeof(*c));
+	bool ring = srv.io == SERVER_IO_RING;
+	struct conn *c = malloc(sizeof(*c) + (ring ? 0 : CONN_BUF));
 	int one = 1, ret;
 
 	if (!c) {
@@ -211,14 +309,18 @@ static void conn_start(struct acceptor *a, int fd, void *arg)
 		goto out_close;
 	}
 	*c = (struct conn){ .worker = w, .fd = fd };
-	ret = urp_register(urp_loop_driver(w->loop), fd, URP_READABLE | URP_WRITABLE, &c->io);
+	if (ring)
+		ret = urp_register_ring(urp_loop_driver(w->loop), fd, &c->io);
+	else
+		ret = urp_register(urp_loop_driver(w->loop), fd, URP_READABLE | URP_WRITABLE,
+				   &c->io);
 	if (ret < 0)
 		goto out_free;
 	/* On a Unix socket this fails (EOPNOTSUPP), harmlessly. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	server_link_add(&w->conns, &c->link);
 	w->accepted++;
-	urp_task_init(&c->task, w->loop, conn_run, c);
+	urp_task_init(&c->task, w->loop, ring ? conn_run_ring : conn_run, c);
 	urp_task_wake(&c->task);
 	return;
 
@@ -282,7 +384,7 @@ static int usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 		"usage: " PROG " [--listen ADDR:PORT] [--unix PATH] [--threads N]\n"
-		"                   [--max-conns N] [--pin] [-q] [--help]\n"
+		"                   [--io ring|readiness] [--max-conns N] [--pin] [-q] [--help]\n"
 		"\n"
 		"An echo server on the urpoll task loop: every byte a client sends comes\n"
 		"back. When a client shuts down its sending side, the server writes back\n"
@@ -302,6 +404,14 @@ static int usage(int status)
 		"                          spreads clients over them. Unix: one listening\n"
 		"                          socket watched by every loop; whichever accepts\n"
 		"                          first serves the client\n"
+		"      --io ring|readiness how bytes move. ring (the default): io_uring\n"
+		"                          receives into a ring of %d KiB buffers shared by a\n"
+		"                          loop's connections and sends each back as it is;\n"
+		"                          an idle connection holds no buffer. readiness:\n"
+		"                          recv() and send() when the readiness word says\n"
+		"                          so, through a 16 KiB buffer per connection.\n"
+		"                          Without --io, a kernel that lacks ring mode\n"
+		"                          (Linux 6.0) gets readiness, said once\n"
 		"  -m, --max-conns N       at most N open connections in all (default: the\n"
 		"                          descriptor limit); beyond it, clients wait in the\n"
 		"                          kernel's backlog until a connection closes\n"
@@ -321,7 +431,8 @@ static int usage(int status)
 		"    " PROG " -u /tmp/echo.sock        # a Unix socket only\n"
 		"\n"
 		"Exit status: 0 after a signal, 1 on a runtime error (address in use, no\n"
-		"io_uring), 2 on bad usage.\n");
+		"io_uring), 2 on bad usage.\n",
+		RING_BUF_SIZE / 1024);
 	return status;
 }
 
@@ -353,10 +464,12 @@ static void print_summary(void)
 
 int main(int argc, char **argv)
 {
+	enum { OPT_IO = 256 };
 	static const struct option options[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "unix", required_argument, NULL, 'u' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "io", required_argument, NULL, OPT_IO },
 		{ "max-conns", required_argument, NULL, 'm' },
 		{ "pin", no_argument, NULL, 'p' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -403,6 +516,10 @@ int main(int argc, char **argv)
 					      &srv.group.max_conns))
 				return 2;
 			break;
+		case OPT_IO:
+			if (!server_opt_io(PROG, opt, argv, &srv.io))
+				return 2;
+			break;
 		case 'p':
 			srv.server.pin = true;
 			break;
@@ -429,6 +546,10 @@ int main(int argc, char **argv)
 
 	/* Every connection costs a descriptor: allow as many as the hard limit lets us. */
 	dopts.cq_entries = net_raise_nofile_cq_entries(srv.group.max_conns, 1, 0);
+	dopts.buf_count = RING_BUF_COUNT;
+	dopts.buf_size = RING_BUF_SIZE;
+	dopts.buf_cap = RING_BUF_CAP;
+	dopts.send_hwm = RING_SEND_HWM;
 
 	if (server_signals_open(&srv.server, NULL) < 0)
 		return 1;
@@ -457,7 +578,8 @@ int main(int argc, char **argv)
 		goto out_close;
 	}
 	srv.nworkers = nthreads;
-	if (server_loops_new(&srv.server, nthreads, &dopts) < 0)
+	if (server_loops_new(&srv.server, nthreads, &dopts) < 0 ||
+	    server_io_setup(&srv.server, &srv.io) < 0)
 		goto out_free;
 	for (unsigned i = 0; i < nthreads; i++) {
 		struct worker *w = &srv.workers[i];

@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * urpoll-proxy: a connection, from the accept to the close. One task moves both directions
- * through two bounded buffers: a full buffer stops the reading of its source, so the kernel's
- * queues and the TCP window push back on the sender. A FIN is passed on once its direction's
- * buffer is flushed; an error on either side closes both. One library timer per connection
- * bounds the connect, then the quiet between two transfers (restarted on progress, which costs
- * O(1) when the deadline moves later). A backend that refuses, does not answer in time, or
- * fails before it sent a byte is marked down and the client goes to the next backend up, its
- * bytes replayed.
+ * (xfer_ring.c or xfer_readiness.c, as --io says), each bounded: a direction whose sink is
+ * full stops reading its source, so the kernel's queues and the TCP window push back on the
+ * sender. A FIN is passed on once everything before it was; an error on either side closes
+ * both. One library timer per connection bounds the connect, then the quiet between two
+ * transfers (restarted on progress, which costs O(1) when the deadline moves later). A backend
+ * that refuses, does not answer in time, or fails before it sent a byte is marked down and the
+ * client goes to the next backend up, its bytes replayed.
+ *
+ * In ring mode the backend socket is registered for a poll while its non-blocking connect is
+ * in flight (ring mode has no "connected" event: WRITABLE there means "send queue below its
+ * mark"), then deregistered and registered again in ring mode once connected; until then the
+ * client's bytes wait in its entry (then in the kernel), untaken.
  */
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -60,8 +65,12 @@ static void conn_log(struct conn *c, enum conn_end why, int err)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (now.tv_sec - c->start.tv_sec) * 1000LL + (now.tv_nsec - c->start.tv_nsec) / 1000000;
-	if (c->peer.sa.sa_family == AF_INET || c->peer.sa.sa_family == AF_INET6)
-		net_addr_str(&c->peer, peer, sizeof(peer));
+	if (c->peer.sa.sa_family == AF_INET || c->peer.sa.sa_family == AF_INET6) {
+		union sockaddr_any addr = { 0 };
+
+		memcpy(&addr, &c->peer, sizeof(c->peer));
+		net_addr_str(&addr, peer, sizeof(peer));
+	}
 	if (err && why != END_IDLE_TIMEOUT && why != END_NO_BACKEND && why != END_STOPPED)
 		snprintf(how, sizeof(how), "%s:%s", ends[why], log_errno(-err, num, sizeof(num)));
 	else
@@ -126,6 +135,10 @@ static int conn_finish(struct conn *c, enum conn_end why, int err)
 	if (prx.log)
 		conn_log(c, why, err);
 	urp_timer_stop(&c->timer);
+	if (prx.io == SERVER_IO_RING) {
+		xfer_ring_drop(&c->up);
+		xfer_ring_drop(&c->down);
+	}
 	end_close(&c->client, reset);
 	end_close(&c->backend, reset);
 	if (c->linked) {
@@ -133,7 +146,7 @@ static int conn_finish(struct conn *c, enum conn_end why, int err)
 		w->nconns--;
 		net_count(&w->n.closed, 1);
 	}
-	free(c);
+	conn_free(c);
 	acceptor_release(&prx.group, true);
 	if (atomic_load(&prx.draining) && !w->nconns)
 		urp_loop_stop(w->loop);
@@ -146,185 +159,11 @@ void conn_log_stopped(struct conn *c)
 		conn_log(c, END_STOPPED, 0);
 }
 
-/*
- * Have every read of fd report how many bytes it left queued (TCP_INQ, Linux 4.18): whether it
- * will.
- */
-static bool end_want_inq(int fd)
+void conn_free(struct conn *c)
 {
-	int one = 1;
-
-	return setsockopt(fd, SOL_TCP, TCP_INQ, &one, sizeof(one)) == 0;
-}
-
-/* Whether the TCP_CM_INQ message of a read says that nothing is left to read. */
-static bool read_drained(struct msghdr *msg)
-{
-	struct cmsghdr *cm;
-	int inq;
-
-	for (cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
-		if (cm->cmsg_level == SOL_TCP && cm->cmsg_type == TCP_CM_INQ &&
-		    cm->cmsg_len >= CMSG_LEN(sizeof(inq))) {
-			memcpy(&inq, CMSG_DATA(cm), sizeof(inq));
-			return inq == 0;
-		}
-	}
-	return false;
-}
-
-/*
- * A transfer on an end: one recv or send of up to len bytes at buf. Returns the bytes moved or
- * -errno; *short_clears says whether a short transfer proves that the readiness it used is gone
- * (the kernel will signal again), so that xfer_io() may clear it without waiting for EAGAIN.
- */
-typedef ssize_t (*xfer_op)(struct end *e, char *buf, size_t len, bool *short_clears);
-
-/*
- * One read of src into buf. A short read may clear the readiness it used (*short_clears) only
- * when the kernel says the queue is empty (TCP_CM_INQ == 0): TCP ends a
- * read at the urgent mark with the bytes behind it still queued (tcp_recvmsg_locked(): "Stop if
- * we have read anything"), and no completion comes for bytes that have already arrived. The
- * count includes an unread urgent byte and is 1 after a FIN (tcp_inq_hint()), so 0 means a
- * further read would fail with EAGAIN. Without the count (TCP_INQ refused, no control message),
- * only EAGAIN clears. The urgent byte itself is skipped, not passed on: SO_OOBINLINE is off, as
- * in HAProxy.
- */
-static ssize_t end_recv(struct end *src, char *buf, size_t len, bool *short_clears)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t n;
-
-	if (src->inq) {
-		msg.msg_control = control.buf;
-		msg.msg_controllen = sizeof(control.buf);
-	}
-	n = recvmsg(src->fd, &msg, 0);
-	if (n < 0)
-		return -errno;
-	*short_clears = read_drained(&msg);
-	return n;
-}
-
-/*
- * One send of buf to dst. A short send always leaves its readiness safe to clear, which saves
- * the EAGAIN of a full socket: a non-blocking tcp_sendmsg() that stops short has set
- * SOCK_NOSPACE on its way out (wait_for_space, and sk_stream_wait_memory() before its EAGAIN),
- * and while that flag is set, the ACKs that make room call sk_stream_write_space()
- * (tcp_check_space()), which wakes the poll: a completion always follows. (A send cut short by
- * an error is followed by that error's completion.)
- */
-static ssize_t end_send(struct end *dst, char *buf, size_t len, bool *short_clears)
-{
-	ssize_t n = send(dst->fd, buf, len, MSG_NOSIGNAL);
-
-	*short_clears = true;
-	return n < 0 ? -errno : n;
-}
-
-/*
- * op (end_recv or end_send) once on e, of up to len bytes at buf, under the readiness snapshot
- * of interest (URP_READABLE or URP_WRITABLE). EAGAIN clears that readiness with the snapshot's
- * tick; a completion that came after the snapshot makes that clear fail (-ESTALE, counted as a
- * stale rejection), so no edge is lost. A short transfer clears it too when op says it may,
- * saving the EAGAIN syscall of every request. Returns op's bytes or -errno; -EAGAIN when not
- * ready, -ESHUTDOWN when the entry is shut down.
- */
-static ssize_t xfer_io(struct end *e, unsigned interest, xfer_op op, char *buf, size_t len)
-{
-	bool short_clears = false;
-	struct urp_event ev;
-	ssize_t n;
-
-	urp_io_ready_event(e->io, interest, &ev);
-	if (ev.shutdown)
-		return -ESHUTDOWN;
-	if (!ev.ready)
-		return -EAGAIN;
-	n = op(e, buf, len, &short_clears);
-	if (n == -EAGAIN || (n > 0 && (size_t)n < len && short_clears))
-		urp_io_clear_readiness(e->io, &ev);
-	return n;
-}
-
-/*
- * Move what one direction can: flush the buffer to the sink, pass the FIN on once it is empty,
- * then read more while there is room. Returns 1 on progress, 0 when blocked, or -errno with
- * *failed set to the end whose call failed.
- */
-static int xfer_step(struct xfer *x, struct end *src, struct end *dst, _Atomic uint64_t *bytes,
-		     struct end **failed)
-{
-	int progress = 0;
-	ssize_t n;
-
-	while (x->head < x->tail) {
-		n = xfer_io(dst, URP_WRITABLE, end_send, x->data + x->head, x->tail - x->head);
-		if (n == -EAGAIN)
-			break;
-		if (n == -EINTR)
-			continue;
-		if (n < 0) {
-			*failed = dst;
-			return (int)n;
-		}
-		x->head += (size_t)n;
-		progress = 1;
-	}
-	/* Kept bytes stay until the backend answers, or until they fill the buffer: then a
-	 * replay is no longer possible, and the buffer is the stream's again. */
-	if (x->head == x->tail && (!x->keep || x->tail == XFER_BUF)) {
-		x->keep = false;
-		x->head = x->tail = 0;
-	}
-	if (x->eof) {
-		if (x->head == x->tail && !x->shut) {
-			/* ENOTCONN: the sink already went away; its own error comes next. */
-			shutdown(dst->fd, SHUT_WR);
-			x->shut = true;
-			progress = 1;
-		}
-		return progress;
-	}
-	if (x->tail < XFER_BUF) {
-		n = xfer_io(src, URP_READABLE, end_recv, x->data + x->tail, XFER_BUF - x->tail);
-		if (n > 0) {
-			x->tail += (size_t)n;
-			x->in += (uint64_t)n;
-			net_count(bytes, (uint64_t)n);
-			return 1;
-		}
-		if (n == 0) {
-			x->eof = true;
-			return 1;
-		}
-		if (n != -EAGAIN && n != -EINTR) {
-			*failed = src;
-			return (int)n;
-		}
-	}
-	return progress;
-}
-
-/*
- * Store waker where direction x waits: in its sink's writer slot while it holds bytes, in its
- * source's reader slot while it has room and no FIN. Returns true when one of them is ready
- * meanwhile: go round again.
- */
-static bool xfer_wait(struct xfer *x, struct end *src, struct end *dst,
-		      const struct urp_waker *waker)
-{
-	struct urp_event ev;
-
-	if (x->head < x->tail && urp_io_poll_ready(dst->io, URP_DIR_WRITE, waker, &ev) == 0)
-		return true;
-	return !x->eof && x->tail < XFER_BUF &&
-	       urp_io_poll_ready(src->io, URP_DIR_READ, waker, &ev) == 0;
+	if (prx.io == SERVER_IO_RING)
+		xfer_keep_end(&c->up);
+	free(c);
 }
 
 /* The backend's connect() ended (its socket reported writable or an error): its outcome. */
@@ -383,6 +222,8 @@ static int conn_link(struct conn *c)
 	w->nconns++;
 	net_count(&w->n.accepted, 1);
 	setsockopt(c->client.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (prx.io == SERVER_IO_RING)
+		return urp_register_ring(urp_loop_driver(w->loop), c->client.fd, &c->client.io);
 	c->client.inq = end_want_inq(c->client.fd);
 	return urp_register(urp_loop_driver(w->loop), c->client.fd, URP_READABLE | URP_WRITABLE,
 			    &c->client.io);
@@ -447,11 +288,12 @@ static int conn_connect(struct conn *c)
 		if (c->retries)
 			net_count(&w->n.retries, 1);
 		c->backend.fd = fd;
-		c->backend.inq = end_want_inq(fd);
+		c->backend.inq = prx.io == SERVER_IO_READINESS && end_want_inq(fd);
 		/* Connected at once or not, the first completion on the socket says so. */
 		c->connecting = true;
 		c->expired = false;
 		ret = c->linked ? 0 : conn_link(c);
+		/* Ring mode too: a poll tells when the connect is done (conn_established()). */
 		if (ret == 0)
 			ret = urp_register(urp_loop_driver(w->loop), fd, URP_READABLE | URP_WRITABLE,
 					   &c->backend.io);
@@ -471,10 +313,17 @@ static int conn_connect(struct conn *c)
 static int conn_retry(struct conn *c, int err, const char *what)
 {
 	conn_failed(c, err, what);
+	/* Ring mode: what was queued for it goes back to the ring with its registration, and a
+	 * pending buffer of the client's is in the kept bytes, replayed. */
 	end_close(&c->backend, true);
 	c->up.head = 0;
 	c->up.shut = false;
-	c->down.head = c->down.tail = 0;
+	if (prx.io == SERVER_IO_READINESS) {
+		c->down.head = c->down.tail = 0;
+	} else {
+		xfer_ring_drop(&c->up);
+		xfer_ring_drop(&c->down);
+	}
 	return conn_connect(c);
 }
 
@@ -491,11 +340,26 @@ static int conn_connected(struct conn *c, const struct urp_waker *waker)
 	return connect_result(c) ?: 1;
 }
 
-/* The backend took the connection: the connect timer becomes the idle timer. */
-static void conn_established(struct conn *c)
+/*
+ * The backend took the connection: the connect timer becomes the idle timer. Ring mode: the
+ * backend's poll goes and its ring-mode registration comes, with the bytes kept for a replay
+ * queued first when this is a retry. Returns 0 or -errno (no registration).
+ */
+static int conn_established(struct conn *c)
 {
 	struct worker *w = c->worker;
+	int ret;
 
+	if (prx.io == SERVER_IO_RING) {
+		urp_io_clear_wakers(c->backend.io);
+		urp_deregister(c->backend.io);
+		c->backend.io = NULL;
+		ret = urp_register_ring(urp_loop_driver(w->loop), c->backend.fd, &c->backend.io);
+		if (ret == 0 && c->retries)
+			ret = xfer_ring_replay(&c->up, &c->backend);
+		if (ret < 0)
+			return ret;
+	}
 	c->connecting = false;
 	c->expired = false;
 	backend_connected((unsigned)c->backend_index, c->addr);
@@ -506,6 +370,7 @@ static void conn_established(struct conn *c)
 		urp_timer_start(&c->timer, prx.idle_ms);
 	else
 		urp_timer_stop(&c->timer);
+	return 0;
 }
 
 /* A transfer failed on end failed (err): retry a backend that never answered (0: the connect
@@ -517,6 +382,41 @@ static int conn_error(struct conn *c, struct end *failed, int err)
 	if (failed == &c->backend && c->up.keep)
 		return conn_retry(c, err, "reset before any data");
 	return conn_finish(c, failed == &c->client ? END_CLIENT_ERROR : END_BACKEND_ERROR, err);
+}
+
+static int conn_step(struct xfer *x, struct end *src, struct end *dst, _Atomic uint64_t *bytes,
+		     struct end **failed)
+{
+	if (prx.io == SERVER_IO_RING)
+		return xfer_ring_step(x, src, dst, bytes, failed);
+	return xfer_readiness_step(x, src, dst, bytes, failed);
+}
+
+static bool conn_wait(struct xfer *x, struct end *src, struct end *dst,
+		      const struct urp_waker *waker)
+{
+	if (prx.io == SERVER_IO_RING)
+		return xfer_ring_wait(x, src, dst, waker);
+	return xfer_readiness_wait(x, src, dst, waker);
+}
+
+/*
+ * Both FINs were passed on: 1 once they are out. Readiness mode: at once (shutdown() was
+ * called). Ring mode: once each end's queue, the FIN last, has gone out, for a deregistration
+ * drops what is still queued: 0 until then (the waker stored), or -errno with *failed.
+ */
+static int conn_flushed(struct conn *c, const struct urp_waker *waker, struct end **failed)
+{
+	int ret;
+
+	if (prx.io == SERVER_IO_READINESS)
+		return 1;
+	*failed = &c->client;
+	ret = xfer_ring_flushed(&c->client, waker);
+	if (ret <= 0)
+		return ret;
+	*failed = &c->backend;
+	return xfer_ring_flushed(&c->backend, waker);
 }
 
 static int conn_run(struct urp_task *task, void *arg)
@@ -537,7 +437,9 @@ again:
 		if (ret == -ESHUTDOWN)
 			return conn_finish(c, END_POLL_ERROR, ret);
 		if (ret == 1) {
-			conn_established(c);
+			ret = conn_established(c);
+			if (ret < 0)
+				return conn_finish(c, END_SETUP_ERROR, ret);
 			break;
 		}
 		if (conn_retry(c, ret ?: -ETIMEDOUT, ret ? "connect" : "connect timeout"))
@@ -550,9 +452,9 @@ again:
 			urp_task_wake(task);
 			break;
 		}
-		up = xfer_step(&c->up, &c->client, &c->backend, &w->n.bytes_up, &failed);
+		up = conn_step(&c->up, &c->client, &c->backend, &w->n.bytes_up, &failed);
 		down = up < 0 ? 0
-			      : xfer_step(&c->down, &c->backend, &c->client, &w->n.bytes_down,
+			      : conn_step(&c->down, &c->backend, &c->client, &w->n.bytes_down,
 					  &failed);
 		if (up < 0 || down < 0) {
 			if (conn_error(c, failed, up < 0 ? up : down))
@@ -561,22 +463,31 @@ again:
 		}
 		/* The backend answered (or ended): nothing to replay any more. */
 		if (c->up.keep && (c->down.in || c->down.eof))
-			c->up.keep = false;
-		if (c->up.shut && c->down.shut)
-			return conn_finish(c, END_CLOSED, 0);
+			xfer_keep_end(&c->up);
+		if (c->up.shut && c->down.shut) {
+			ret = conn_flushed(c, &waker, &failed);
+			if (ret > 0)
+				return conn_finish(c, END_CLOSED, 0);
+			if (ret < 0)
+				return conn_finish(c, failed == &c->client ? END_CLIENT_ERROR
+									   : END_BACKEND_ERROR,
+						   ret);
+			break; /* woken once the FINs went out */
+		}
 		if (up || down) {
 			moved = true;
 			continue;
 		}
 		/* Nothing to do: if the driver's poll on an end failed (it counts poll_errors),
-		 * its slots would report ready for ever; socket errors came back above. */
-		ret = conn_poll_failed(c);
+		 * its slots would report ready for ever; socket errors came back above. (Ring
+		 * mode: a failed arm shuts the entry down, which the next take says.) */
+		ret = prx.io == SERVER_IO_READINESS ? conn_poll_failed(c) : 0;
 		if (ret < 0)
 			return conn_finish(c, END_POLL_ERROR, ret);
 		/* Each slot has one user: the client's reader feeds up, its writer drains down,
 		 * and the other way round for the backend. */
-		if (xfer_wait(&c->up, &c->client, &c->backend, &waker) ||
-		    xfer_wait(&c->down, &c->backend, &c->client, &waker))
+		if (conn_wait(&c->up, &c->client, &c->backend, &waker) ||
+		    conn_wait(&c->down, &c->backend, &c->client, &waker))
 			continue;
 		break;
 	}
@@ -589,8 +500,10 @@ again:
 void conn_start(struct acceptor *a, int fd, void *arg)
 {
 	struct worker *w = arg;
-	socklen_t len = sizeof(union sockaddr_any);
-	struct conn *c = malloc(sizeof(*c));
+	socklen_t len = sizeof(union sockaddr_ip);
+	/* Readiness mode: the two buffers; ring mode has none of its own (a replay's, for a
+	 * while, allocated as it goes). */
+	struct conn *c = malloc(sizeof(*c) + (prx.io == SERVER_IO_READINESS ? 2 * XFER_BUF : 0));
 
 	if (!c) {
 		close(fd);
@@ -600,9 +513,11 @@ void conn_start(struct acceptor *a, int fd, void *arg)
 	}
 	/* Not the buffers: they are written before they are read, and untouched pages of an idle
 	 * connection cost no memory. */
-	memset(c, 0, offsetof(struct conn, buf));
-	c->up.data = c->buf[0];
-	c->down.data = c->buf[1];
+	memset(c, 0, sizeof(*c));
+	if (prx.io == SERVER_IO_READINESS) {
+		c->up.data = c->buf[0];
+		c->down.data = c->buf[1];
+	}
 	c->up.keep = true;
 	c->worker = w;
 	c->client.fd = fd;

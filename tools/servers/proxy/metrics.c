@@ -158,6 +158,21 @@ static char *metrics_body(size_t *len)
 	       "Batches of wakers called together (urp_driver_stats).", t.lib.wake_batches);
 	metric(f, "urpoll_wakes_total", "counter", "Wakers called (urp_driver_stats).",
 	       t.lib.wakes);
+	metric(f, "urpoll_ring_recv_buffers_total", "counter",
+	       "Buffers received in ring mode, --io ring (urp_driver_stats recv_bufs).",
+	       t.lib.recv_bufs);
+	metric(f, "urpoll_ring_recv_bytes_total", "counter",
+	       "Bytes in them (urp_driver_stats recv_bytes).", t.lib.recv_bytes);
+	metric(f, "urpoll_ring_sends_total", "counter",
+	       "Send completions in ring mode (urp_driver_stats sends).", t.lib.sends);
+	metric(f, "urpoll_ring_enobufs_total", "counter",
+	       "Receives that found the buffer ring empty, re-armed once buffers came back "
+	       "(urp_driver_stats enobufs).",
+	       t.lib.enobufs);
+	metric(f, "urpoll_ring_paused_total", "counter",
+	       "Receives paused because their connection held its share of buffers "
+	       "(urp_driver_stats paused).",
+	       t.lib.paused);
 	if (fclose(f)) {
 		free(body);
 		return NULL;

@@ -4,16 +4,19 @@
  *
  * N loops, one per thread, each with its own ring and its own SO_REUSEPORT listener (the
  * layout of docs/threads.md). A client accepted on a loop gets its backend connection on the
- * same loop, and one task moves both directions through two bounded buffers: a full buffer
- * stops the reading of its source, so the kernel's queues and the TCP window push back on the
- * sender. A FIN is passed on once its direction's buffer is flushed; an error on either side
- * closes both. Every deadline is a library timer (urp_timer_*): each connection's connect and
- * idle timeouts, each loop's drain, --stats-interval, the re-checks of down backends.
+ * same loop, and one task moves both directions, each bounded: a direction whose sink is full
+ * stops reading its source, so the kernel's queues and the TCP window push back on the sender.
+ * --io ring (the default) moves the bytes with io_uring's own recv and send, from buffer to
+ * buffer of the driver's provided-buffer ring; --io readiness with recv() and send() into a
+ * connection's two 16 KiB buffers. A FIN is passed on once everything before it was; an error
+ * on either side closes both. Every deadline is a library timer (urp_timer_*): each
+ * connection's connect and idle timeouts, each loop's drain, --stats-interval, the re-checks of
+ * down backends.
  *
  *   urpoll-proxy --listen ADDR:PORT --backend HOST:PORT [--backend ...] [--threads N]
- *                [--max-conns N] [--idle-timeout SEC] [--connect-timeout SEC]
- *                [--check-interval SEC] [--stats-interval SEC] [--metrics ADDR:PORT]
- *                [--log] [--reuseport] [-q]
+ *                [--io ring|readiness] [--max-conns N] [--idle-timeout SEC]
+ *                [--connect-timeout SEC] [--check-interval SEC] [--stats-interval SEC]
+ *                [--metrics ADDR:PORT] [--log] [--reuseport] [-q]
  *
  * This file: the options, the set-up, the signals, the drain and the counters; a connection is
  * conn.c's, the backends backend.c's, /metrics metrics.c's (proxy.h).
@@ -78,14 +81,17 @@ static void print_stats(const char *when)
 	log_line(stdout,
 		 "%s: conns %llu open %llu refused %llu shed %llu bytes_up %llu bytes_down %llu "
 		 "connect_errors %llu timeouts %llu io_errors %llu no_backend %llu retries %llu "
-		 "events %llu stale_rejects %llu wake_batches %llu",
+		 "events %llu stale_rejects %llu wake_batches %llu recv_bufs %llu enobufs %llu "
+		 "paused %llu",
 		 when, (unsigned long long)t.accepted, (unsigned long long)(t.accepted - t.closed),
 		 (unsigned long long)t.refused, (unsigned long long)t.shed,
 		 (unsigned long long)t.bytes_up, (unsigned long long)t.bytes_down,
 		 (unsigned long long)t.connect_errors, (unsigned long long)t.timeouts,
 		 (unsigned long long)t.io_errors, (unsigned long long)t.no_backend,
 		 (unsigned long long)t.retries, (unsigned long long)t.lib.events,
-		 (unsigned long long)t.lib.stale_rejects, (unsigned long long)t.lib.wake_batches);
+		 (unsigned long long)t.lib.stale_rejects, (unsigned long long)t.lib.wake_batches,
+		 (unsigned long long)t.lib.recv_bufs, (unsigned long long)t.lib.enobufs,
+		 (unsigned long long)t.lib.paused);
 	server_stats_check(&prx.server, &t.lib);
 }
 
@@ -164,19 +170,19 @@ static int usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 		"usage: " PROG " --listen ADDR:PORT --backend HOST:PORT [--backend ...]\n"
-		"                    [--threads N] [--max-conns N] [--idle-timeout SEC]\n"
-		"                    [--connect-timeout SEC] [--check-interval SEC]\n"
-		"                    [--stats-interval SEC] [--metrics ADDR:PORT] [--log]\n"
-		"                    [--reuseport] [-q] [--help]\n"
+		"                    [--threads N] [--io ring|readiness] [--max-conns N]\n"
+		"                    [--idle-timeout SEC] [--connect-timeout SEC]\n"
+		"                    [--check-interval SEC] [--stats-interval SEC]\n"
+		"                    [--metrics ADDR:PORT] [--log] [--reuseport] [-q] [--help]\n"
 		"\n"
 		"A TCP proxy on the urpoll task loop: each client is connected to the next\n"
-		"backend up (round robin) and bytes flow both ways, at most 16 KiB buffered per\n"
-		"direction. A half-close is passed on; an error or a timeout on either side\n"
-		"closes both. A backend that refuses, times out or resets before sending a\n"
-		"byte is marked down and the client goes to the next backend up, its bytes\n"
-		"replayed, so no client sees an error while a backend is up. When every\n"
-		"backend is down, a new client is closed at once (a FIN) and counted in\n"
-		"no_backend.\n"
+		"backend up (round robin) and bytes flow both ways, each direction bounded (a\n"
+		"stalled reader stops the reading of its peer). A half-close is passed on; an\n"
+		"error or a timeout on either side closes both. A backend that refuses, times\n"
+		"out or resets before sending a byte is marked down and the client goes to the\n"
+		"next backend up, its bytes replayed (up to 16 KiB), so no client sees an error\n"
+		"while a backend is up. When every backend is down, a new client is closed at\n"
+		"once (a FIN) and counted in no_backend.\n"
 		"\n"
 		"  -l, --listen ADDR:PORT      where clients connect: IPV4:PORT, [IPV6]:PORT,\n"
 		"                              HOST:PORT (its first address) or :PORT (every\n"
@@ -188,6 +194,15 @@ static int usage(int status)
 		"                              down at start-up is one warning, not an error\n"
 		"  -t, --threads N             N loops, one per thread, each with its own\n"
 		"                              io_uring and SO_REUSEPORT listener (default 1)\n"
+		"      --io ring|readiness     how bytes move. ring (the default): io_uring\n"
+		"                              receives into a ring of %d KiB buffers shared by\n"
+		"                              a loop's connections (%d MiB per loop) and sends\n"
+		"                              them on as they are, no copy, no socket syscall\n"
+		"                              per request; an idle connection holds no buffer.\n"
+		"                              readiness: recv() and send() when the readiness\n"
+		"                              word says so, into two 16 KiB buffers per\n"
+		"                              connection. Without --io, a kernel that lacks\n"
+		"                              ring mode (Linux 6.0) gets readiness, said once\n"
 		"  -m, --max-conns N           at most N client connections in all; beyond it a\n"
 		"                              new client is accepted and closed at once\n"
 		"                              (default: as many as descriptors allow)\n"
@@ -228,7 +243,8 @@ static int usage(int status)
 		"\n"
 		"Exit status: 0 after a signal, 1 on a runtime error (port in use, a backend\n"
 		"name that does not resolve, no io_uring), 2 on bad usage.\n",
-		MAX_BACKENDS, DRAIN_S);
+		MAX_BACKENDS, RING_BUF_SIZE / 1024, RING_BUF_COUNT * (RING_BUF_SIZE / 1024) / 1024,
+		DRAIN_S);
 	return status;
 }
 
@@ -322,7 +338,7 @@ static void workers_free(void)
 			close(c->client.fd);
 			if (c->backend.fd >= 0)
 				close(c->backend.fd);
-			free(c);
+			conn_free(c);
 		}
 		if (w->acceptor.fd >= 0)
 			close(w->acceptor.fd);
@@ -334,11 +350,12 @@ static void workers_free(void)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_CHECK = 256, OPT_METRICS, OPT_LOG, OPT_REUSEPORT };
+	enum { OPT_CHECK = 256, OPT_METRICS, OPT_LOG, OPT_REUSEPORT, OPT_IO };
 	static const struct option options[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "backend", required_argument, NULL, 'b' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "io", required_argument, NULL, OPT_IO },
 		{ "max-conns", required_argument, NULL, 'm' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "connect-timeout", required_argument, NULL, 'c' },
@@ -407,6 +424,10 @@ int main(int argc, char **argv)
 								 : &stats_s))
 				return 2;
 			break;
+		case OPT_IO:
+			if (!server_opt_io(PROG, opt, argv, &prx.io))
+				return 2;
+			break;
 		case OPT_LOG:
 			prx.log = true;
 			break;
@@ -454,8 +475,13 @@ int main(int argc, char **argv)
 	prx.group.accept_on_stop = true;
 	prx.group.fatal = stop_failed;
 
-	/* Each connection costs two descriptors and two registrations. */
-	dopts.cq_entries = net_raise_nofile_cq_entries(prx.group.max_conns, 2, 8 + MAX_BACKENDS);
+	/* Each connection costs two descriptors and two registrations (three in ring mode while
+	 * its backend connects: the connect's poll goes as the ring-mode registration comes). */
+	dopts.cq_entries = net_raise_nofile_cq_entries(prx.group.max_conns, 3, 8 + MAX_BACKENDS);
+	dopts.buf_count = RING_BUF_COUNT;
+	dopts.buf_size = RING_BUF_SIZE;
+	dopts.buf_cap = RING_BUF_CAP;
+	dopts.send_hwm = RING_SEND_HWM;
 
 	if (server_signals_open(&prx.server, extra_signals) < 0)
 		return 1;
@@ -490,7 +516,8 @@ int main(int argc, char **argv)
 		prx.workers[i].acceptor.fd = -1;
 	}
 	prx.nworkers = nthreads;
-	if (server_loops_new(&prx.server, nthreads, &dopts) < 0)
+	if (server_loops_new(&prx.server, nthreads, &dopts) < 0 ||
+	    server_io_setup(&prx.server, &prx.io) < 0)
 		goto out_free;
 	ret = workers_start(listen_fds, nthreads, metrics_fd);
 	metrics_fd = -1; /* the responder's now */

@@ -2,7 +2,8 @@
 /*
  * urpoll-proxy: the contract between its files. proxy.c reads the options, sets the loops up,
  * handles the signals, the drain and the counters; conn.c is a connection: the task that moves
- * both directions, from the accept to the close, its timeouts and its retries; backend.c
+ * both directions, from the accept to the close, its timeouts and its retries; xfer_ring.c
+ * (--io ring) and xfer_readiness.c (--io readiness) move the bytes of one direction; backend.c
  * resolves, picks, marks and re-checks the backends; metrics.c serves GET /metrics; log.c
  * writes the timestamped lines.
  *
@@ -30,8 +31,9 @@
 
 #define PROG "urpoll-proxy"
 
-/* Bytes held per direction and connection: the most a connection ever buffers is twice this.
- * HAProxy's default tune.bufsize is the same. */
+/* Readiness mode: bytes held per direction and connection, so the most a connection ever
+ * buffers is twice this (HAProxy's default tune.bufsize is the same). Both modes: the most kept
+ * of a client's bytes for a replay. */
 #define XFER_BUF     16384
 #define MAX_BACKENDS 64
 /* Addresses kept per backend name (localhost: 127.0.0.1 and ::1, say), tried in the order
@@ -39,18 +41,52 @@
 #define MAX_ADDRS    8
 
 /*
- * One direction: bytes read from its source, not yet written to its sink: data[head..tail).
- * While keep is set (the client's direction, until the backend has sent a byte), bytes written
- * stay in data[0..head) too, so that a backend that fails before answering can be replaced and
- * the client's bytes replayed to the next one; keep goes once the buffer is full.
+ * Ring mode's driver options (urp_driver_opts; docs/proxy.md, "Ring mode", has the
+ * measurements). The buffers are shared by every connection of a loop: an idle connection
+ * holds none, a busy one what is in flight. A direction holds at most RING_BUF_CAP buffers
+ * queued on its source (then the driver pauses its recv, and the kernel's socket and the TCP
+ * window push back), one taken and one being sent: its sink's queue is "full" at
+ * RING_SEND_HWM bytes, a single send. So a stalled direction holds RING_BUF_CAP + 2 = 4
+ * buffers, and RING_BUF_COUNT / 4 = 32 stalled directions run a loop's ring dry.
+ *
+ * The size: the driver sends one buffer per socket per io_uring_enter(), so bulk throughput
+ * goes with it (iperf3 through the proxy: 5 Gbit/s with 8 KiB, 8 with 16 KiB, 12 with 32 KiB;
+ * HAProxy 10). The count: the ring's pages are touched only when the kernel writes into them,
+ * but buffers cycle through it FIFO, so what traffic has touched stays resident: 128 pages
+ * (512 KiB) for small messages, which touch a buffer's first page only, the whole 4 MiB once
+ * bulk has gone round it.
+ */
+#define RING_BUF_COUNT 128
+#define RING_BUF_SIZE  32768
+#define RING_BUF_CAP   2
+#define RING_SEND_HWM  1
+
+/*
+ * One direction. Readiness mode: bytes read from its source, not yet written to its sink,
+ * data[head..tail). While keep is set (the client's direction, until the backend has sent a
+ * byte), bytes written stay in data[0..head) too, so that a backend that fails before
+ * answering can be replaced and the client's bytes replayed to the next one; keep goes once
+ * the buffer is full. Ring mode: the bytes go from buffer to buffer without a copy and data
+ * holds only the kept bytes, data[0..tail), in room bytes allocated as they come (at most
+ * XFER_BUF) and freed once keep goes.
  */
 struct xfer {
-	char *data; /* XFER_BUF bytes, in the connection */
+	char *data; /* readiness: XFER_BUF bytes, in the connection; ring: malloc'd, or NULL */
 	size_t head, tail;
+	size_t room; /* ring: bytes allocated at data */
+	struct urp_buf *pending; /* ring: taken, held while the sink's queue is at its mark */
 	uint64_t in; /* bytes read from the source */
 	bool eof;    /* the source sent its FIN */
 	bool shut;   /* and we passed it on to the sink */
-	bool keep;   /* data[0..head) is kept for a replay */
+	bool keep;   /* kept for a replay: readiness data[0..head), ring data[0..tail) */
+};
+
+/* A client's address: IPv4 or IPv6 (28 bytes, where union sockaddr_any takes 128: an idle
+ * connection's memory is mostly its struct). */
+union sockaddr_ip {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
 };
 
 struct end {
@@ -74,10 +110,10 @@ struct conn {
 	unsigned retries;	 /* failed backend connects for this client */
 	uint64_t tried;		 /* bit i: backend i was tried for this client */
 	struct timespec start;	 /* --log: when accepted (CLOCK_MONOTONIC) */
-	union sockaddr_any peer; /* --log: the client */
+	union sockaddr_ip peer;	 /* --log: the client */
 	struct xfer up;		 /* client -> backend */
 	struct xfer down;	 /* backend -> client */
-	char buf[2][XFER_BUF];
+	char buf[][XFER_BUF];	 /* readiness mode: up's and down's; ring mode: none */
 };
 
 /* Counters of one loop: written by its thread only, read by any (relaxed). */
@@ -129,6 +165,7 @@ struct proxy {
 	uint64_t idle_ms, connect_ms, stats_ms, check_ms; /* 0: none */
 	bool log;					  /* --log */
 	bool reuseport;					  /* --reuseport */
+	enum server_io io;				  /* --io, settled before any loop runs */
 	struct backend backends[MAX_BACKENDS];
 	unsigned nbackends;
 	struct acceptor_group group;
@@ -168,6 +205,40 @@ void proxy_backend_totals(unsigned i, uint64_t *conns, uint64_t *connect_errors)
 void conn_start(struct acceptor *a, int fd, void *arg);
 /* --log: one line for a connection of w that is still open when the proxy exits. */
 void conn_log_stopped(struct conn *c);
+/* Free a connection's memory (its descriptors and registrations are gone already). */
+void conn_free(struct conn *c);
+
+/* ---- xfer_ring.c, xfer_readiness.c: one direction, from src to dst ---- */
+
+/*
+ * Move what direction x can: pass on what src sent, then its FIN. Returns 1 on progress, 0
+ * when blocked, or -errno with *failed set to the end whose call failed. bytes counts what
+ * was read from src.
+ */
+int xfer_ring_step(struct xfer *x, struct end *src, struct end *dst, _Atomic uint64_t *bytes,
+		   struct end **failed);
+int xfer_readiness_step(struct xfer *x, struct end *src, struct end *dst,
+			_Atomic uint64_t *bytes, struct end **failed);
+/* Store waker where direction x, blocked, waits. Returns true when that is ready meanwhile:
+ * step again. */
+bool xfer_ring_wait(struct xfer *x, struct end *src, struct end *dst,
+		    const struct urp_waker *waker);
+bool xfer_readiness_wait(struct xfer *x, struct end *src, struct end *dst,
+			 const struct urp_waker *waker);
+/* Ring mode, after both FINs were queued: 1 once everything queued on e (its FIN last) went
+ * out, 0 while it has not (waker stored), or -errno (a send failed, the loop shut down). */
+int xfer_ring_flushed(struct end *e, const struct urp_waker *waker);
+/* Ring mode: give x's pending buffer back to the ring (on the loop's thread, its driver
+ * alive). */
+void xfer_ring_drop(struct xfer *x);
+/* Ring mode, a backend connected again after a retry: queue the kept bytes on dst first.
+ * Returns 0 or -errno. */
+int xfer_ring_replay(struct xfer *x, struct end *dst);
+/* Stop keeping x's bytes (the backend answered, or they outgrew XFER_BUF). */
+void xfer_keep_end(struct xfer *x);
+/* Readiness mode: have every read of fd report how many bytes it left queued (TCP_INQ, Linux
+ * 4.18): whether it will. */
+bool end_want_inq(int fd);
 
 /* ---- backend.c ---- */
 
