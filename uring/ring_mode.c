@@ -810,7 +810,8 @@ int urp_io_send(struct urp_io *io, const void *data, size_t len)
 	s = malloc(sizeof(*s) + len);
 	if (!s)
 		return -ENOMEM;
-	memcpy(s + 1, data, len);
+	if (len)
+		memcpy(s + 1, data, len);
 	*s = (struct urp__send){ .data = (const char *)(s + 1), .len = (uint32_t)len };
 	ret = send_queue(io, s, "urp_io_send");
 	if (ret < 0)

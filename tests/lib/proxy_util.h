@@ -490,7 +490,9 @@ static inline unsigned long long proxy_counter(const char *name)
 	size_t before = t.proxy->len;
 
 	kill(t.proxy->pid, SIGUSR1);
-	cr_assert(proc_wait_output_from(t.proxy, before, "stats:", START_S));
+	cr_assert(proc_wait_output_from(t.proxy, before, "stats:", START_S),
+		  "no stats line after SIGUSR1 (%zu bytes of output): %s", t.proxy->len,
+		  t.proxy->text + before);
 	line = strstr(t.proxy->text + before, "stats:");
 	cr_assert(proc_wait_output_from(t.proxy, (size_t)(line - t.proxy->text), "\n", START_S),
 		  "no complete stats line: %s", t.proxy->text);
@@ -498,6 +500,25 @@ static inline unsigned long long proxy_counter(const char *name)
 	at = strstr(line, key);
 	cr_assert_not_null(at, "no %s in %s", name, line);
 	return strtoull(at + strlen(key), NULL, 10);
+}
+
+/*
+ * Wait up to seconds for the counter name to read want; returns its last value. Each look
+ * is a stats line kept in t.proxy->text, so the looks back off (1 ms, doubling to 100 ms):
+ * a slow close under a sanitizer must not fill the output buffer with lines.
+ */
+static inline unsigned long long proxy_wait_counter(const char *name, unsigned long long want,
+						    double seconds)
+{
+	double end = now_s() + seconds;
+	unsigned pause_ms = 1;
+	unsigned long long v;
+
+	while ((v = proxy_counter(name)) != want && now_s() < end) {
+		sleep_ms(pause_ms);
+		pause_ms = pause_ms < 50 ? pause_ms * 2 : 100;
+	}
+	return v;
 }
 
 /* ---- clients ---- */

@@ -48,9 +48,7 @@ PROXY_TEST(proxy_limits, five_thousand_idle_connections_and_traffic_then_every_f
 	for (unsigned i = 0; i < IDLE_CONNS; i++)
 		cr_assert(ping(fds[i]), "idle connection %u lost", i);
 	/* redis-benchmark's own connections may still be closing. */
-	for (double end = now_s() + 10; proxy_counter("open") != IDLE_CONNS && now_s() < end;)
-		sleep_ms(50);
-	cr_assert_eq(proxy_counter("open"), (unsigned long long)IDLE_CONNS);
+	cr_assert_eq(proxy_wait_counter("open", IDLE_CONNS, 10), (unsigned long long)IDLE_CONNS);
 	for (unsigned i = 0; i < IDLE_CONNS; i++)
 		close(fds[i]);
 	cr_assert_eq(wait_fds(idle_fds, 20.0), idle_fds, "descriptors not released");
@@ -191,8 +189,7 @@ PROXY_TEST(proxy_limits, max_conns_refuses_the_next_without_harming_the_others)
 	cr_assert_eq(proxy_counter("refused"), 1ull);
 	/* A slot given back is a slot for the next client. */
 	close(fds[0]);
-	for (double end = now_s() + 5; proxy_counter("open") != 9 && now_s() < end;)
-		sleep_ms(20);
+	proxy_wait_counter("open", 9, 5);
 	fds[0] = connect_port(t.proxy_port);
 	cr_assert_geq(fds[0], 0);
 	cr_assert(ping(fds[0]));

@@ -89,8 +89,7 @@ PROXY_TEST(proxy_metrics, metrics_pass_promtool_and_count_what_went_through)
 		cr_assert(ping(fd));
 		close(fd);
 	}
-	for (double end = now_s() + START_S; proxy_counter("open") != 0;)
-		cr_assert_lt(now_s(), end, "connections still open");
+	cr_assert_eq(proxy_wait_counter("open", 0, START_S), 0ull, "connections still open");
 	scrape(out, sizeof(out), &body);
 
 	path_in_dir(path, sizeof(path), "metrics.txt");

@@ -121,6 +121,8 @@ urp_shim_failed(const char *file, int line, const char *expr, bool fatal, const 
 #define cr_assert_not_null(p, ...) urp_shim_check(true, (p) != NULL, #p " != NULL", __VA_ARGS__)
 #define cr_assert_str_eq(a, b, ...)                                                                \
 	urp_shim_check(true, strcmp((a), (b)) == 0, #a " == " #b, __VA_ARGS__)
+#define cr_assert_arr_eq(a, b, n, ...)                                                             \
+	urp_shim_check(true, memcmp((a), (b), (n)) == 0, #a " == " #b, __VA_ARGS__)
 #define cr_assert_fail(...) urp_shim_check(true, false, "cr_assert_fail", __VA_ARGS__)
 #define cr_expect_fail(...) urp_shim_check(false, false, "cr_expect_fail", __VA_ARGS__)
 
