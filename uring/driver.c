@@ -257,16 +257,18 @@ static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
 	/* Pairs with urp__tsan_release() in arm() and uring/ring_mode.c. */
 	urp__tsan_acquire(reg);
 	/* Entries outlive their requests, so this only fails on a bug; the check is a
-	 * plausibility test (magic, owner, mode), and ASan builds catch the use-after-free it
-	 * would be. */
+	 * plausibility test (magic, owner, mode: a poll's kind on a poll-mode entry, a recv's or
+	 * a send's on a ring-mode one), and ASan builds catch the use-after-free it would be. */
 	if (reg->magic != URP__REG_MAGIC || reg->io.counters != &drv->counters ||
-	    !reg->polls_armed || (kind != URP__KIND_POLL) != !!(reg->state & URP__REG_RING) ||
-	    kind > URP__KIND_SEND) {
-		urp__count_local(&drv->st.unknown_tokens, 1);
-		return 0;
-	}
-	if (kind != URP__KIND_POLL)
+	    !reg->polls_armed)
+		goto unknown;
+	if (kind != URP__KIND_POLL) {
+		if (!(reg->state & URP__REG_RING) || kind > URP__KIND_SEND)
+			goto unknown;
 		return urp__ring_dispatch(drv, reg, kind, cqe);
+	}
+	if (reg->state & URP__REG_RING)
+		goto unknown;
 	if (cqe->res >= 0 && !(reg->state & URP__REG_GONE)) {
 		urp__io_set_readiness(&reg->io, urp__ready_from_poll((unsigned)cqe->res));
 		urp__ready_add(drv, reg);
@@ -279,6 +281,9 @@ static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
 		poll_ended(drv, reg, cqe->res);
 	}
 	return events;
+unknown:
+	urp__count_local(&drv->st.unknown_tokens, 1);
+	return 0;
 }
 
 static int reap(struct urp_driver *drv)
