@@ -6,6 +6,8 @@
 #include <liburing.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "../core/io.h"
 #include "../core/stack.h"
@@ -119,6 +121,15 @@ struct urp__send {
 	int fin_res;		 /* a FIN: what shutdown() returned (a NOP's CQE completes it) */
 };
 
+/* A vectored send: the records at the head of an entry's queue, one sendmsg SQE. Kept until
+ * its completion; a driver-wide free list, so that an idle entry holds none. */
+#define URP__SENDV_MAX 8
+struct urp__sendv {
+	struct msghdr msg;
+	struct iovec iov[URP__SENDV_MAX];
+	struct urp__sendv *next; /* on the free list */
+};
+
 /* One buffer of the provided-buffer ring, by buffer id. */
 struct urp__rbuf {
 	struct urp_buf pub;	 /* what the caller sees */
@@ -140,6 +151,7 @@ struct urp__bufring {
 	struct urp__ring_reg *starved;	/* recvs ended for want of buffers, oldest first */
 	struct urp__ring_reg *starved_last;
 	unsigned cap, send_hwm;
+	struct urp__sendv *sendv_free;	/* vectors not in flight */
 	bool recv_limit;	 /* the kernel ends a multishot recv at a byte limit (6.17) */
 };
 
@@ -159,8 +171,10 @@ struct urp__ring_reg {
 	uint8_t rstate;
 	uint8_t recv_err;	/* errno of the recv, once it failed */
 	uint8_t send_err;	/* errno of a send, once one failed */
+	uint8_t sq_inflight;	/* records at the queue's head the send in flight names */
 	uint32_t sq_bytes;	/* bytes queued and not sent yet */
 	struct urp__send *sq_head, *sq_tail;
+	struct urp__sendv *sendv; /* the send in flight, when vectored */
 	struct urp__ring_reg *starved_next;
 	struct urp__ring_reg *flush_next, *flush_prev; /* on drv->flush (NULL-ended) */
 } __attribute__((aligned(URP__CACHE_PAIR)));

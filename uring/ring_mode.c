@@ -6,8 +6,10 @@
  * provided-buffer ring; each data completion queues its buffer on the entry and Sets READABLE
  * (tick + 1) exactly as a poll completion would, so a take that found the queue empty clears
  * READABLE with its snapshot's tick and a receive that raced it makes that clear stale. Sends
- * are queued per entry and go out one at a time (a later send of a socket never overtakes one
- * the kernel parked), as SQEs of the next turn's io_uring_enter(); WRITABLE means "fewer than
+ * are queued per entry and go out one SQE at a time (a later send of a socket never overtakes
+ * one the kernel parked), as SQEs of the next turn's io_uring_enter(): a send of the head, or
+ * a sendmsg of up to URP__SENDV_MAX records when more are queued, so that a socket's queue goes
+ * out in one enter; WRITABLE means "fewer than
  * send_hwm bytes queued", Set again (and the writers woken) when a completion brings the queue
  * below it or empties it.
  *
@@ -226,7 +228,12 @@ out_free:
 void urp__bufring_free(struct urp_driver *drv)
 {
 	struct urp__bufring *ring = &drv->bufring;
+	struct urp__sendv *v;
 
+	while ((v = ring->sendv_free)) {
+		ring->sendv_free = v->next;
+		free(v);
+	}
 	free(ring->bufs);
 	free(ring->mem);
 	free(ring->br);
@@ -418,6 +425,23 @@ static void send_submit(struct urp_driver *drv, struct urp__ring_reg *rr)
 		flush_due(drv, rr);
 }
 
+/* A vector for a sendmsg, or NULL (out of memory: the head goes alone). */
+static struct urp__sendv *sendv_get(struct urp__bufring *ring)
+{
+	struct urp__sendv *v = ring->sendv_free;
+
+	if (!v)
+		return malloc(sizeof(*v));
+	ring->sendv_free = v->next;
+	return v;
+}
+
+static void sendv_put(struct urp__bufring *ring, struct urp__sendv *v)
+{
+	v->next = ring->sendv_free;
+	ring->sendv_free = v;
+}
+
 /* Prepare it (at a turn's start); false when no SQE could be had. */
 static bool send_prep(struct urp_driver *drv, struct urp__ring_reg *rr)
 {
@@ -437,8 +461,22 @@ static bool send_prep(struct urp_driver *drv, struct urp__ring_reg *rr)
 	if (s->fin) {
 		s->fin_res = shutdown(rr->reg.fd, SHUT_WR) < 0 ? -errno : 0;
 		io_uring_prep_nop(sqe);
-	} else
+		rr->sq_inflight = 1;
+	} else if (s->next && !s->next->fin && (rr->sendv = sendv_get(&drv->bufring))) {
+		struct urp__sendv *v = rr->sendv;
+		unsigned n = 0;
+
+		/* The queue's head records, up to a FIN, in one sendmsg: the kernel takes them in
+		 * order, and a short send leaves the rest for the next SQE, as a short send does. */
+		for (; s && !s->fin && n < URP__SENDV_MAX; s = s->next, n++)
+			v->iov[n] = (struct iovec){ (void *)(s->data + s->off), s->len - s->off };
+		v->msg = (struct msghdr){ .msg_iov = v->iov, .msg_iovlen = n };
+		io_uring_prep_sendmsg(sqe, rr->reg.fd, &v->msg, MSG_NOSIGNAL);
+		rr->sq_inflight = (uint8_t)n;
+	} else {
 		io_uring_prep_send(sqe, rr->reg.fd, s->data + s->off, s->len - s->off, MSG_NOSIGNAL);
+		rr->sq_inflight = 1;
+	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&rr->reg | URP__KIND_SEND);
 	rr->reg.polls_armed++;
 	rr->rstate |= URP__SEND_BUSY;
@@ -454,18 +492,25 @@ static void send_free(struct urp_driver *drv, struct urp__send *s)
 		free(s);
 }
 
-/* Drop what is queued (a send failed, or the entry is gone), but the send in flight, which
- * goes when its completion comes (all of it with all: the ring has exited). */
+/* Drop what is queued (a send failed, or the entry is gone), but the records the send in
+ * flight names, which the kernel may still be reading: they go when its completion comes (all
+ * of it with all: the ring has exited). */
 static void send_drop(struct urp_driver *drv, struct urp__ring_reg *rr, bool all)
 {
 	struct urp__send *keep = NULL, *s = rr->sq_head, *next;
 
 	if (s && (rr->rstate & URP__SEND_BUSY) && !all) {
 		keep = s;
-		s = s->next;
-		keep->next = NULL;
+		for (unsigned i = 1; i < rr->sq_inflight && s->next; i++)
+			s = s->next;
+		rr->sq_tail = s;
+		next = s->next;
+		s->next = NULL;
+		s = next;
 	}
-	rr->sq_head = rr->sq_tail = keep;
+	rr->sq_head = keep;
+	if (!keep)
+		rr->sq_tail = NULL;
 	for (; s; s = next) {
 		next = s->next;
 		rr->sq_bytes -= s->len - s->off;
@@ -512,6 +557,22 @@ void urp__ring_free_reg(struct urp_driver *drv, struct urp__reg *reg)
 		rr->rstate &= (uint8_t)~URP__RING_FLUSH;
 	}
 	send_drop(drv, rr, true);
+	if (rr->sendv) {
+		sendv_put(&drv->bufring, rr->sendv);
+		rr->sendv = NULL;
+	}
+}
+
+/* The queue's head record is done (sent, or failed): it goes. */
+static void send_pop(struct urp_driver *drv, struct urp__ring_reg *rr)
+{
+	struct urp__send *s = rr->sq_head;
+
+	rr->sq_bytes -= s->len - s->off;
+	rr->sq_head = s->next;
+	if (!rr->sq_head)
+		rr->sq_tail = NULL;
+	send_free(drv, s);
 }
 
 static int send_cqe(struct urp_driver *drv, struct urp__ring_reg *rr,
@@ -522,21 +583,37 @@ static int send_cqe(struct urp_driver *drv, struct urp__ring_reg *rr,
 	unsigned hwm = drv->bufring.send_hwm;
 	uint32_t before = rr->sq_bytes;
 	int events = 0, res;
+	bool fin;
 
 	reg->polls_armed--;
 	rr->rstate &= (uint8_t)~URP__SEND_BUSY;
+	rr->sq_inflight = 0;
+	if (rr->sendv) {
+		sendv_put(&drv->bufring, rr->sendv);
+		rr->sendv = NULL;
+	}
 	if (!s) {
 		urp__count_local(&drv->st.unknown_tokens, 1);
 		urp__reg_request_ended(drv, reg);
 		return 0;
 	}
 	/* A FIN's CQE is its NOP's: the shutdown's result was kept (send_prep()). */
-	res = s->fin ? s->fin_res : cqe->res;
-	if (res >= 0 && !s->fin) {
-		s->off += (uint32_t)res;
-		rr->sq_bytes -= (uint32_t)res;
+	fin = s->fin;
+	res = fin ? s->fin_res : cqe->res;
+	if (res >= 0 && !fin) {
+		uint32_t left = (uint32_t)res;
+
 		urp__count_local(&drv->st.sends, 1);
 		urp__count_local(&drv->st.send_bytes, (uint64_t)res);
+		/* The records sent whole go; a short send leaves the rest of one at the head. */
+		while ((s = rr->sq_head) && !s->fin && left >= s->len - s->off) {
+			left -= s->len - s->off;
+			send_pop(drv, rr); /* its rest leaves sq_bytes */
+		}
+		if (left && s && !s->fin) {
+			s->off += left;
+			rr->sq_bytes -= left;
+		}
 	}
 	if (res < 0 && res != -ECANCELED && !rr->send_err) {
 		rr->send_err = (uint8_t)-res;
@@ -546,15 +623,12 @@ static int send_cqe(struct urp_driver *drv, struct urp__ring_reg *rr,
 			events = 1;
 		}
 	}
-	if (res < 0 || s->fin || s->off == s->len) {
-		/* Done (or failed: what follows it cannot go out in order any more). */
-		rr->sq_bytes -= s->len - s->off;
-		rr->sq_head = s->next;
-		if (!rr->sq_head)
-			rr->sq_tail = NULL;
-		send_free(drv, s);
-		if (res < 0)
-			send_drop(drv, rr, false);
+	if (res < 0) {
+		/* Failed: what follows cannot go out in order any more. */
+		send_pop(drv, rr);
+		send_drop(drv, rr, false);
+	} else if (fin) {
+		send_pop(drv, rr);
 	}
 	/* A short send's remainder, or the next one. */
 	if (!(reg->state & URP__REG_GONE) && !rr->send_err)

@@ -357,6 +357,41 @@ Test(uring_ringmode, fin_goes_out_after_the_queued_data)
 	close(sv[1]);
 }
 
+/* Sends queued in one turn go out in one enter: the queue's head records in one sendmsg (up to
+ * 8; the rest in the next), whole and in order, and a FIN queued behind them after them. */
+Test(uring_ringmode, sends_queued_together_go_out_in_one_sendmsg_then_the_fin)
+{
+	struct urp_driver_opts o = ring_opts(8, 4096, 0, 0);
+	char want[64], got[64];
+	size_t len = 0;
+	struct urp_io *io;
+	ssize_t n;
+	int sv[2];
+
+	io = ring_pair(&o, sv);
+	for (unsigned i = 0; i < 10; i++) {
+		snprintf(want + 5 * i, sizeof(want) - 5 * i, "<%03u>", i);
+		cr_assert_eq(urp_io_send(io, want + 5 * i, 5), 0);
+	}
+	cr_assert_eq(urp_io_send_fin(io), 0);
+	cr_assert_eq(urp_io_send_queued(io), 51u, "50 bytes and the FIN");
+	for (int i = 0; i < TURN_TRIES && urp_io_send_queued(io); i++)
+		turn(drv, TURN_WAIT_MS / 10);
+	cr_assert_eq(urp_io_send_queued(io), 0u);
+	while ((n = read(sv[1], got + len, sizeof(got) - len)) > 0)
+		len += (size_t)n;
+	cr_assert_eq(n, 0, "no EOF after the data");
+	cr_assert_eq(len, 50u);
+	cr_assert_arr_eq(got, want, 50);
+	/* Two sends with bytes: 8 records, then 2 (one by one: ten); the FIN is a NOP, not counted. */
+	cr_assert_eq(driver_stats(drv).sends, 2u, "send completions with bytes: %llu",
+		     (unsigned long long)driver_stats(drv).sends);
+	cr_assert_eq(driver_stats(drv).send_bytes, 50u);
+	cr_assert_eq(urp_deregister_close(io), 0);
+	cr_assert_eq(turn_until_live(drv, 0), 0);
+	close(sv[1]);
+}
+
 /* ---- the ring and fairness ---- */
 
 /* The ring runs dry while an entry holds every buffer: its recv ends with -ENOBUFS (counted),
