@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job (`make run`): a quick side-by-side of urpoll and raw epoll on notify,
-# pingpong-unix-64 and churn (about a minute), then, when root, a short pass of the same workloads traced by
-# urpoll-trace with its histograms, and the bpftool commands to look further.
+# pingpong-unix-64 and churn (about a minute), then, when root, a short pass of the same workloads
+# and of urpoll-pingpong (whose waiters make wake batches) traced by urpoll-trace with its
+# histograms, and the bpftool commands to look further.
 #
 #   tools/scripts/run-main.sh [BUILD_DIR]
 set -u
@@ -30,9 +31,13 @@ if [ "$(id -u)" -eq 0 ] && [ -x "$trace" ]; then
 	done
 	if grep -q '^tracing urpoll' "$tmp/trace.err" 2>/dev/null; then
 		echo
-		echo "run-main: the same workloads on urpoll again (--smoke), traced by urpoll-trace:"
+		echo "run-main: the same workloads on urpoll again (--smoke), then urpoll-pingpong, traced by urpoll-trace"
+		echo "(the bench's loop takes its events from urp_driver_poll(), which stores no waker, so"
+		echo "its events wake nobody; urpoll-pingpong's ends wait with urp_io_poll_ready(): a batch"
+		echo "per event):"
 		"$bench" --smoke notify pingpong-unix-64 churn --backends urpoll >/dev/null ||
 			status=$?
+		"$build/tools/urpoll-pingpong" -n 64 -m 50000 || status=$?
 		kill -INT "$tracer"
 		wait "$tracer"
 		tracer=
