@@ -9,9 +9,8 @@
  * are queued per entry and go out one SQE at a time (a later send of a socket never overtakes
  * one the kernel parked), as SQEs of the next turn's io_uring_enter(): a send of the head, or
  * a sendmsg of up to URP__SENDV_MAX records when more are queued, so that a socket's queue goes
- * out in one enter; WRITABLE means "fewer than
- * send_hwm bytes queued", Set again (and the writers woken) when a completion brings the queue
- * below it or empties it.
+ * out in one enter. WRITABLE means "fewer than send_hwm bytes queued", Set again (and the
+ * writers woken) when a completion brings the queue below it or empties it.
  *
  * The buffers: a buffer is in the ring, or out (queued on an entry, taken, or being sent). A
  * release adds it to the ring at once; the kernel sees the additions when the next turn starts
@@ -436,10 +435,16 @@ static struct urp__sendv *sendv_get(struct urp__bufring *ring)
 	return v;
 }
 
-static void sendv_put(struct urp__bufring *ring, struct urp__sendv *v)
+/* The send in flight ended (or the ring exited): its vector, if it had one, goes back. */
+static void sendv_done(struct urp_driver *drv, struct urp__ring_reg *rr)
 {
-	v->next = ring->sendv_free;
-	ring->sendv_free = v;
+	struct urp__sendv *v = rr->sendv;
+
+	if (!v)
+		return;
+	v->next = drv->bufring.sendv_free;
+	drv->bufring.sendv_free = v;
+	rr->sendv = NULL;
 }
 
 /* Prepare it (at a turn's start); false when no SQE could be had. */
@@ -557,10 +562,7 @@ void urp__ring_free_reg(struct urp_driver *drv, struct urp__reg *reg)
 		rr->rstate &= (uint8_t)~URP__RING_FLUSH;
 	}
 	send_drop(drv, rr, true);
-	if (rr->sendv) {
-		sendv_put(&drv->bufring, rr->sendv);
-		rr->sendv = NULL;
-	}
+	sendv_done(drv, rr);
 }
 
 /* The queue's head record is done (sent, or failed): it goes. */
@@ -588,10 +590,7 @@ static int send_cqe(struct urp_driver *drv, struct urp__ring_reg *rr,
 	reg->polls_armed--;
 	rr->rstate &= (uint8_t)~URP__SEND_BUSY;
 	rr->sq_inflight = 0;
-	if (rr->sendv) {
-		sendv_put(&drv->bufring, rr->sendv);
-		rr->sendv = NULL;
-	}
+	sendv_done(drv, rr);
 	if (!s) {
 		urp__count_local(&drv->st.unknown_tokens, 1);
 		urp__reg_request_ended(drv, reg);
