@@ -189,7 +189,8 @@ void urp_readiness_cancel(struct urp_readiness *r);
  *   enobufs         recvs that ended because the provided-buffer ring was empty, re-armed
  *                   once buffers came back
  *   paused          recvs paused because their entry held opts.buf_cap buffers
- *   sends           send completions (a short send's remainder is a send of its own)
+ *   sends           send completions with bytes: one per send request, which may carry
+ *                   several queued sends (a short send's remainder is a request of its own)
  *   send_bytes      bytes sent
  *   bufs_out        buffers out of the ring now: queued on entries, taken and not released,
  *                   or being sent (0 once every buffer was released and every send done)
