@@ -301,7 +301,7 @@ struct urp_ready {
 };
 
 /*
- * The epoll_wait() of urpoll, for loops that call back per ready fd (the driver must be created
+ * The wait for ready fds, for loops that call back per ready fd (the driver must be created
  * with URP_DRIVER_READY_LIST): one turn as urp_driver_turn() (wakers and futures still run),
  * then up to max entries made ready since they were last handed out, each once, oldest first
  * (the rest wait for the next call, which then does not block). The words still decide: the

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The ready list (URP_DRIVER_READY_LIST): the entries whose word a completion Set since they
- * were last handed out, each once, for urp_driver_poll(), the driver's epoll_wait(). The turn
+ * were last handed out, each once, for urp_driver_poll(), the driver's wait for ready fds. The turn
  * lists them (urp__ready_add(), inline in driver.h); the handout takes a snapshot of each word.
  */
 #include <errno.h>

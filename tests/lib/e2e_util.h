@@ -50,7 +50,7 @@ static inline void skip_without_io_uring(void)
 	int ret = urp_driver_new(&drv, NULL);
 
 	if (ret == -EPERM || ret == -ENOSYS || ret == -EOPNOTSUPP)
-		cr_skip_test("io_uring unavailable: %s", urp_strerror(ret));
+		cr_skip_test("missing prerequisite: io_uring (%s)", urp_strerror(ret));
 	cr_assert_eq(ret, 0, "urp_driver_new: %s", urp_strerror(ret));
 	urp_driver_free(drv);
 }

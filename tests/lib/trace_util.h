@@ -537,15 +537,16 @@ static inline bool has_sys_admin(void)
 static inline void trace_setup(void)
 {
 	if (geteuid() != 0)
-		cr_skip_test("needs root to load BPF programs");
+		cr_skip_test("missing prerequisite: root (to load BPF programs)");
 	if (!has_sys_admin())
-		cr_skip_test("needs CAP_SYS_ADMIN to attach uprobes (docs/tracing.md, Privileges)");
+		cr_skip_test("missing prerequisite: CAP_SYS_ADMIN (to attach uprobes; docs/tracing.md, "
+			     "Privileges)");
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
-		cr_skip_test("no kernel BTF (/sys/kernel/btf/vmlinux)");
+		cr_skip_test("missing prerequisite: kernel BTF (/sys/kernel/btf/vmlinux)");
 	if (access("/sys/bus/event_source/devices/uprobe/type", R_OK) != 0)
-		cr_skip_test("the kernel has no uprobes");
+		cr_skip_test("missing prerequisite: uprobes in this kernel");
 	if (!tracefs_ready())
-		cr_skip_test("tracefs is not mounted and cannot be mounted");
+		cr_skip_test("missing prerequisite: tracefs (not mounted, and mounting it failed)");
 
 	snprintf(work_dir, sizeof(work_dir), "/tmp/urp-trace-XXXXXX");
 	cr_assert_not_null(mkdtemp(work_dir));

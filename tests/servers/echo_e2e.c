@@ -85,7 +85,7 @@ ECHO_TEST(echo_e2e, ipv6_loopback)
 	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0 || bind(fd, (struct sockaddr *)&probe, sizeof(probe)) < 0)
-		cr_skip_test("no IPv6 loopback here: %s", strerror(errno));
+		cr_skip_test("missing prerequisite: IPv6 loopback (::1): %s", strerror(errno));
 	close(fd);
 	server_start((const char *const[]){ "--listen", "[::1]:0", NULL });
 	cr_assert(strstr(srv.text, "listening on tcp [::1]:"), "%s", srv.text);

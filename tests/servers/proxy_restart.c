@@ -24,7 +24,7 @@ static void private_network(bool migrate)
 	int fd;
 
 	if (unshare(CLONE_NEWNET) < 0)
-		cr_skip_test("a network namespace of its own needs CAP_SYS_ADMIN: %s",
+		cr_skip_test("missing prerequisite: CAP_SYS_ADMIN (for a network namespace): %s",
 			     strerror(errno));
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(fd, 0);

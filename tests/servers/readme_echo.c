@@ -200,7 +200,7 @@ Test(readme_echo, serves_one_client, .timeout = 30)
 
 	ret = urp_loop_new(&s.loop, NULL);
 	if (ret == -EPERM || ret == -ENOSYS || ret == -EOPNOTSUPP)
-		cr_skip_test("io_uring unavailable: %s", urp_strerror(ret));
+		cr_skip_test("missing prerequisite: io_uring (%s)", urp_strerror(ret));
 	cr_assert_eq(ret, 0, "urp_loop_new: %s", urp_strerror(ret));
 	s.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	cr_assert_geq(s.fd, 0);
