@@ -8,7 +8,8 @@
  * talk to the turning thread through a lock-free command queue and an eventfd unpark.
  *
  * Registration, the command queue and the entries' lifetime are uring/entries.c's; ring mode's
- * requests (recv, send) uring/ring_mode.c's: dispatch() hands their completions over.
+ * requests (recv, send) are uring/ring_mode.c's and ring_send.c's: dispatch() hands their
+ * completions over.
  */
 #include <errno.h>
 #include <poll.h>
@@ -254,7 +255,7 @@ static int dispatch(struct urp_driver *drv, const struct io_uring_cqe *cqe)
 		return 0;
 	}
 	reg = (struct urp__reg *)(uintptr_t)(token & ~(uint64_t)URP__KIND_MASK);
-	/* Pairs with urp__tsan_release() in arm() and uring/ring_mode.c. */
+	/* Pairs with urp__tsan_release() in arm(), uring/ring_mode.c and ring_send.c. */
 	urp__tsan_acquire(reg);
 	/* Entries outlive their requests, so this only fails on a bug; the check is a
 	 * plausibility test (magic, owner, mode: a poll's kind on a poll-mode entry, a recv's or

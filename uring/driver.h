@@ -96,7 +96,7 @@ int urp__slab_alloc(struct urp__slab *slab, void **slot);
 void urp__slab_free(struct urp__slab *slab, void *slot);
 void urp__slab_destroy(struct urp__slab *slab);
 
-/* ---- ring mode (uring/ring_mode.c) ---- */
+/* ---- ring mode (uring/ring_mode.c, uring/ring_send.c, uring/ring_mode.h) ---- */
 
 /* Tokens carry the kind of request in the low bits a registration's alignment leaves free. */
 #define URP__KIND_POLL 0u /* the poll of a poll-mode registration */
