@@ -358,11 +358,14 @@ $(FUZZ_OUT)/driver_faults: tests/fuzz/driver_faults.c $(FUZZ_DRIVER_SRCS) tests/
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -DURP_FAULT -o $@ $< $(FUZZ_DRIVER_SRCS) tests/lib/fault.c \
 		$(URING_LIBS) -lpthread
 
-# ring_ops drives ring mode (uring/ring_mode.c) over real sockets with its own stream model.
-$(FUZZ_OUT)/ring_ops: tests/fuzz/ring_ops.c $(LIB_SRCS) $(FUZZ_DEPS)
+# ring_ops drives ring mode (uring/ring_mode.c, ring_send.c) over real sockets with its own
+# stream model (ring_model.c).
+$(FUZZ_OUT)/ring_ops: tests/fuzz/ring_ops.c tests/fuzz/ring_model.c tests/fuzz/ring_model.h \
+		$(LIB_SRCS) $(FUZZ_DEPS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(URING_LIBS) -lpthread
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< tests/fuzz/ring_model.c $(LIB_SRCS) $(URING_LIBS) \
+		-lpthread
 
 fuzz: $(FUZZ_BINS)
 	$(Q)for t in $(FUZZ_TARGETS); do \
