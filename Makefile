@@ -489,8 +489,9 @@ check: deps
 
 # The soak (not part of `make check`): `make soak [SOAK_SECONDS=N] [SOAK_ARGS=...]` runs
 # tests/progs/soak.c (its environment in soak_env.h) for SOAK_SECONDS after a 60 s warm-up and
-# fails on a lost wakeup, an fd count that moved, or RSS grown beyond SOAK_RSS_KB. Sanitizer runtimes keep freed memory a
-# while (ASan's quarantine, TSan's shadow), hence their larger allowance.
+# fails on a lost wakeup, an fd count that moved, or RSS grown beyond SOAK_RSS_KB. Sanitizer
+# runtimes keep freed memory a while (ASan's quarantine, TSan's shadow), hence their larger
+# allowance.
 SOAK_SECONDS ?= 3600
 SOAK_ARGS ?=
 ifneq ($(SANITIZE),)
