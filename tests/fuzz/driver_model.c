@@ -3,7 +3,6 @@
  * The shared half of the driver fuzz targets (driver_model.h): the kernel model of each entry's
  * fd, the public-API ops on the real driver, and the settle and end-of-input properties.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -38,20 +37,6 @@ static int task_run(struct urp_task *task, void *arg)
 	if (e->task_waiting && urp_readiness_poll(&e->task_fut, &w, &ev) == 0)
 		e->task_waiting = false;
 	return 0;
-}
-
-static int open_fds(void)
-{
-	struct dirent *d;
-	DIR *dir = opendir("/proc/self/fd");
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir)))
-		n += d->d_name[0] != '.';
-	closedir(dir);
-	return n;
 }
 
 static void close_fd(int *fd)
@@ -492,7 +477,7 @@ void drv_model_begin(const struct urp_driver_opts *opts)
 		/* Claim the driver for this thread: shutdown is then synchronous (docs/design.md, "Threads and unpark"). */
 		drv_model_turn(0);
 	}
-	model.fds_before = open_fds();
+	model.fds_before = fuzz_open_fds();
 	model.shut = false;
 	model.failed_seen = 0;
 	memset(model.ents, 0, sizeof(model.ents));
@@ -523,8 +508,8 @@ struct urp_stats drv_model_finish(void)
 	/* Every entry freed: no one holds the slot wakers of deregistered entries any more. */
 	while (model.nr_gone)
 		free(model.gone[--model.nr_gone]);
-	FUZZ_CHECK(open_fds() == model.fds_before, "%d fds open, %d before the input", open_fds(),
-		   model.fds_before);
+	FUZZ_CHECK(fuzz_open_fds() == model.fds_before, "%d fds open, %d before the input",
+		   fuzz_open_fds(), model.fds_before);
 	if (model.shut) {
 		urp_loop_free(model.loop);
 		model.loop = NULL;

@@ -8,6 +8,7 @@
 #ifndef URP_TESTS_FUZZ_UTIL_H
 #define URP_TESTS_FUZZ_UTIL_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -107,5 +108,20 @@ static inline unsigned ref_from_interest(unsigned interest)
 #define FUZZ_CHECK_WORD(word, ref)                                                                 \
 	FUZZ_CHECK((word) == ref_pack(ref), "word %#x, expected ready %#x tick %u shutdown %d",   \
 		   (unsigned)(word), (ref)->ready, (ref)->tick, (ref)->shutdown)
+
+/* The descriptors this process has open (the fd-leak check at the end of an input), or -1. */
+static inline int fuzz_open_fds(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *d;
+	int n = 0;
+
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)))
+		n += d->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
 
 #endif /* URP_TESTS_FUZZ_UTIL_H */

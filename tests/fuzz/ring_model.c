@@ -3,7 +3,6 @@
  * The ring_ops fuzz target's model (ring_model.h says what it holds): the byte streams, the
  * descriptors, the checks of every entry against its word and counters, and the peer.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -54,20 +53,6 @@ void out_append(struct out_stream *o, const void *data, size_t len)
 }
 
 /* ---- descriptors ---- */
-
-int open_fds(void)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *d;
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir)))
-		n += d->d_name[0] != '.';
-	closedir(dir);
-	return n;
-}
 
 void setopt(int fd, int level, int name, int val)
 {

@@ -84,8 +84,7 @@ uint8_t pattern(unsigned stream, uint64_t pos);
 void fill(uint8_t *p, size_t len, unsigned stream, uint64_t pos);
 void out_append(struct out_stream *o, const void *data, size_t len);
 
-/* Descriptors: the process's open fds (leak check), socket options, pairs, closing. */
-int open_fds(void);
+/* Descriptors: socket options, pairs, closing. */
 void setopt(int fd, int level, int name, int val);
 void linger0(int fd);
 void tcp_pair(int sv[2]);

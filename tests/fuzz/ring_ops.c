@@ -41,7 +41,6 @@
  * RING_OPS_TRACE=1 prints each input's ops and what it reached (pauses, -ENOBUFS, overflows,
  * -EAGAIN sends, forwards) on stderr.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -513,7 +512,7 @@ static void begin(uint8_t conf)
 	}
 	m.conf = (enum config)(conf % CONF_COUNT);
 	m.drv = m.drvs[m.conf];
-	m.fds_before = open_fds();
+	m.fds_before = fuzz_open_fds();
 	m.shut = false;
 	m.eagain = m.forwards = m.copies = m.take_errors = 0;
 	m.nheld = 0;
@@ -547,8 +546,8 @@ static void finish(void)
 		   (unsigned long)st.unknown_tokens);
 	FUZZ_CHECK(st.poll_errors == 0, "%lu requests failed to arm",
 		   (unsigned long)st.poll_errors);
-	FUZZ_CHECK(open_fds() == m.fds_before, "%d fds open, %d before the input", open_fds(),
-		   m.fds_before);
+	FUZZ_CHECK(fuzz_open_fds() == m.fds_before, "%d fds open, %d before the input",
+		   fuzz_open_fds(), m.fds_before);
 	if (m.trace)
 		fprintf(stderr,
 			"reached: recv_bufs %lu enobufs %lu paused %lu sends %lu cq_overflows %lu "
